@@ -1,0 +1,1 @@
+"""HTTP adapters: one sub-package per API surface over the services."""

@@ -1,0 +1,160 @@
+"""The composition root: the only place that wires adapters to services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp
+
+from skylens.api.errors import RouteNotFound, error_response, handle_error
+from skylens.api.image_v2.images import ImageHandlers
+from skylens.api.image_v2.query import ListLimits
+from skylens.api.image_v2.routes import image_resources, schema_resources
+from skylens.api.image_v2.schemas import load_schemas
+from skylens.api.middleware import RequestIdMiddleware
+from skylens.api.openapi import openapi_document
+from skylens.api.responses import json_response
+from skylens.api.routing import Operation, Resource
+from skylens.api.versions import VersionNegotiation, version_resources
+from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
+from skylens.config import ConfigError, Settings
+from skylens.db.engine import create_engine, upgrade
+from skylens.db.repository import SqlImageRepository
+from skylens.domain.changes import ImageLimits
+from skylens.domain.errors import SkylensError
+from skylens.domain.ports import Authenticator
+from skylens.services.images import ImageService
+
+log = logging.getLogger("skylens")
+
+_VERSIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "versions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string"},
+                    "links": {"type": "array"},
+                },
+            },
+        }
+    },
+}
+
+
+def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
+    """Build the whole service from settings (and optionally a ready engine)."""
+    engine = engine or create_engine(settings.database_url, pool_size=settings.database.pool_size)
+    if settings.database.auto_upgrade:
+        upgrade(engine)
+    limits = ImageLimits(
+        properties=settings.images.property_quota,
+        tags=settings.images.tag_quota,
+        members=settings.images.member_quota,
+    )
+    service = ImageService(SqlImageRepository(engine), limits)
+    schemas = load_schemas()
+    handlers = ImageHandlers(
+        service=service,
+        schemas=schemas,
+        authenticator=_authenticator(settings),
+        list_limits=ListLimits(
+            default=settings.images.limit_param_default,
+            maximum=settings.images.api_limit_max,
+        ),
+        public_endpoint=settings.server.public_endpoint,
+    )
+    resources = [
+        *version_resources(settings.server.public_endpoint),
+        *schema_resources(schemas),
+        *image_resources(handlers),
+    ]
+    resources.extend(_service_resources(engine, resources, schemas))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return await handle_error(request, RouteNotFound())
+        return error_response(request, exc.status_code, str(exc.detail))
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error serving %s %s", request.method, request.url.path)
+        return error_response(
+            request,
+            500,
+            "The server has either erred or is incapable of performing the requested operation.",
+        )
+
+    app = Starlette(
+        routes=[resource.route() for resource in resources],
+        exception_handlers={
+            SkylensError: handle_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+    )
+    app.state.engine = engine
+    return RequestIdMiddleware(VersionNegotiation(app, settings.server.public_endpoint))
+
+
+def _authenticator(settings: Settings) -> Authenticator:
+    if settings.auth.mode == "trusted-headers":
+        return TrustedHeadersAuthenticator(
+            default_project=settings.auth.default_project,
+            default_user=settings.auth.default_user,
+            default_roles=settings.auth.default_roles,
+        )
+    raise ConfigError(f"unknown auth.mode {settings.auth.mode!r} (supported: trusted-headers)")
+
+
+def _service_resources(engine: sa.Engine, api: list[Resource], schemas: Any) -> list[Resource]:
+    async def healthcheck(_request: Request) -> Response:
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            return PlainTextResponse("database unavailable", status_code=503)
+        return PlainTextResponse("OK")
+
+    health = Resource(
+        "/healthcheck",
+        [
+            Operation(
+                "GET",
+                healthcheck,
+                "Report whether the service can serve requests",
+                errors=(503,),
+                authenticated=False,
+            )
+        ],
+        tag="service",
+    )
+    openapi = Resource(
+        "/openapi.json",
+        [
+            Operation(
+                "GET",
+                lambda request: _openapi(document),
+                "This OpenAPI document",
+                authenticated=False,
+            )
+        ],
+        tag="service",
+    )
+    named = {schema.name: schema.document for schema in schemas.all()}
+    named["versions"] = _VERSIONS_SCHEMA
+    document = openapi_document([*api, health, openapi], named)
+    return [health, openapi]
+
+
+async def _openapi(document: dict[str, Any]) -> Response:
+    return json_response(document)

@@ -1,0 +1,142 @@
+"""The one place errors become HTTP responses, in Glance's error formats.
+
+Statuses are found by walking the exception's class hierarchy, so a new error
+class needs no entry when its parent's status is right.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from skylens.api.responses import json_response
+from skylens.domain import errors
+
+# webob's reason phrases: clients and logs were written against these.
+REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    416: "Request Range Not Satisfiable",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
+
+
+class MethodNotAllowed(errors.SkylensError):
+    def __init__(self, allowed: Sequence[str]) -> None:
+        super().__init__("The method is not allowed for this resource.")
+        self.allowed = tuple(allowed)
+
+
+class MethodNotImplemented(errors.SkylensError):
+    """An HTTP method this server does not know at all."""
+
+    def __init__(self) -> None:
+        super().__init__("The server does not support the requested method.")
+
+
+class RouteNotFound(errors.NotFound):
+    def __init__(self) -> None:
+        super().__init__("The resource could not be found.")
+
+
+STATUS_BY_ERROR: dict[type[errors.SkylensError], int] = {
+    errors.InvalidRequest: 400,
+    errors.NotAuthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    MethodNotAllowed: 405,
+    MethodNotImplemented: 501,
+    errors.Conflict: 409,
+    errors.LimitExceeded: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.SkylensError: 500,
+}
+# Errors Glance reports as the detail under webob's generic explanation.
+DETAIL_STYLE: tuple[type[errors.SkylensError], ...] = (
+    errors.PropertyNotFound,
+    errors.PropertyExists,
+    errors.PropertyNotRemovable,
+    errors.OwnerChangeForbidden,
+    errors.ForeignOwnerForbidden,
+)
+GENERIC_EXPLANATIONS = {
+    400: "The server could not comply with the request since it is either malformed or "
+    "otherwise incorrect.",
+    403: "Access was denied to this resource.",
+    404: "The resource could not be found.",
+    409: "There was a conflict when trying to complete your request.",
+    413: "The body of your request was too large for this server.",
+}
+
+
+def status_of(error: errors.SkylensError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def error_response(
+    request: Request | None,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    as_detail: bool = False,
+) -> Response:
+    """Render an error as Glance does: JSON, plain text or HTML by `Accept`."""
+    reason = REASONS.get(status, "Error")
+    code = f"{status} {reason}"
+    accept = request.headers.get("accept", "") if request is not None else "application/json"
+    explanation, detail = message, ""
+    if as_detail and status in GENERIC_EXPLANATIONS:
+        explanation, detail = GENERIC_EXPLANATIONS[status], message
+    if "application/json" in accept:
+        body = {
+            "message": f"{explanation}<br /><br />\n{detail}\n\n",
+            "code": code,
+            "title": reason,
+        }
+        return json_response(body, status=status, headers=headers)
+    if not accept.strip():
+        text = (
+            f"{code}\n\n{explanation}\n\n {detail}  " if detail else f"{code}\n\n{message}\n\n   "
+        )
+        return Response(
+            text,
+            status_code=status,
+            media_type="text/plain; charset=UTF-8",
+            headers=headers,
+        )
+    page = (
+        f"<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n"
+        f"  {html.escape(explanation)}<br /><br />\n{html.escape(detail)}\n\n\n </body>\n</html>"
+    )
+    return Response(
+        page, status_code=status, media_type="text/html; charset=UTF-8", headers=headers
+    )
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.SkylensError)
+    headers = {}
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = ", ".join(exc.allowed)
+    if isinstance(exc, errors.NotAuthenticated) and getattr(exc, "challenge", None):
+        headers["WWW-Authenticate"] = str(exc.challenge)  # type: ignore[attr-defined]
+    as_detail = isinstance(exc, DETAIL_STYLE)
+    return error_response(request, status_of(exc), exc.message, headers, as_detail=as_detail)

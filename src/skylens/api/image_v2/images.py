@@ -1,0 +1,134 @@
+"""Handlers for /v2/images: create, list, show, update, delete, actions, tags."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from skylens.api.image_v2 import patch, views
+from skylens.api.image_v2.query import ListLimits, parse_list_query
+from skylens.api.image_v2.schemas import ImageSchemas
+from skylens.api.requests import base_url, read_json, reject_body
+from skylens.api.responses import json_response, no_content
+from skylens.domain.access import RequestContext
+from skylens.domain.errors import InvalidRequest, ReadOnlyAttribute, ReservedAttribute
+from skylens.domain.images import MAX_NAME_LENGTH, MUTABLE_ATTRIBUTES, READ_ONLY_ATTRIBUTES
+from skylens.domain.ports import Authenticator
+from skylens.services.images import ImageService, NewImage
+
+# Keys refused before schema validation, as Glance does.
+_DISALLOWED_ON_CREATE = ("direct_url", "self", "file", "schema", "stores")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageHandlers:
+    service: ImageService
+    schemas: ImageSchemas
+    authenticator: Authenticator
+    list_limits: ListLimits
+    public_endpoint: str = ""
+
+    async def _context(self, request: Request) -> RequestContext:
+        return await self.authenticator.authenticate(request.headers)
+
+    async def create(self, request: Request) -> Response:
+        context = await self._context(request)
+        new_image = self._new_image(await read_json(request))
+        image = await run_in_threadpool(self.service.create, context, new_image)
+        location = f"{base_url(request, self.public_endpoint)}{views.image_path(image.id)}"
+        return json_response(views.image_view(image), status=201, headers={"Location": location})
+
+    def _new_image(self, document: Any) -> NewImage:
+        if not isinstance(document, dict):
+            raise InvalidRequest(
+                f"Provided object does not match schema 'image': {document!r} is not of type "
+                "'object'"
+            )
+        for key in _DISALLOWED_ON_CREATE:
+            if key in document:
+                raise ReadOnlyAttribute(key)
+        self.schemas.image.validate(document)
+        body = dict(document)
+        for key in body:
+            if key in READ_ONLY_ATTRIBUTES and key != "id":
+                raise ReadOnlyAttribute(key)
+        if "locations" in body:
+            raise ReservedAttribute("locations")
+        image_id = body.pop("id", None)
+        tags = frozenset(body.pop("tags", ()))
+        attributes = {key: body.pop(key) for key in MUTABLE_ATTRIBUTES & body.keys()}
+        attributes.pop("tags", None)
+        for key in body:
+            if len(key) > MAX_NAME_LENGTH:
+                raise InvalidRequest("Custom property should not be greater than 255 characters.")
+        return NewImage(image_id=image_id, attributes=attributes, properties=body, tags=tags)
+
+    async def index(self, request: Request) -> Response:
+        context = await self._context(request)
+        params = request.query_params.multi_items()
+        query = parse_list_query(params, self.list_limits)
+        page = await run_in_threadpool(self.service.list, context, query)
+        return json_response(views.images_view(page.images, params, page.next_marker))
+
+    async def show(self, request: Request) -> Response:
+        context = await self._context(request)
+        image = await run_in_threadpool(self.service.get, context, request.path_params["image_id"])
+        return json_response(views.image_view(image))
+
+    async def update(self, request: Request) -> Response:
+        v21 = patch.check_media_type(request.headers.get("content-type"))
+        context = await self._context(request)
+        document = await read_json(request)
+        parsed = patch.parse_patch(document, self.schemas.image, v21=v21)
+        image_id = request.path_params["image_id"]
+        if parsed.changes:
+            image = await run_in_threadpool(
+                self.service.update,
+                context,
+                image_id,
+                parsed.changes,
+                add_replaces=parsed.add_replaces,
+            )
+        else:
+            image = await run_in_threadpool(self.service.get, context, image_id)
+        return json_response(views.image_view(image))
+
+    async def delete(self, request: Request) -> Response:
+        context = await self._context(request)
+        await run_in_threadpool(self.service.delete, context, request.path_params["image_id"])
+        return no_content()
+
+    async def deactivate(self, request: Request) -> Response:
+        context = await self._context(request)
+        await reject_body(request)
+        await run_in_threadpool(self.service.deactivate, context, request.path_params["image_id"])
+        return no_content()
+
+    async def reactivate(self, request: Request) -> Response:
+        context = await self._context(request)
+        await reject_body(request)
+        await run_in_threadpool(self.service.reactivate, context, request.path_params["image_id"])
+        return no_content()
+
+    async def add_tag(self, request: Request) -> Response:
+        context = await self._context(request)
+        await reject_body(request)
+        tag = request.path_params["tag"]
+        self.schemas.image.validate({"tags": [tag]})
+        await run_in_threadpool(self.service.add_tag, context, request.path_params["image_id"], tag)
+        return no_content()
+
+    async def remove_tag(self, request: Request) -> Response:
+        context = await self._context(request)
+        await reject_body(request)
+        await run_in_threadpool(
+            self.service.remove_tag,
+            context,
+            request.path_params["image_id"],
+            request.path_params["tag"],
+        )
+        return no_content()

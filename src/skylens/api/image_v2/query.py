@@ -1,0 +1,309 @@
+"""Parse `GET /v2/images` query parameters into a `ListQuery`, as Glance does."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+from skylens.domain.errors import InvalidFilter
+from skylens.domain.images import MemberStatus, Visibility
+from skylens.domain.listing import (
+    SORT_KEYS,
+    AttributeFilter,
+    ListQuery,
+    Operator,
+    SortDirection,
+    SortKey,
+    TimeFilter,
+    complete_sort,
+)
+
+_LIST_ATTRIBUTES = ("name", "id", "status", "container_format", "disk_format")
+_TIME_ATTRIBUTES = ("created_at", "updated_at")
+_TIME_OPERATORS = frozenset(
+    {Operator.EQ, Operator.NEQ, Operator.GT, Operator.GTE, Operator.LT, Operator.LTE}
+)
+# Columns an unknown-looking key may still name: filtered by equality.
+_INTEGER_COLUMNS = frozenset({"size", "virtual_size", "min_ram", "min_disk"})
+_BOOLEAN_COLUMNS = frozenset({"protected", "os_hidden"})
+_STRING_COLUMNS = frozenset({"owner", "checksum", "os_hash_algo", "os_hash_value", "visibility"})
+_RESERVED = frozenset({"limit", "marker", "member_status", "tag", "sort", "sort_key", "sort_dir"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ListLimits:
+    default: int = 25
+    maximum: int = 1000
+
+
+def parse_list_query(params: Sequence[tuple[str, str]], limits: ListLimits) -> ListQuery:
+    last = dict(params)
+    values: dict[str, list[str]] = {}
+    for key, value in params:
+        values.setdefault(key, []).append(value)
+
+    limit = _limit(last.get("limit"), limits)
+    member_status = _member_status(last.get("member_status", "accepted"))
+    sort, default_direction = _sort(last, values)
+    tags = tuple(tag.strip() for tag in values.get("tag", []))
+
+    filters = {key: value for key, value in last.items() if key not in _RESERVED}
+    if "changes-since" in filters:
+        raise InvalidFilter('The "changes-since" filter is no longer available on v2.')
+    visibility, all_visibilities = _visibility(filters.pop("visibility", None))
+    os_hidden = _os_hidden(filters.pop("os_hidden", None))
+    attributes: list[AttributeFilter] = []
+    times: list[TimeFilter] = []
+    ranges: dict[str, int] = {}
+    properties: dict[str, str] = {}
+    for key, value in filters.items():
+        if key in _TIME_ATTRIBUTES:
+            times.append(_time_filter(key, value))
+        elif key in _LIST_ATTRIBUTES:
+            attributes.append(_list_filter(key, value))
+        elif key == "protected":
+            attributes.append(AttributeFilter(key, Operator.EQ, (_protected(value),)))
+        elif key.endswith(("_min", "_max")) and key[:-4] in _INTEGER_COLUMNS:
+            ranges[key] = _range_value(value)
+        elif key in _INTEGER_COLUMNS:
+            attributes.append(AttributeFilter(key, Operator.EQ, (_integer(key, value),)))
+        elif key in _BOOLEAN_COLUMNS:
+            attributes.append(AttributeFilter(key, Operator.EQ, (value.lower() == "true",)))
+        elif key in _STRING_COLUMNS:
+            attributes.append(AttributeFilter(key, Operator.EQ, (value,)))
+        else:
+            properties[key] = value
+    for key, bound in ranges.items():
+        operator = Operator.GTE if key.endswith("_min") else Operator.LTE
+        attributes.append(AttributeFilter(key[:-4], operator, (bound,)))
+
+    return ListQuery(
+        limit=limit,
+        marker=last.get("marker"),
+        sort=complete_sort(sort, default_direction),
+        visibility=visibility,
+        all_visibilities=all_visibilities,
+        member_status=member_status,
+        os_hidden=os_hidden,
+        attributes=tuple(attributes),
+        times=tuple(times),
+        tags=tags,
+        properties=properties,
+    )
+
+
+def _limit(raw: str | None, limits: ListLimits) -> int:
+    if raw is None:
+        return limits.default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InvalidFilter("limit param must be an integer") from None
+    if limit < 0:
+        raise InvalidFilter("limit param must be positive")
+    return min(limit, limits.maximum)
+
+
+def _member_status(raw: str) -> MemberStatus | None:
+    if raw == "all":
+        return None
+    try:
+        return MemberStatus(raw)
+    except ValueError:
+        raise InvalidFilter(f"Invalid status: {raw}") from None
+
+
+def _visibility(raw: str | None) -> tuple[Visibility | None, bool]:
+    if not raw:
+        return None, False
+    if raw == "all":
+        return None, True
+    try:
+        return Visibility(raw), False
+    except ValueError:
+        raise InvalidFilter(f"Invalid visibility value: {raw}") from None
+
+
+def _os_hidden(raw: str | None) -> bool:
+    value = (raw or "false").lower()
+    if value not in ("true", "false"):
+        raise InvalidFilter(
+            f"Invalid value '{value}' for 'os_hidden' filter. Valid values are 'true' or 'false'."
+        )
+    return value == "true"
+
+
+def _protected(raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise InvalidFilter(
+            f"Invalid value '{raw}' for 'protected' filter. Valid values are 'true' or 'false'."
+        )
+    return raw == "true"
+
+
+def _range_value(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidFilter("Unable to filter on a range with a non-numeric value.") from None
+
+
+def _integer(key: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidFilter(f"Invalid value '{raw}' for '{key}' filter.") from None
+
+
+# -- sorting -------------------------------------------------------------------
+
+
+def _sort(
+    last: dict[str, str], values: dict[str, list[str]]
+) -> tuple[tuple[SortKey, ...], SortDirection]:
+    keys: list[str] = []
+    directions: list[SortDirection] = []
+    if "sort" in last:
+        if "sort_key" in last or "sort_dir" in last:
+            raise InvalidFilter("Old and new sorting syntax cannot be combined")
+        for item in last["sort"].strip().split(","):
+            key, _, direction = item.partition(":")
+            keys.append(_sort_key(key.strip()))
+            directions.append(_sort_direction(direction.strip() or "desc"))
+    else:
+        keys = [_sort_key(key.strip()) for key in values.get("sort_key", [])]
+        directions = [_sort_direction(d.strip()) for d in values.get("sort_dir", [])]
+        if len(directions) > 1 and len(directions) != len(keys):
+            raise InvalidFilter("Number of sort dirs does not match the number of sort keys")
+    if not keys:
+        keys = ["created_at"]
+    default = directions[0] if len(directions) == 1 else SortDirection.DESC
+    if not directions:
+        directions = [SortDirection.DESC]
+    if len(directions) == 1:
+        directions = directions * len(keys)
+    return tuple(SortKey(k, d) for k, d in zip(keys, directions, strict=True)), default
+
+
+def _sort_key(key: str) -> str:
+    if key not in SORT_KEYS:
+        raise InvalidFilter(
+            f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}."
+        )
+    return key
+
+
+def _sort_direction(direction: str) -> SortDirection:
+    try:
+        return SortDirection(direction)
+    except ValueError:
+        raise InvalidFilter(f"Invalid sort direction: {direction}") from None
+
+
+# -- operators -----------------------------------------------------------------
+
+
+def _split_operator(expression: str) -> tuple[str, str]:
+    """`op:value`, or `eq` for a plain value or a bare ISO 8601 timestamp."""
+    operator, sep, value = expression.partition(":")
+    if not sep or _parse_time(expression) is not None:
+        return "eq", expression
+    return operator, value
+
+
+def _list_filter(key: str, expression: str) -> AttributeFilter:
+    operator, value = _split_operator(expression)
+    if operator == Operator.IN:
+        return AttributeFilter(key, Operator.IN, tuple(split_quoted_list(value)))
+    if operator == Operator.EQ:
+        return AttributeFilter(key, Operator.EQ, (value,))
+    raise InvalidFilter(f"Unable to filter by unknown operator '{operator}'.")
+
+
+def _time_filter(key: str, expression: str) -> TimeFilter:
+    operator, value = _split_operator(expression)
+    moment = _parse_time(value)
+    if moment is None:
+        raise InvalidFilter(f'Bad "{key}" query filter format. Use ISO 8601 DateTime notation.')
+    if operator not in _TIME_OPERATORS:
+        raise InvalidFilter("Unable to filter on a unknown operator.")
+    return TimeFilter(key, Operator(operator), moment)
+
+
+_ISO_8601 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?)?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$",
+    re.IGNORECASE,
+)
+
+
+def _parse_time(text: str) -> dt.datetime | None:
+    """ISO 8601 (`T` or a space; date only allowed; no zone means UTC) -> naive UTC."""
+    match = _ISO_8601.match(text.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        moment = dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+            tzinfo=_zone(zone),
+        )
+    except ValueError:
+        return None
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _zone(zone: str | None) -> dt.tzinfo:
+    if zone is None or zone.upper() == "Z":
+        return dt.UTC
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    return dt.timezone(sign * offset)
+
+
+def split_quoted_list(value: str) -> list[str]:
+    """Split an `in:` value on commas; double-quoted items may contain commas.
+
+    A backslash-escaped quote stays in the item as written (as in Glance).
+    """
+    items: list[str] = []
+    current: list[str] = []
+    started = quoted = False
+    for index, char in enumerate(value):
+        escaped = index > 0 and value[index - 1] == "\\"
+        if char == '"' and not escaped:
+            _check_quote(value, index, opening=not quoted)
+            quoted = not quoted
+            started = True
+        elif char == "," and not quoted:
+            items.append("".join(current))
+            current, started = [], False
+        else:
+            current.append(char)
+            started = True
+    if quoted:
+        raise InvalidFilter(f"Invalid filter value {value}. The quote is not closed.")
+    if started:
+        items.append("".join(current))
+    return items
+
+
+def _check_quote(value: str, index: int, *, opening: bool) -> None:
+    if opening and index > 0 and value[index - 1] != ",":
+        raise InvalidFilter(
+            f"Invalid filter value {value}. There is no comma before opening quotation mark."
+        )
+    if not opening and index + 1 < len(value) and value[index + 1] != ",":
+        raise InvalidFilter(
+            f"Invalid filter value {value}. There is no comma after closing quotation mark."
+        )

@@ -1,0 +1,132 @@
+"""The Image API v2 route table."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from skylens.api.image_v2.images import ImageHandlers
+from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
+from skylens.api.image_v2.schemas import ImageSchemas, Schema
+from skylens.api.responses import json_response
+from skylens.api.routing import Operation, Resource
+
+_JSON = "application/json"
+
+
+def schema_resources(schemas: ImageSchemas) -> list[Resource]:
+    def resource(schema: Schema) -> Resource:
+        async def show_schema(_request: Request) -> Response:
+            return json_response(schema.document)
+
+        return Resource(
+            f"/v2/schemas/{schema.name}",
+            [Operation("GET", show_schema, f"Show the {schema.name} schema")],
+            tag="schemas",
+        )
+
+    return [resource(schema) for schema in schemas.all()]
+
+
+def image_resources(handlers: ImageHandlers) -> list[Resource]:
+    image_errors = (401, 403, 404)
+    return [
+        Resource(
+            "/v2/images",
+            [
+                Operation(
+                    "GET",
+                    handlers.index,
+                    "List images",
+                    errors=(400, 401, 403),
+                    response_schema="images",
+                ),
+                Operation(
+                    "POST",
+                    handlers.create,
+                    "Create an image",
+                    success=201,
+                    errors=(400, 401, 403, 409, 413),
+                    request_media_type=_JSON,
+                    request_schema="image",
+                    response_schema="image",
+                ),
+            ],
+            tag="images",
+        ),
+        Resource(
+            "/v2/images/{image_id}",
+            [
+                Operation(
+                    "GET",
+                    handlers.show,
+                    "Show an image",
+                    errors=image_errors,
+                    response_schema="image",
+                ),
+                Operation(
+                    "PATCH",
+                    handlers.update,
+                    "Update an image with a JSON patch",
+                    errors=(400, 401, 403, 404, 409, 413, 415),
+                    request_media_type=f"{PATCH_V21}, {PATCH_V20}",
+                    request_schema="image_patch",
+                    response_schema="image",
+                ),
+                Operation(
+                    "DELETE",
+                    handlers.delete,
+                    "Delete an image",
+                    success=204,
+                    errors=image_errors,
+                ),
+            ],
+            tag="images",
+        ),
+        Resource(
+            "/v2/images/{image_id}/actions/deactivate",
+            [
+                Operation(
+                    "POST",
+                    handlers.deactivate,
+                    "Deactivate an image",
+                    success=204,
+                    errors=(400, *image_errors),
+                )
+            ],
+            tag="images",
+        ),
+        Resource(
+            "/v2/images/{image_id}/actions/reactivate",
+            [
+                Operation(
+                    "POST",
+                    handlers.reactivate,
+                    "Reactivate an image",
+                    success=204,
+                    errors=(400, *image_errors),
+                )
+            ],
+            tag="images",
+        ),
+        Resource(
+            "/v2/images/{image_id}/tags/{tag}",
+            [
+                Operation(
+                    "PUT",
+                    handlers.add_tag,
+                    "Add a tag",
+                    success=204,
+                    errors=(400, *image_errors, 413),
+                ),
+                Operation(
+                    "DELETE",
+                    handlers.remove_tag,
+                    "Remove a tag",
+                    success=204,
+                    errors=(400, *image_errors),
+                ),
+            ],
+            tag="images",
+        ),
+    ]

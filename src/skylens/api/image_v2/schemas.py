@@ -1,0 +1,93 @@
+"""The JSON Schemas the Image API publishes, and request validation against them.
+
+The files in `schemas/` are the single source of truth: they are served as they
+are, and the same documents validate request bodies, so what clients read is
+exactly what the service enforces.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import jsonschema.exceptions
+
+from skylens.domain.errors import InvalidRequest
+
+_HERE = Path(__file__).parent / "schemas"
+
+
+def _load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((_HERE / f"{name}.json").read_text())
+    return document
+
+
+@dataclasses.dataclass(frozen=True)
+class Schema:
+    """One published schema and its validator."""
+
+    name: str
+    document: dict[str, Any]
+
+    @cached_property
+    def _validator(self) -> Any:
+        cls = jsonschema.validators.validator_for(self.document)
+        return cls(self.document)
+
+    def validate(self, instance: Any) -> None:
+        """Raise `InvalidRequest` with Glance's wording on the best-matching error."""
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(instance))
+        if error is not None:
+            raise InvalidRequest(f"Provided object does not match schema '{self.name}': {error}")
+
+    @cached_property
+    def properties(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.document["properties"]
+        return result
+
+    @cached_property
+    def base_properties(self) -> frozenset[str]:
+        return frozenset(k for k, v in self.properties.items() if v.get("is_base", True))
+
+    @cached_property
+    def read_only(self) -> frozenset[str]:
+        return frozenset(k for k, v in self.properties.items() if v.get("readOnly"))
+
+
+def _collection(name: str, item: dict[str, Any], paged: bool) -> dict[str, Any]:
+    properties: dict[str, Any] = {name: {"type": "array", "items": item}}
+    links = []
+    if paged:
+        properties["first"] = {"type": "string"}
+        properties["next"] = {"type": "string"}
+        links = [{"rel": "first", "href": "{first}"}, {"rel": "next", "href": "{next}"}]
+    properties["schema"] = {"type": "string"}
+    links.append({"rel": "describedby", "href": "{schema}"})
+    return {"name": name, "properties": properties, "links": links}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSchemas:
+    image: Schema
+    images: Schema
+    member: Schema
+    members: Schema
+
+    def all(self) -> tuple[Schema, ...]:
+        return (self.image, self.images, self.member, self.members)
+
+
+def load_schemas() -> ImageSchemas:
+    image = _load("image")
+    member = _load("member")
+    return ImageSchemas(
+        image=Schema("image", image),
+        images=Schema("images", _collection("images", copy.deepcopy(image), paged=True)),
+        member=Schema("member", member),
+        members=Schema("members", _collection("members", copy.deepcopy(member), paged=False)),
+    )

@@ -1,0 +1,94 @@
+"""Images as the Image API v2 shows them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+from skylens.domain.images import Image
+
+IMAGE_SCHEMA_PATH = "/v2/schemas/image"
+IMAGES_SCHEMA_PATH = "/v2/schemas/images"
+
+# Glance's key order: extra properties first, then these.
+_ATTRIBUTES = (
+    "name",
+    "disk_format",
+    "container_format",
+    "visibility",
+    "size",
+    "virtual_size",
+    "status",
+    "checksum",
+    "protected",
+    "min_ram",
+    "min_disk",
+    "owner",
+    "os_hidden",
+    "os_hash_algo",
+    "os_hash_value",
+)
+
+
+def timestamp(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def image_path(image_id: str) -> str:
+    return f"/v2/images/{image_id}"
+
+
+def image_view(image: Image) -> dict[str, Any]:
+    view: dict[str, Any] = dict(image.properties)
+    for name in _ATTRIBUTES:
+        view[name] = getattr(image, name)
+    path = image_path(image.id)
+    view["id"] = image.id
+    view["created_at"] = timestamp(image.created_at)
+    view["updated_at"] = timestamp(image.updated_at)
+    view["tags"] = sorted(image.tags)
+    view["self"] = path
+    view["file"] = f"{path}/file"
+    view["schema"] = IMAGE_SCHEMA_PATH
+    return view
+
+
+def images_view(
+    images: Iterable[Image], params: Iterable[tuple[str, str]], next_marker: str | None
+) -> dict[str, Any]:
+    """The list envelope with Glance's relative, URL-encoded paging links.
+
+    Repeated parameters keep their last value, as in Glance, except `tag`: all
+    tags are kept so that following `next` never widens the filter.
+    """
+    query = _link_params(params)
+    body: dict[str, Any] = {"images": [image_view(image) for image in images]}
+    body["first"] = "/v2/images" + (f"?{urlencode(query)}" if query else "")
+    body["schema"] = IMAGES_SCHEMA_PATH
+    if next_marker is not None:
+        body["next"] = "/v2/images?" + urlencode([*query, ("marker", next_marker)])
+    return body
+
+
+def _link_params(params: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    last: dict[str, str] = {}
+    tags: list[str] = []
+    order: list[str] = []
+    for key, value in params:
+        if key == "marker":
+            continue
+        if key not in order:
+            order.append(key)
+        if key == "tag":
+            tags.append(value)
+        else:
+            last[key] = value
+    result: list[tuple[str, str]] = []
+    for key in order:
+        if key == "tag":
+            result.extend(("tag", tag) for tag in tags)
+        else:
+            result.append((key, last[key]))
+    return result

@@ -1,0 +1,126 @@
+"""Version discovery and URL/media-type version negotiation, as Glance does it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from skylens.api.requests import base_url
+from skylens.api.responses import json_response
+from skylens.api.routing import Operation, Resource
+
+# (version, status) in the order the document lists them. Every version here is
+# implemented; optional features that are off behave as in a Glance with them off.
+IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
+    ("2.7", "CURRENT"),
+    ("2.6", "SUPPORTED"),
+    ("2.5", "SUPPORTED"),
+    ("2.4", "SUPPORTED"),
+    ("2.3", "SUPPORTED"),
+    ("2.2", "SUPPORTED"),
+    ("2.1", "SUPPORTED"),
+    ("2.0", "SUPPORTED"),
+)
+_VENDOR_MEDIA_TYPE = "application/vnd.openstack.images-"
+# Paths that live outside the versioned API.
+UNVERSIONED_PREFIXES = ("/healthcheck", "/openapi.json")
+
+
+def allowed_prefixes() -> frozenset[str]:
+    return frozenset({"v2", *(f"v{version}" for version, _ in IMAGE_API_VERSIONS)})
+
+
+def versions_document(base: str) -> dict[str, Any]:
+    href = f"{base}/v2/"
+    return {
+        "versions": [
+            {"id": f"v{version}", "status": status, "links": [{"rel": "self", "href": href}]}
+            for version, status in IMAGE_API_VERSIONS
+        ]
+    }
+
+
+class VersionNegotiation:
+    """Rewrite `/v2.N/...` (or a vendor `Accept`) to `/v2/...`; else list versions.
+
+    `GET /versions` answers 200; `/` and any unknown version answer 300 with the
+    same document, exactly as Glance's negotiation middleware.
+    """
+
+    def __init__(self, app: ASGIApp, public_endpoint: str = "") -> None:
+        self.app = app
+        self.public_endpoint = public_endpoint
+        self.allowed = allowed_prefixes()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UNVERSIONED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path in ("/", "/versions"):
+            await self.app(scope, receive, send)
+            return
+        first, _, rest = path.lstrip("/").partition("/")
+        if first == "versions":
+            await self._versions(scope, receive, send, 200)
+            return
+        accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+        if accept.startswith(_VENDOR_MEDIA_TYPE):
+            requested, remainder = accept[len(_VENDOR_MEDIA_TYPE) :], path
+        else:
+            requested, remainder = first, ("/" + rest if rest or path.endswith("/") else "")
+        if requested not in self.allowed:
+            await self._versions(scope, receive, send, 300)
+            return
+        scope = dict(scope, path="/v2" + remainder, raw_path=None)
+        await self.app(scope, receive, send)
+
+    async def _versions(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
+        response = versions_response(Request(scope), self.public_endpoint, status)
+        await response(scope, receive, send)
+
+
+def versions_response(request: Request, public_endpoint: str, status: int) -> Response:
+    return json_response(versions_document(base_url(request, public_endpoint)), status=status)
+
+
+def version_resources(public_endpoint: str) -> list[Resource]:
+    async def choices(request: Request) -> Response:
+        return versions_response(request, public_endpoint, 300)
+
+    async def versions(request: Request) -> Response:
+        return versions_response(request, public_endpoint, 200)
+
+    return [
+        Resource(
+            "/",
+            [
+                Operation(
+                    "GET",
+                    choices,
+                    "List API versions (300 Multiple Choices)",
+                    success=300,
+                    response_schema="versions",
+                    authenticated=False,
+                )
+            ],
+            tag="versions",
+        ),
+        Resource(
+            "/versions",
+            [
+                Operation(
+                    "GET",
+                    versions,
+                    "List API versions",
+                    response_schema="versions",
+                    authenticated=False,
+                )
+            ],
+            tag="versions",
+        ),
+    ]

@@ -1,0 +1,1 @@
+"""Authenticators: turn request headers into a `RequestContext`."""

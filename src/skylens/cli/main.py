@@ -1,0 +1,173 @@
+"""`skylens serve | db upgrade | db current | --version`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from skylens import __version__
+from skylens.config import ConfigError, Settings, load
+
+_SETTINGS_ENV = "SKYLENS_INTERNAL_RESOLVED_SETTINGS"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load(
+            args.config,
+            overrides={
+                "data_dir": getattr(args, "data_dir", None),
+                "server.host": getattr(args, "host", None),
+                "server.port": getattr(args, "port", None),
+                "server.workers": getattr(args, "workers", None),
+                "database.url": getattr(args, "database_url", None),
+            },
+        )
+        result: int = args.handler(settings)
+    except ConfigError as error:
+        print(f"skylens: configuration error: {error}", file=sys.stderr)
+        return 2
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skylens", description="An OpenStack image service.")
+    parser.add_argument("--version", action="version", version=f"skylens {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the API server")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 9292)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.set_defaults(handler=serve_command)
+
+    database = commands.add_parser("db", help="database administration")
+    db_commands = database.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="apply all migrations")
+    _common(db_upgrade)
+    db_upgrade.set_defaults(handler=db_upgrade_command)
+    db_current = db_commands.add_parser("current", help="print the schema revision")
+    _common(db_current)
+    db_current.set_defaults(handler=db_current_command)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML configuration file (or SKYLENS_CONFIG)")
+    parser.add_argument("--data-dir", help="directory for the embedded database and images")
+    parser.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://host/db")
+
+
+def db_upgrade_command(settings: Settings) -> int:
+    from skylens.db.engine import create_engine, current_revision, upgrade
+
+    engine = create_engine(settings.database_url, pool_size=1)
+    upgrade(engine)
+    print(f"database at revision {current_revision(engine)}")
+    return 0
+
+
+def db_current_command(settings: Settings) -> int:
+    from skylens.db.engine import create_engine, current_revision
+
+    print(current_revision(create_engine(settings.database_url, pool_size=1)) or "empty")
+    return 0
+
+
+def serve_command(settings: Settings) -> int:
+    import uvicorn
+
+    _check_exposure(settings)
+    if settings.database.auto_upgrade:
+        from skylens.db.engine import create_engine, upgrade
+
+        upgrade(create_engine(settings.database_url, pool_size=1))
+    # Migrations ran once here; the workers must not race to run them again.
+    resolved = dataclasses.replace(
+        settings, database=dataclasses.replace(settings.database, auto_upgrade=False)
+    )
+    os.environ[_SETTINGS_ENV] = json.dumps(dataclasses.asdict(resolved))
+    print(
+        f"skylens {__version__} serving on http://{_url_host(settings.server.host)}:"
+        f"{settings.server.port} (database {_redact(settings.database_url)})",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "skylens.cli.main:worker_app",
+        factory=True,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.workers,
+        log_level=settings.server.log_level,
+        access_log=settings.server.access_log,
+        proxy_headers=False,
+        server_header=False,
+        loop="uvloop",
+        http="httptools",
+    )
+    return 0
+
+
+def worker_app() -> Any:
+    """The ASGI app of one worker process, built from the settings `serve` resolved."""
+    from skylens.api.app import create_app
+
+    raw = json.loads(os.environ[_SETTINGS_ENV])
+    return create_app(load(environ={}, overrides=_flatten(raw)))
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_exposure(settings: Settings) -> None:
+    """Trusted identity headers are only safe where nobody else can connect."""
+    if settings.auth.mode != "trusted-headers" or settings.auth.allow_remote_trusted_headers:
+        return
+    if not _is_loopback(settings.server.host):
+        raise ConfigError(
+            f"auth.mode = trusted-headers lets any client claim any identity; refusing to "
+            f"listen on {settings.server.host}. Listen on 127.0.0.1, use another auth.mode, "
+            f"or set auth.allow_remote_trusted_headers = true if a trusted proxy sets them."
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

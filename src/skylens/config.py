@@ -1,0 +1,179 @@
+"""Settings, read once at start-up and passed explicitly; no module-level state.
+
+Sources, lowest precedence first: built-in defaults, a TOML file, `SKYLENS_*`
+environment variables, then command-line flags. docs/configuration.md lists
+every option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SKYLENS_"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message says which option and why."""
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "skylens")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 9292
+    workers: int = 1
+    # Base URL for absolute links (Location, versions) when behind a proxy.
+    public_endpoint: str = ""
+    log_level: str = "info"
+    access_log: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseSettings:
+    # Empty: an SQLite file `skylens.db` in the data directory.
+    url: str = ""
+    pool_size: int = 10
+    # Run migrations at `serve` start. Always safe for the embedded SQLite; for a
+    # shared PostgreSQL prefer `skylens db upgrade` from one place.
+    auto_upgrade: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSettings:
+    property_quota: int = 128
+    tag_quota: int = 128
+    member_quota: int = 128
+    limit_param_default: int = 25
+    api_limit_max: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    mode: str = "trusted-headers"
+    # Identity for requests that carry no identity headers (trusted-headers mode).
+    default_project: str = "default"
+    default_user: str = "default"
+    default_roles: tuple[str, ...] = ("admin", "member", "reader")
+    # Trusted headers let any caller claim any identity: loopback only unless set.
+    allow_remote_trusted_headers: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: str = dataclasses.field(default_factory=_default_data_dir)
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    images: ImageSettings = ImageSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{Path(self.data_dir) / 'skylens.db'}"
+
+
+def load(
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from the file, the environment and dotted-key overrides.
+
+    `overrides` keys look like "server.port" or "data_dir"; None values are ignored.
+    """
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG") or None
+    values: dict[str, Any] = {}
+    if config_file:
+        try:
+            with open(config_file, "rb") as handle:
+                values = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"cannot read config file {config_file}: {error}") from error
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG":
+            _set_env(values, key[len(ENV_PREFIX) :].lower(), raw)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            *sections, name = dotted.split(".")
+            target = values
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[name] = value
+    settings: Settings = _build(Settings, values, "")
+    return settings
+
+
+def _set_env(values: dict[str, Any], key: str, raw: str) -> None:
+    """Take SKYLENS_<SECTION>_<OPTION> and SKYLENS_<OPTION>; ignore other names."""
+    fields = {field.name: field for field in dataclasses.fields(Settings)}
+    hints = typing.get_type_hints(Settings)
+    section, _, name = key.partition("_")
+    if section in fields and _is_section(fields[section]):
+        options = {field.name for field in dataclasses.fields(hints[section])}
+        if name in options:
+            values.setdefault(section, {})[name] = raw
+    elif key in fields and not _is_section(fields[key]):
+        values[key] = raw
+
+
+def _is_section(field: dataclasses.Field[Any]) -> bool:
+    return dataclasses.is_dataclass(field.default)
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"[{prefix.rstrip('.')}] must be a table")
+    known = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(prefix + k for k in sorted(unknown))}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, field in known.items():
+        if name not in values:
+            continue
+        if _is_section(field):
+            kwargs[name] = _build(hints[name], values[name], f"{prefix}{name}.")
+        else:
+            kwargs[name] = _convert(hints[name], values[name], prefix + name)
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, option: str) -> Any:
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError(f"not an integer: {value!r}")
+            return int(value)
+        if hint is str:
+            if not isinstance(value, str | int | float):
+                raise ValueError(f"not a string: {value!r}")
+            return str(value)
+        if typing.get_origin(hint) is tuple or isinstance(hint, types.GenericAlias):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(item).strip() for item in items if str(item).strip())
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid value for {option}: {error}") from error
+    raise ConfigError(f"unsupported option type for {option}")

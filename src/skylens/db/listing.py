@@ -1,0 +1,122 @@
+"""Translate a `ListQuery` into one SELECT with keyset paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from skylens.db import visibility
+from skylens.db.tables import image_properties, image_tags, images
+from skylens.domain.access import RequestContext
+from skylens.domain.errors import InvalidFilter
+from skylens.domain.images import ImageStatus
+from skylens.domain.listing import (
+    AttributeFilter,
+    ListQuery,
+    Operator,
+    SortDirection,
+    SortKey,
+    TimeFilter,
+)
+
+_NULLABLE_SORT_KEYS = frozenset({"name", "container_format", "disk_format", "size"})
+
+_COMPARATORS = {
+    Operator.EQ: lambda column, value: column == value,
+    Operator.NEQ: lambda column, value: column != value,
+    Operator.GT: lambda column, value: column > value,
+    Operator.GTE: lambda column, value: column >= value,
+    Operator.LT: lambda column, value: column < value,
+    Operator.LTE: lambda column, value: column <= value,
+}
+
+
+def filter_conditions(context: RequestContext, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+    conditions = [
+        visibility.listed(context, query.member_status, query.visibility_filter_given),
+        images.c.os_hidden == query.os_hidden,
+        # Killed images are never listed (they can still be shown), as in Glance.
+        images.c.status != ImageStatus.KILLED.value,
+    ]
+    if query.visibility is not None:
+        conditions.append(images.c.visibility == query.visibility.value)
+    conditions.extend(_attribute_condition(f) for f in query.attributes)
+    conditions.extend(_time_condition(f) for f in query.times)
+    if query.size_min is not None:
+        conditions.append(images.c.size >= query.size_min)
+    if query.size_max is not None:
+        conditions.append(images.c.size <= query.size_max)
+    for tag in query.tags:
+        conditions.append(
+            sa.exists().where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag)
+        )
+    for name, value in query.properties.items():
+        conditions.append(
+            sa.exists().where(
+                image_properties.c.image_id == images.c.id,
+                image_properties.c.name == name,
+                image_properties.c.value == value,
+            )
+        )
+    return conditions
+
+
+def _attribute_condition(attribute_filter: AttributeFilter) -> sa.ColumnElement[bool]:
+    column = images.c[attribute_filter.attribute]
+    if attribute_filter.operator is Operator.IN:
+        return column.in_(attribute_filter.values)
+    if attribute_filter.operator is Operator.EQ:
+        return column == attribute_filter.values[0]
+    raise InvalidFilter(f"Unable to filter by unknown operator '{attribute_filter.operator}'.")
+
+
+def _time_condition(time_filter: TimeFilter) -> sa.ColumnElement[bool]:
+    compare = _COMPARATORS.get(time_filter.operator)
+    if compare is None:
+        raise InvalidFilter(f"Unable to filter by unknown operator '{time_filter.operator}'.")
+    result: sa.ColumnElement[bool] = compare(images.c[time_filter.attribute], time_filter.value)
+    return result
+
+
+def order_by(sort: tuple[SortKey, ...], dialect: str) -> list[sa.UnaryExpression[Any]]:
+    """ORDER BY with NULL as the smallest value (SQLite's own order, so only
+    PostgreSQL is told; saying it to SQLite would keep it off the indexes)."""
+    clauses = []
+    for key in sort:
+        column = images.c[key.attribute]
+        explicit_nulls = dialect != "sqlite" and key.attribute in _NULLABLE_SORT_KEYS
+        if key.direction is SortDirection.ASC:
+            clause = column.asc().nulls_first() if explicit_nulls else column.asc()
+        else:
+            clause = column.desc().nulls_last() if explicit_nulls else column.desc()
+        clauses.append(clause)
+    return clauses
+
+
+def after_marker(sort: tuple[SortKey, ...], marker: sa.Row[Any]) -> sa.ColumnElement[bool]:
+    """Rows strictly after `marker` in `sort` order, with NULL as the smallest value."""
+    alternatives = []
+    equal_so_far: list[sa.ColumnElement[bool]] = []
+    for key in sort:
+        column = images.c[key.attribute]
+        value = marker._mapping[key.attribute]
+        nullable = key.attribute in _NULLABLE_SORT_KEYS
+        after, equal = _after_and_equal(column, value, key.direction, nullable)
+        alternatives.append(sa.and_(*equal_so_far, after))
+        equal_so_far.append(equal)
+    return sa.or_(*alternatives)
+
+
+def _after_and_equal(
+    column: sa.Column[Any], value: Any, direction: SortDirection, nullable: bool
+) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+    if value is None:
+        equal = column.is_(None)
+        after = column.is_not(None) if direction is SortDirection.ASC else sa.false()
+        return after, equal
+    if direction is SortDirection.ASC:
+        return column > value, column == value
+    if nullable:
+        return sa.or_(column < value, column.is_(None)), column == value
+    return column < value, column == value

@@ -1,0 +1,100 @@
+"""The relational schema. Migrations in `migrations/versions` create exactly this."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+images = sa.Table(
+    "images",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(255)),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("visibility", sa.String(20), nullable=False),
+    sa.Column("protected", sa.Boolean, nullable=False, default=False),
+    sa.Column("os_hidden", sa.Boolean, nullable=False, default=False),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("checksum", sa.String(32)),
+    sa.Column("os_hash_algo", sa.String(64)),
+    sa.Column("os_hash_value", sa.String(128)),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("virtual_size", sa.BigInteger),
+    sa.Column("min_ram", sa.Integer, nullable=False, default=0),
+    sa.Column("min_disk", sa.Integer, nullable=False, default=0),
+    sa.Column("container_format", sa.String(32)),
+    sa.Column("disk_format", sa.String(32)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    # Optimistic concurrency: every write bumps it and checks the value it read.
+    sa.Column("version", sa.Integer, nullable=False, default=1),
+)
+
+# Keyset paging walks these in both directions. NULL sorts first in ascending
+# order on every backend: SQLite's natural order, and PostgreSQL is told so.
+sa.Index("ix_images_created_at_id", images.c.created_at, images.c.id)
+sa.Index("ix_images_updated_at_id", images.c.updated_at, images.c.id)
+for _column in (images.c.name, images.c.size):
+    _name = f"ix_images_{_column.name}_created_at_id"
+    sa.Index(_name, _column, images.c.created_at, images.c.id).ddl_if(dialect="sqlite")
+    sa.Index(_name, _column.asc().nulls_first(), images.c.created_at, images.c.id).ddl_if(
+        dialect="postgresql"
+    )
+sa.Index("ix_images_owner_created_at", images.c.owner, images.c.created_at)
+sa.Index("ix_images_visibility_created_at", images.c.visibility, images.c.created_at)
+sa.Index("ix_images_status", images.c.status)
+sa.Index("ix_images_checksum", images.c.checksum)
+sa.Index("ix_images_os_hash_value", images.c.os_hash_value)
+
+image_properties = sa.Table(
+    "image_properties",
+    metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id"), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text),  # NULL where the schema allows it (kernel_id: null)
+)
+# Property filters look rows up by value. PostgreSQL's btree cannot index
+# arbitrarily long text, so it gets a hash index (equality is all we need).
+sa.Index("ix_image_properties_value", image_properties.c.value, postgresql_using="hash").ddl_if(
+    dialect="postgresql"
+)
+sa.Index(
+    "ix_image_properties_name_value", image_properties.c.name, image_properties.c.value
+).ddl_if(dialect="sqlite")
+
+image_tags = sa.Table(
+    "image_tags",
+    metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id"), primary_key=True),
+    sa.Column("value", sa.String(255), primary_key=True),
+)
+sa.Index("ix_image_tags_value", image_tags.c.value)
+
+image_members = sa.Table(
+    "image_members",
+    metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id"), primary_key=True),
+    sa.Column("member", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+sa.Index("ix_image_members_member_status", image_members.c.member, image_members.c.status)
+
+# Ids of deleted images. They are never handed out again, so nobody can
+# recreate a trusted image id with other content (see OSSN-0075).
+image_tombstones = sa.Table(
+    "image_tombstones",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("deleted_at", sa.DateTime, nullable=False),
+)

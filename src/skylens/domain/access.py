@@ -1,0 +1,138 @@
+"""Who is asking, and what they may see and do.
+
+The visibility rules here have one SQL twin in `skylens.db.visibility`; a test
+evaluates both over every combination and proves they agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+
+from skylens.domain.errors import Forbidden
+from skylens.domain.images import Image, MemberStatus, Visibility
+
+ADMIN = "admin"
+MEMBER = "member"
+READER = "reader"
+
+# Keystone's default implied roles: admin implies member, member implies reader.
+_IMPLIED_ROLES = {ADMIN: (MEMBER, READER), MEMBER: (READER,)}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestContext:
+    """The identity a request runs as, produced by the authenticator."""
+
+    project_id: str | None
+    user_id: str | None
+    roles: frozenset[str]
+
+    @classmethod
+    def create(
+        cls, project_id: str | None, user_id: str | None, roles: Iterable[str]
+    ) -> RequestContext:
+        expanded = {role.strip().lower() for role in roles if role.strip()}
+        for role in list(expanded):
+            expanded.update(_IMPLIED_ROLES.get(role, ()))
+        return cls(project_id=project_id, user_id=user_id, roles=frozenset(expanded))
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class Action(StrEnum):
+    """Policy actions, named as Glance names them so policy files carry over."""
+
+    GET_IMAGE = "get_image"
+    GET_IMAGES = "get_images"
+    ADD_IMAGE = "add_image"
+    MODIFY_IMAGE = "modify_image"
+    DELETE_IMAGE = "delete_image"
+    PUBLICIZE_IMAGE = "publicize_image"
+    COMMUNITIZE_IMAGE = "communitize_image"
+    DEACTIVATE = "deactivate"
+    REACTIVATE = "reactivate"
+
+
+def _owns(context: RequestContext, image: Image | None) -> bool:
+    return image is None or (context.project_id is not None and image.owner == context.project_id)
+
+
+def _project_member(context: RequestContext, image: Image | None) -> bool:
+    return context.has_role(MEMBER) and _owns(context, image)
+
+
+# Glance's secure-RBAC defaults, as data: action -> rule over (context, image).
+# `get_image` also needs the image to be visible, which `is_visible` decides.
+Rule = Callable[[RequestContext, Image | None], bool]
+_DEFAULT_RULES: dict[Action, Rule] = {
+    Action.GET_IMAGE: lambda ctx, img: ctx.is_admin or ctx.has_role(READER),
+    Action.GET_IMAGES: lambda ctx, img: ctx.is_admin or ctx.has_role(READER),
+    Action.ADD_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+    Action.MODIFY_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+    Action.DELETE_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+    Action.PUBLICIZE_IMAGE: lambda ctx, img: ctx.is_admin,
+    Action.COMMUNITIZE_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+    Action.DEACTIVATE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+    Action.REACTIVATE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+}
+
+
+def is_allowed(context: RequestContext, action: Action, image: Image | None = None) -> bool:
+    return bool(_DEFAULT_RULES[action](context, image))
+
+
+def authorize(context: RequestContext, action: Action, image: Image | None = None) -> None:
+    """Raise `Forbidden` with Glance's policy message unless the rule allows it."""
+    if not is_allowed(context, action, image):
+        raise Forbidden(f"You are not authorized to complete {action.value} action.")
+
+
+def is_visible(
+    image: Image, context: RequestContext, caller_membership: MemberStatus | None
+) -> bool:
+    """May the caller know this image exists (show, tags, data, marker)?
+
+    `caller_membership` is the caller project's member status on the image, if
+    it is a member. Any membership status grants sight of a shared image: a
+    member must be able to look at an image before accepting it.
+    """
+    if context.is_admin or image.owner is None:
+        return True
+    if image.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
+        return True
+    if context.project_id is None:
+        return False
+    if image.owner == context.project_id:
+        return True
+    return image.visibility == Visibility.SHARED and caller_membership is not None
+
+
+def is_listed(
+    image: Image,
+    context: RequestContext,
+    caller_membership: MemberStatus | None,
+    member_status: MemberStatus | None,
+    visibility_filter_given: bool,
+) -> bool:
+    """Does the image appear in the caller's list before any explicit filter?
+
+    `member_status` None means "all". Without a `visibility` filter, community
+    images appear only to their owner, as in Glance.
+    """
+    owned = context.project_id is not None and image.owner == context.project_id
+    if not visibility_filter_given and image.visibility == Visibility.COMMUNITY and not owned:
+        return False
+    if context.is_admin:
+        return True
+    if image.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY) or owned:
+        return True
+    if image.visibility != Visibility.SHARED or caller_membership is None:
+        return False
+    return member_status is None or caller_membership == member_status

@@ -1,0 +1,124 @@
+"""Changes a client asks for on an image, applied with Glance's semantics."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+
+from skylens.domain.errors import (
+    Forbidden,
+    LimitExceeded,
+    PropertyExists,
+    PropertyNotFound,
+    PropertyNotRemovable,
+)
+from skylens.domain.images import (
+    MUTABLE_ATTRIBUTES,
+    READ_ONLY_ATTRIBUTES,
+    Image,
+    ImageStatus,
+    Visibility,
+    check_minimums,
+    check_property_name,
+)
+
+# Formats describe the data, so they can change only before there is data.
+_FORMAT_ATTRIBUTES = ("disk_format", "container_format")
+_FORMAT_EDITABLE = (ImageStatus.QUEUED, ImageStatus.IMPORTING)
+
+
+class ChangeOp(StrEnum):
+    ADD = "add"
+    REPLACE = "replace"
+    REMOVE = "remove"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Change:
+    """One operation on a top-level image attribute or property."""
+
+    op: ChangeOp
+    name: str
+    value: Any = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """Per-image quotas (Glance's image_property_quota etc.); negative = unlimited."""
+
+    properties: int = 128
+    tags: int = 128
+    members: int = 128
+
+
+def check_counts(image: Image, limits: ImageLimits, before: Image | None = None) -> None:
+    """Enforce the per-image quotas; properties only when a new key is added."""
+    if before is None or set(image.properties) - set(before.properties):
+        _check_limit("properties", len(image.properties), limits.properties)
+    if before is None or image.tags != before.tags:
+        _check_limit("tags", len(image.tags), limits.tags)
+
+
+def _check_limit(what: str, attempted: int, maximum: int) -> None:
+    if 0 <= maximum < attempted:
+        raise LimitExceeded(
+            f"The limit has been exceeded on the number of allowed image {what}. "
+            f"Attempted: {attempted}, Maximum: {maximum}"
+        )
+
+
+def apply_changes(
+    image: Image,
+    changes: Iterable[Change],
+    now: dt.datetime,
+    *,
+    add_replaces: bool = True,
+) -> Image:
+    """Return the image with every change applied, in order.
+
+    `add_replaces` is the v2.1 json-patch behaviour (add on an existing member
+    replaces it); the deprecated v2.0 media type refuses it with 409.
+    """
+    attributes: dict[str, Any] = {}
+    properties = dict(image.properties)
+    for change in changes:
+        name = change.name
+        is_attribute = name in MUTABLE_ATTRIBUTES or name in READ_ONLY_ATTRIBUTES
+        if name in READ_ONLY_ATTRIBUTES:
+            check_property_name(name)
+        exists = is_attribute or name in properties
+        if change.op is ChangeOp.REMOVE:
+            if is_attribute:
+                raise PropertyNotRemovable(name)
+            if name not in properties:
+                raise PropertyNotFound(name)
+            del properties[name]
+            continue
+        if change.op is ChangeOp.ADD and exists and not add_replaces:
+            raise PropertyExists(name)
+        if change.op is ChangeOp.REPLACE and not exists:
+            raise PropertyNotFound(name)
+        if is_attribute:
+            attributes[name] = _attribute_value(name, change.value)
+        else:
+            check_property_name(name)
+            properties[name] = change.value
+    for name in _FORMAT_ATTRIBUTES:
+        changed = name in attributes and attributes[name] != getattr(image, name)
+        if changed and image.status not in _FORMAT_EDITABLE:
+            raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
+    check_minimums(attributes)
+    return image.with_changes(now, properties=properties, **attributes)
+
+
+def _attribute_value(name: str, value: Any) -> Any:
+    if name == "tags":
+        return frozenset(value)
+    if name == "visibility":
+        return Visibility(value)
+    if name in ("min_ram", "min_disk") and value is None:
+        return 0
+    return value

@@ -1,0 +1,106 @@
+"""What a caller asks for when listing images: filters, order and paging."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from enum import StrEnum
+
+from skylens.domain.images import Image, MemberStatus, Visibility
+
+
+class SortDirection(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+# Keys Glance lets clients sort by, in the order its error message lists them.
+SORT_KEYS: tuple[str, ...] = (
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+)
+
+
+class Operator(StrEnum):
+    EQ = "eq"
+    NEQ = "neq"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    IN = "in"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SortKey:
+    attribute: str
+    direction: SortDirection
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AttributeFilter:
+    """`attribute` equals `values[0]`, or (operator IN) is one of `values`."""
+
+    attribute: str
+    operator: Operator
+    values: tuple[str | int | bool, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TimeFilter:
+    attribute: str  # created_at or updated_at
+    operator: Operator
+    value: dt.datetime  # naive UTC
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListQuery:
+    limit: int
+    marker: str | None = None
+    sort: tuple[SortKey, ...] = ()
+    visibility: Visibility | None = None  # None: no filter; see `all_visibilities`
+    all_visibilities: bool = False
+    member_status: MemberStatus | None = MemberStatus.ACCEPTED  # None: all
+    os_hidden: bool = False
+    attributes: tuple[AttributeFilter, ...] = ()
+    times: tuple[TimeFilter, ...] = ()
+    size_min: int | None = None
+    size_max: int | None = None
+    tags: tuple[str, ...] = ()
+    properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def visibility_filter_given(self) -> bool:
+        return self.all_visibilities or self.visibility is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImagePage:
+    images: tuple[Image, ...]
+    next_marker: str | None
+
+
+def complete_sort(
+    keys: tuple[SortKey, ...], default: SortDirection = SortDirection.DESC
+) -> tuple[SortKey, ...]:
+    """Append created_at and id so that every order is total (stable paging).
+
+    As in Glance, the appended keys take `default`: the direction when the
+    client gave exactly one, else `desc`.
+    """
+    if not keys:
+        keys = (SortKey("created_at", default),)
+    present = {key.attribute for key in keys}
+    extra = tuple(
+        SortKey(attribute, default)
+        for attribute in ("created_at", "id")
+        if attribute not in present
+    )
+    return keys + extra

@@ -1,0 +1,227 @@
+"""Image catalogue use cases: create, show, list, change, delete."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from skylens.domain.access import Action, RequestContext, authorize, is_visible
+from skylens.domain.changes import Change, ImageLimits, apply_changes, check_counts
+from skylens.domain.errors import (
+    Forbidden,
+    ForeignOwnerForbidden,
+    ImageNotFound,
+    LimitExceeded,
+    NotFound,
+    OwnerChangeForbidden,
+)
+from skylens.domain.images import (
+    Image,
+    ImageStatus,
+    Visibility,
+    check_minimums,
+    check_property_name,
+    utc_now,
+)
+from skylens.domain.listing import ImagePage, ListQuery
+from skylens.domain.ports import ImageRepository
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewImage:
+    """A validated create request: core attributes, free-form properties, tags."""
+
+    image_id: str | None = None
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    properties: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+
+
+class ImageService:
+    def __init__(
+        self,
+        repository: ImageRepository,
+        limits: ImageLimits,
+        clock: Callable[[], Any] = utc_now,
+    ) -> None:
+        self._repository = repository
+        self._limits = limits
+        self._clock = clock
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, context: RequestContext, image_id: str) -> Image:
+        image = self._visible(context, image_id)
+        authorize(context, Action.GET_IMAGE, image)
+        return image
+
+    def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
+        authorize(context, Action.GET_IMAGES)
+        return self._repository.list(context, query)
+
+    # -- writing ---------------------------------------------------------------
+
+    def create(self, context: RequestContext, request: NewImage) -> Image:
+        now = self._clock()
+        attributes = dict(request.attributes)
+        owner = attributes.pop("owner", context.project_id)
+        if owner != context.project_id and not context.is_admin:
+            raise ForeignOwnerForbidden(owner)
+        visibility = Visibility(attributes.pop("visibility", Visibility.SHARED))
+        check_minimums(attributes)
+        for name in request.properties:
+            check_property_name(name)
+        image = Image(
+            id=request.image_id or str(uuid.uuid4()),
+            owner=owner,
+            status=ImageStatus.QUEUED,
+            visibility=visibility,
+            created_at=now,
+            updated_at=now,
+            tags=request.tags,
+            properties=dict(request.properties),
+            **attributes,
+        )
+        authorize(context, Action.ADD_IMAGE, image)
+        self._authorize_visibility(context, image, None)
+        check_counts(image, self._limits)
+        self._repository.add(image)
+        return image
+
+    def update(
+        self,
+        context: RequestContext,
+        image_id: str,
+        changes: Iterable[Change],
+        *,
+        add_replaces: bool = True,
+    ) -> Image:
+        changes = tuple(changes)
+        self._writable(context, image_id, Action.MODIFY_IMAGE)
+
+        def change(image: Image) -> Image:
+            changed = apply_changes(image, changes, self._clock(), add_replaces=add_replaces)
+            self._authorize_owner_change(context, image, changed)
+            self._authorize_visibility(context, changed, image)
+            check_counts(changed, self._limits, before=image)
+            return changed
+
+        return self._repository.update(image_id, change)
+
+    def delete(self, context: RequestContext, image_id: str) -> None:
+        self._writable(context, image_id, Action.DELETE_IMAGE, _missing_for_delete)
+
+        def change(image: Image) -> Image:
+            if image.protected:
+                raise Forbidden(f"Image {image.id} is protected and cannot be deleted.")
+            return image.with_status(ImageStatus.DELETED, self._clock())
+
+        self._repository.update(image_id, change)
+
+    def deactivate(self, context: RequestContext, image_id: str) -> None:
+        self._writable(context, image_id, Action.DEACTIVATE)
+
+        def change(image: Image) -> Image:
+            if image.status is ImageStatus.DEACTIVATED:
+                return image
+            if image.status is not ImageStatus.ACTIVE:
+                raise Forbidden(f"Not allowed to deactivate image in status '{image.status}'")
+            return image.with_status(ImageStatus.DEACTIVATED, self._clock())
+
+        self._repository.update(image_id, change)
+
+    def reactivate(self, context: RequestContext, image_id: str) -> None:
+        self._writable(context, image_id, Action.REACTIVATE)
+
+        def change(image: Image) -> Image:
+            if image.status is ImageStatus.ACTIVE:
+                return image
+            if image.status is not ImageStatus.DEACTIVATED:
+                raise Forbidden(f"Not allowed to reactivate image in status '{image.status}'")
+            return image.with_status(ImageStatus.ACTIVE, self._clock())
+
+        self._repository.update(image_id, change)
+
+    def add_tag(self, context: RequestContext, image_id: str, tag: str) -> None:
+        self._writable(context, image_id, Action.MODIFY_IMAGE, _missing_for_tags)
+
+        def change(image: Image) -> Image:
+            if tag in image.tags:
+                return image
+            tagged = image.with_changes(self._clock(), tags=image.tags | {tag})
+            try:
+                check_counts(tagged, self._limits, before=image)
+            except LimitExceeded as error:
+                raise LimitExceeded(
+                    f"Image tag limit exceeded for image {image.id}: {error.message}:"
+                ) from None
+            return tagged
+
+        self._repository.update(image_id, change)
+
+    def remove_tag(self, context: RequestContext, image_id: str, tag: str) -> None:
+        self._writable(context, image_id, Action.MODIFY_IMAGE, _missing_for_tags)
+
+        def change(image: Image) -> Image:
+            if tag not in image.tags:
+                raise NotFound("The resource could not be found.")
+            return image.with_changes(self._clock(), tags=image.tags - {tag})
+
+        self._repository.update(image_id, change)
+
+    # -- rules -----------------------------------------------------------------
+
+    def _visible(
+        self,
+        context: RequestContext,
+        image_id: str,
+        missing: Callable[[str], NotFound] = ImageNotFound,
+    ) -> Image:
+        image = self._repository.get(image_id)
+        if image is None:
+            raise missing(image_id)
+        membership = None
+        if (
+            image.visibility is Visibility.SHARED
+            and context.project_id is not None
+            and image.owner != context.project_id
+        ):
+            membership = self._repository.membership(image_id, context.project_id)
+        if not is_visible(image, context, membership):
+            raise missing(image_id)
+        return image
+
+    def _writable(
+        self,
+        context: RequestContext,
+        image_id: str,
+        action: Action,
+        missing: Callable[[str], NotFound] = ImageNotFound,
+    ) -> Image:
+        image = self._visible(context, image_id, missing)
+        authorize(context, action, image)
+        return image
+
+    @staticmethod
+    def _authorize_visibility(context: RequestContext, image: Image, before: Image | None) -> None:
+        if before is not None and before.visibility is image.visibility:
+            return
+        if image.visibility is Visibility.PUBLIC:
+            authorize(context, Action.PUBLICIZE_IMAGE, image)
+        elif image.visibility is Visibility.COMMUNITY:
+            authorize(context, Action.COMMUNITIZE_IMAGE, image)
+
+    @staticmethod
+    def _authorize_owner_change(context: RequestContext, before: Image, after: Image) -> None:
+        if before.owner != after.owner and not context.is_admin:
+            raise OwnerChangeForbidden()
+
+
+def _missing_for_delete(image_id: str) -> NotFound:
+    return NotFound(f"Failed to find image {image_id} to delete")
+
+
+def _missing_for_tags(image_id: str) -> NotFound:
+    return NotFound(f"Image {image_id} not found.")

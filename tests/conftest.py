@@ -1,0 +1,119 @@
+"""Fixtures: real Skylens servers on SQLite and PostgreSQL, identities, clients.
+
+Every API test runs once per backend. Each test works in fresh projects, so the
+tests share one server per backend (per xdist worker) without seeing each
+other's images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.identities import Identity, admin_of, member_of, new_project, reader_of
+from tests.support.servers import RunningServer, postgres_database, skylens_server
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data_dir = tmp_path_factory.mktemp("sqlite-server")
+    url = f"sqlite:///{data_dir / 'skylens.db'}"
+    with skylens_server(data_dir, url, "sqlite") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgresql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data_dir = tmp_path_factory.mktemp("postgresql-server")
+    with (
+        postgres_database(f"skylens_test_{_worker()}") as url,
+        skylens_server(data_dir, url, "postgresql") as server,
+    ):
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest) -> RunningServer:
+    """The running service, once on each database backend."""
+    result: RunningServer = request.getfixturevalue(f"{request.param}_server")
+    return result
+
+
+@pytest.fixture
+def project() -> str:
+    return new_project()
+
+
+@pytest.fixture
+def other_project() -> str:
+    return new_project()
+
+
+@pytest.fixture
+def member(project: str) -> Identity:
+    return member_of(project)
+
+
+@pytest.fixture
+def reader(project: str) -> Identity:
+    return reader_of(project)
+
+
+@pytest.fixture
+def admin() -> Identity:
+    return admin_of(new_project())
+
+
+@pytest.fixture
+def stranger(other_project: str) -> Identity:
+    return member_of(other_project)
+
+
+ClientFactory = Callable[..., httpx.Client]
+
+
+@pytest.fixture
+def http(server: RunningServer) -> Iterator[ClientFactory]:
+    """Raw HTTP clients acting as an identity: `http(member)`; JSON errors by default."""
+    clients: list[httpx.Client] = []
+
+    def make(
+        identity: Identity | None = None, accept: str | None = "application/json"
+    ) -> httpx.Client:
+        headers = dict(identity.headers) if identity else {}
+        if accept is not None:
+            headers["Accept"] = accept
+        client = httpx.Client(base_url=server.url, headers=headers, timeout=30)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def api(http: ClientFactory, member: Identity) -> httpx.Client:
+    """A raw HTTP client acting as a member of `project`."""
+    return http(member)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "postgresql" in item.name:
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
