@@ -23,8 +23,8 @@ class ConfigError(Exception):
     """The configuration is invalid; the message says which option and why."""
 
 
-def _default_data_dir() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+def default_data_dir(environ: Mapping[str, str]) -> str:
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return str(Path(base) / "skylens")
 
 
@@ -71,7 +71,7 @@ class AuthSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    data_dir: str = dataclasses.field(default_factory=_default_data_dir)
+    data_dir: str = dataclasses.field(default_factory=lambda: default_data_dir(os.environ))
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     images: ImageSettings = ImageSettings()
@@ -112,6 +112,7 @@ def load(
             for section in sections:
                 target = target.setdefault(section, {})
             target[name] = value
+    values.setdefault("data_dir", default_data_dir(environ))
     settings: Settings = _build(Settings, values, "")
     return settings
 

@@ -7,20 +7,21 @@ from typing import Any
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
 
-from skylens.api.errors import RouteNotFound, error_response, handle_error
+from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
 from skylens.api.image_v2.images import ImageHandlers
 from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_resources, schema_resources
-from skylens.api.image_v2.schemas import load_schemas
+from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.middleware import RequestIdMiddleware
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
-from skylens.api.routing import Operation, Resource
+from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
 from skylens.api.versions import VersionNegotiation, version_resources
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import ConfigError, Settings
@@ -83,6 +84,9 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
+            # Glance's router: an unknown method is 501 even where no route matches.
+            if request.method not in IMPLEMENTED_METHODS:
+                return await handle_error(request, MethodNotImplemented(request.method))
             return await handle_error(request, RouteNotFound())
         return error_response(request, exc.status_code, str(exc.detail))
 
@@ -116,45 +120,55 @@ def _authenticator(settings: Settings) -> Authenticator:
     raise ConfigError(f"unknown auth.mode {settings.auth.mode!r} (supported: trusted-headers)")
 
 
-def _service_resources(engine: sa.Engine, api: list[Resource], schemas: Any) -> list[Resource]:
-    async def healthcheck(_request: Request) -> Response:
+def check_settings(settings: Settings) -> None:
+    """Refuse settings only the app can judge, before `serve` starts any worker
+    (a worker failing at start would be restarted for ever)."""
+    _authenticator(settings)
+
+
+def _service_resources(
+    engine: sa.Engine, api: list[Resource], schemas: ImageSchemas
+) -> list[Resource]:
+    """/healthcheck and /openapi.json; the document describes every route, itself included."""
+
+    def database_answers() -> bool:
         try:
             with engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except sa.exc.SQLAlchemyError:
-            return PlainTextResponse("database unavailable", status_code=503)
-        return PlainTextResponse("OK")
+            log.exception("healthcheck: the database does not answer")
+            return False
+        return True
 
-    health = Resource(
-        "/healthcheck",
-        [
-            Operation(
-                "GET",
-                healthcheck,
-                "Report whether the service can serve requests",
-                errors=(503,),
-                authenticated=False,
-            )
-        ],
-        tag="service",
-    )
-    openapi = Resource(
-        "/openapi.json",
-        [
-            Operation(
-                "GET",
-                lambda request: _openapi(document),
-                "This OpenAPI document",
-                authenticated=False,
-            )
-        ],
-        tag="service",
-    )
+    async def healthcheck(_request: Request) -> Response:
+        if await run_in_threadpool(database_answers):
+            return PlainTextResponse("OK")
+        return PlainTextResponse("database unavailable", status_code=503)
+
+    async def openapi(_request: Request) -> Response:
+        return json_response(document)
+
+    service = [
+        Resource(
+            "/healthcheck",
+            [
+                Operation(
+                    "GET",
+                    healthcheck,
+                    "Report whether the service can serve requests",
+                    errors=(503,),
+                    authenticated=False,
+                )
+            ],
+            tag="service",
+        ),
+        Resource(
+            "/openapi.json",
+            [Operation("GET", openapi, "This OpenAPI document", authenticated=False)],
+            tag="service",
+        ),
+    ]
     named = {schema.name: schema.document for schema in schemas.all()}
     named["versions"] = _VERSIONS_SCHEMA
-    document = openapi_document([*api, health, openapi], named)
-    return [health, openapi]
-
-
-async def _openapi(document: dict[str, Any]) -> Response:
-    return json_response(document)
+    document = openapi_document([*api, *service], named)
+    return service

@@ -36,16 +36,24 @@ REASONS = {
 
 
 class MethodNotAllowed(errors.SkylensError):
-    def __init__(self, allowed: Sequence[str]) -> None:
-        super().__init__("The method is not allowed for this resource.")
+    def __init__(self, method: str, allowed: Sequence[str]) -> None:
+        super().__init__(f"The method {method} is not allowed for this resource.")
         self.allowed = tuple(allowed)
 
 
 class MethodNotImplemented(errors.SkylensError):
     """An HTTP method this server does not know at all."""
 
-    def __init__(self) -> None:
-        super().__init__("The server does not support the requested method.")
+    def __init__(self, method: str) -> None:
+        super().__init__(f"The request method {method} is not implemented for this server.")
+
+
+class UnsupportedPatchMediaType(errors.UnsupportedMediaType):
+    """A PATCH body in a media type other than the json-patch ones `accepted`."""
+
+    def __init__(self, content_type: str, accepted: Sequence[str]) -> None:
+        super().__init__(f"The request media type {content_type} is not supported by this server.")
+        self.accepted = tuple(accepted)
 
 
 class RouteNotFound(errors.NotFound):
@@ -72,6 +80,7 @@ DETAIL_STYLE: tuple[type[errors.SkylensError], ...] = (
     errors.PropertyNotRemovable,
     errors.OwnerChangeForbidden,
     errors.ForeignOwnerForbidden,
+    errors.ReservedPropertyName,
 )
 GENERIC_EXPLANATIONS = {
     400: "The server could not comply with the request since it is either malformed or "
@@ -105,19 +114,19 @@ def error_response(
     explanation, detail = message, ""
     if as_detail and status in GENERIC_EXPLANATIONS:
         explanation, detail = GENERIC_EXPLANATIONS[status], message
-    if "application/json" in accept:
+    media_type = preferred_error_type(accept)
+    if media_type == "application/json":
         body = {
             "message": f"{explanation}<br /><br />\n{detail}\n\n",
             "code": code,
             "title": reason,
         }
         return json_response(body, status=status, headers=headers)
-    if not accept.strip():
-        text = (
-            f"{code}\n\n{explanation}\n\n {detail}  " if detail else f"{code}\n\n{message}\n\n   "
-        )
+    if media_type is None:
+        # webob's plain text: the body with newlines as spaces and <br /> as newlines.
+        text = f"{explanation}<br /><br />\n{detail}\n\n".replace("\n", " ").replace("<br />", "\n")
         return Response(
-            text,
+            f"{code}\n\n{text}",
             status_code=status,
             media_type="text/plain; charset=UTF-8",
             headers=headers,
@@ -131,11 +140,48 @@ def error_response(
     )
 
 
+_ERROR_TYPES = ("text/html", "application/json")
+
+
+def preferred_error_type(accept: str) -> str | None:
+    """webob's choice between HTML and JSON error bodies; None means plain text.
+
+    Each offer takes the quality of the most specific range that matches it;
+    the best quality wins, ties go to HTML (webob's offer order), and no
+    acceptable offer (or no header) means plain text.
+    """
+    ranges: dict[str, float] = {}
+    for item in accept.split(","):
+        media_range, *parameters = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media_range:
+            ranges.setdefault(media_range.lower(), quality)
+    best, best_quality = None, 0.0
+    for offer in _ERROR_TYPES:
+        kind = offer.split("/")[0]
+        quality = next(
+            (ranges[r] for r in (offer, f"{kind}/*", "*/*") if r in ranges),
+            0.0,
+        )
+        if quality > best_quality:
+            best, best_quality = offer, quality
+    return best
+
+
 async def handle_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.SkylensError)
     headers = {}
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.allowed)
+    if isinstance(exc, UnsupportedPatchMediaType):
+        headers["Accept-Patch"] = ", ".join(exc.accepted)
     if isinstance(exc, errors.NotAuthenticated) and getattr(exc, "challenge", None):
         headers["WWW-Authenticate"] = str(exc.challenge)  # type: ignore[attr-defined]
     as_detail = isinstance(exc, DETAIL_STYLE)

@@ -62,6 +62,8 @@ def openapi_document(
             "description": "OpenStack Image API v2 compatible image service.",
         },
         "paths": paths,
+        # Every operation needs a token unless it opts out with `security: []`.
+        "security": [{"token": []}],
         "components": {
             "schemas": components,
             "securitySchemes": {

@@ -12,12 +12,14 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import Receive, Scope, Send
 
 from skylens.api.errors import MethodNotAllowed, MethodNotImplemented
 
 Handler = Callable[[Request], Awaitable[Response]]
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The methods Glance's router implements; any other method is 501 on every path.
+IMPLEMENTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,16 +42,27 @@ class Resource:
     tag: str
 
     def route(self) -> Route:
-        by_method = {operation.method: operation.handler for operation in self.operations}
-        allowed = [operation.method for operation in self.operations]
+        # An ASGI object (not a function) with no `methods`: every method
+        # reaches `ResourceEndpoint`, which decides between handler, 405 and 501.
+        return Route(self.path, ResourceEndpoint(self), methods=None, name=self.path)
 
-        async def dispatch(request: Request) -> Response:
-            handler = by_method.get(request.method)
-            if handler is None:
-                if request.method not in _KNOWN_METHODS:
-                    raise MethodNotImplemented()
-                raise MethodNotAllowed(allowed)
-            return await handler(request)
 
-        # Every method reaches `dispatch`; it decides between the handler and 405.
-        return Route(self.path, dispatch, methods=sorted(_KNOWN_METHODS), name=self.path)
+class ResourceEndpoint:
+    """The ASGI endpoint of one resource; `resource` says what it serves."""
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self._handlers = {operation.method: operation.handler for operation in resource.operations}
+        self._allowed = [operation.method for operation in resource.operations]
+        self._app = request_response(self._dispatch)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+    async def _dispatch(self, request: Request) -> Response:
+        handler = self._handlers.get(request.method)
+        if handler is None:
+            if request.method not in IMPLEMENTED_METHODS:
+                raise MethodNotImplemented(request.method)
+            raise MethodNotAllowed(request.method, self._allowed)
+        return await handler(request)

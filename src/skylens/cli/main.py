@@ -89,7 +89,11 @@ def db_current_command(settings: Settings) -> int:
 def serve_command(settings: Settings) -> int:
     import uvicorn
 
+    from skylens.api.app import check_settings
+    from skylens.cli.protocol import GlanceHttpToolsProtocol
+
     _check_exposure(settings)
+    check_settings(settings)
     if settings.database.auto_upgrade:
         from skylens.db.engine import create_engine, upgrade
 
@@ -115,7 +119,7 @@ def serve_command(settings: Settings) -> int:
         proxy_headers=False,
         server_header=False,
         loop="uvloop",
-        http="httptools",
+        http=GlanceHttpToolsProtocol,
     )
     return 0
 

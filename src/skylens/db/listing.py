@@ -43,10 +43,6 @@ def filter_conditions(context: RequestContext, query: ListQuery) -> list[sa.Colu
         conditions.append(images.c.visibility == query.visibility.value)
     conditions.extend(_attribute_condition(f) for f in query.attributes)
     conditions.extend(_time_condition(f) for f in query.times)
-    if query.size_min is not None:
-        conditions.append(images.c.size >= query.size_min)
-    if query.size_max is not None:
-        conditions.append(images.c.size <= query.size_max)
     for tag in query.tags:
         conditions.append(
             sa.exists().where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag)
@@ -66,9 +62,12 @@ def _attribute_condition(attribute_filter: AttributeFilter) -> sa.ColumnElement[
     column = images.c[attribute_filter.attribute]
     if attribute_filter.operator is Operator.IN:
         return column.in_(attribute_filter.values)
-    if attribute_filter.operator is Operator.EQ:
-        return column == attribute_filter.values[0]
-    raise InvalidFilter(f"Unable to filter by unknown operator '{attribute_filter.operator}'.")
+    compare = _COMPARATORS.get(attribute_filter.operator)
+    if compare is None:
+        raise InvalidFilter(f"Unable to filter by unknown operator '{attribute_filter.operator}'.")
+    # gte/lte come from `<attribute>_min`/`_max` range filters.
+    result: sa.ColumnElement[bool] = compare(column, attribute_filter.values[0])
+    return result
 
 
 def _time_condition(time_filter: TimeFilter) -> sa.ColumnElement[bool]:

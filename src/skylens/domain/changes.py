@@ -107,8 +107,8 @@ def apply_changes(
             check_property_name(name)
             properties[name] = change.value
     for name in _FORMAT_ATTRIBUTES:
-        changed = name in attributes and attributes[name] != getattr(image, name)
-        if changed and image.status not in _FORMAT_EDITABLE:
+        # As Glance's setters: refused even when the value would stay the same.
+        if name in attributes and image.status not in _FORMAT_EDITABLE:
             raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
     check_minimums(attributes)
     return image.with_changes(now, properties=properties, **attributes)

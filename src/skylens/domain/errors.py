@@ -95,6 +95,10 @@ class OwnerChangeForbidden(Forbidden):
         super().__init__("Owner can't be updated by non admin.")
 
 
+class ReservedPropertyName(ReservedAttribute):
+    """A create request names a reserved key as an extra property."""
+
+
 class ForeignOwnerForbidden(Forbidden):
     def __init__(self, owner: str | None) -> None:
         super().__init__(f"You are not permitted to create images owned by '{owner}'")

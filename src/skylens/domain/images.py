@@ -51,7 +51,8 @@ STATUS_TRANSITIONS: Mapping[ImageStatus, frozenset[ImageStatus]] = {
     _S.IMPORTING: frozenset({_S.ACTIVE, _S.DELETED, _S.QUEUED}),
     _S.ACTIVE: frozenset({_S.PENDING_DELETE, _S.DELETED, _S.DEACTIVATED}),
     _S.KILLED: frozenset({_S.DELETED}),
-    _S.PENDING_DELETE: frozenset({_S.DELETED}),
+    # A delayed delete can be undone while the data still exists.
+    _S.PENDING_DELETE: frozenset({_S.DELETED, _S.ACTIVE}),
     _S.DELETED: frozenset(),
     _S.DEACTIVATED: frozenset({_S.ACTIVE, _S.DELETED}),
 }
@@ -147,6 +148,8 @@ def check_property_name(name: str) -> None:
         raise ReadOnlyAttribute(name)
     if name in RESERVED_ATTRIBUTES or name.startswith(RESERVED_PREFIX):
         raise ReservedAttribute(name)
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequest("Custom property should not be greater than 255 characters.")
 
 
 MAX_INT32 = 2**31 - 1

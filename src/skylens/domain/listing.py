@@ -71,8 +71,6 @@ class ListQuery:
     os_hidden: bool = False
     attributes: tuple[AttributeFilter, ...] = ()
     times: tuple[TimeFilter, ...] = ()
-    size_min: int | None = None
-    size_max: int | None = None
     tags: tuple[str, ...] = ()
     properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
 

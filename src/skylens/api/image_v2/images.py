@@ -15,8 +15,19 @@ from skylens.api.image_v2.schemas import ImageSchemas
 from skylens.api.requests import base_url, read_json, reject_body
 from skylens.api.responses import json_response, no_content
 from skylens.domain.access import RequestContext
-from skylens.domain.errors import InvalidRequest, ReadOnlyAttribute, ReservedAttribute
-from skylens.domain.images import MAX_NAME_LENGTH, MUTABLE_ATTRIBUTES, READ_ONLY_ATTRIBUTES
+from skylens.domain.errors import (
+    InvalidRequest,
+    ReadOnlyAttribute,
+    ReservedAttribute,
+    ReservedPropertyName,
+)
+from skylens.domain.images import (
+    MAX_NAME_LENGTH,
+    MUTABLE_ATTRIBUTES,
+    READ_ONLY_ATTRIBUTES,
+    RESERVED_ATTRIBUTES,
+    RESERVED_PREFIX,
+)
 from skylens.domain.ports import Authenticator
 from skylens.services.images import ImageService, NewImage
 
@@ -65,6 +76,8 @@ class ImageHandlers:
         for key in body:
             if len(key) > MAX_NAME_LENGTH:
                 raise InvalidRequest("Custom property should not be greater than 255 characters.")
+            if key in RESERVED_ATTRIBUTES or key.startswith(RESERVED_PREFIX):
+                raise ReservedPropertyName(key)
         return NewImage(image_id=image_id, attributes=attributes, properties=body, tags=tags)
 
     async def index(self, request: Request) -> Response:

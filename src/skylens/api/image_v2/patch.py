@@ -6,6 +6,7 @@ import dataclasses
 import re
 from typing import Any
 
+from skylens.api.errors import UnsupportedPatchMediaType
 from skylens.api.image_v2.schemas import Schema
 from skylens.domain.changes import Change, ChangeOp
 from skylens.domain.errors import (
@@ -13,21 +14,15 @@ from skylens.domain.errors import (
     InvalidPatch,
     ReadOnlyAttribute,
     ReservedAttribute,
-    UnsupportedMediaType,
 )
-from skylens.domain.images import RESERVED_ATTRIBUTES, RESERVED_PREFIX
+from skylens.domain.images import READ_ONLY_ATTRIBUTES, RESERVED_ATTRIBUTES, RESERVED_PREFIX
 
 PATCH_V21 = "application/openstack-images-v2.1-json-patch"
 PATCH_V20 = "application/openstack-images-v2.0-json-patch"
-ACCEPT_PATCH = f"{PATCH_V20}, {PATCH_V21}"
-_OPERATIONS = ", ".join(op.value for op in ChangeOp)
+# Glance lists the operations sorted in its messages.
+_OPERATIONS = ", ".join(sorted(op.value for op in ChangeOp))
 _ADJACENT_SLASHES = re.compile(r"/\s*?/")
 _BAD_ESCAPE = re.compile(r"~[^01]")
-
-
-class UnsupportedPatchType(UnsupportedMediaType):
-    def __init__(self, content_type: str) -> None:
-        super().__init__(f"The request media type {content_type} is not supported by this server.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +38,7 @@ def check_media_type(content_type: str | None) -> bool:
         return True
     if media_type == PATCH_V20:
         return False
-    raise UnsupportedPatchType(content_type or "")
+    raise UnsupportedPatchMediaType(content_type or "", (PATCH_V20, PATCH_V21))
 
 
 def parse_patch(document: Any, schema: Schema, *, v21: bool) -> ParsedPatch:
@@ -127,7 +122,7 @@ _LOCATION_VERBS = {ChangeOp.ADD: "add", ChangeOp.REPLACE: "update", ChangeOp.REM
 
 
 def _check_writable(op: ChangeOp, name: str, schema: Schema) -> None:
-    if name in schema.read_only:
+    if name in schema.read_only or name in READ_ONLY_ATTRIBUTES:
         raise ReadOnlyAttribute(name)
     if name == "locations":
         # Locations are never shown (show_multiple_locations is off), so never editable.

@@ -127,7 +127,7 @@ def _visibility(raw: str | None) -> tuple[Visibility | None, bool]:
 
 
 def _os_hidden(raw: str | None) -> bool:
-    value = (raw or "false").lower()
+    value = ("false" if raw is None else raw).lower()  # present but empty is invalid
     if value not in ("true", "false"):
         raise InvalidFilter(
             f"Invalid value '{value}' for 'os_hidden' filter. Valid values are 'true' or 'false'."
@@ -232,38 +232,44 @@ def _time_filter(key: str, expression: str) -> TimeFilter:
     return TimeFilter(key, Operator(operator), moment)
 
 
+# The grammar of `iso8601.parse_date`, which Glance parses these times with:
+# YYYY, YYYY-MM, YYYY-MM-DD or YYYYMMDD (a dashed month or day may have one digit),
+# then optionally `T` or a space and HH[[:]MM][[:]SS[.fraction]][Z|+HH[[:]MM]].
 _ISO_8601 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?)?"
-    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$",
-    re.IGNORECASE,
+    r"(?P<year>[0-9]{4})"
+    r"(?:(?:-(?P<monthdash>[0-9]{1,2})|(?P<month>[0-9]{2})(?!$))"
+    r"(?:(?:-(?P<daydash>[0-9]{1,2})|(?P<day>[0-9]{2}))"
+    r"(?:[ T](?P<hour>[0-9]{2})(?::?(?P<minute>[0-9]{2}))?"
+    r"(?::?(?P<second>[0-9]{1,2})(?:[.,](?P<fraction>[0-9]+))?)?"
+    r"(?P<zone>Z|[-+][0-9]{2}:?(?:[0-9]{2})?)?"
+    r")?)?)?$"
 )
 
 
 def _parse_time(text: str) -> dt.datetime | None:
-    """ISO 8601 (`T` or a space; date only allowed; no zone means UTC) -> naive UTC."""
-    match = _ISO_8601.match(text.strip())
+    """ISO 8601 as Glance reads it (no zone means UTC) -> naive UTC, or None."""
+    match = _ISO_8601.match(text)
     if match is None:
         return None
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    part = match.groupdict()
     try:
         moment = dt.datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            int((fraction or "0").ljust(6, "0")),
-            tzinfo=_zone(zone),
+            int(part["year"]),
+            int(part["month"] or part["monthdash"] or 1),
+            int(part["day"] or part["daydash"] or 1),
+            int(part["hour"] or 0),
+            int(part["minute"] or 0),
+            int(part["second"] or 0),
+            int((part["fraction"] or "0")[:6].ljust(6, "0")),
+            tzinfo=_zone(part["zone"]),
         )
-    except ValueError:
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         return None
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _zone(zone: str | None) -> dt.tzinfo:
-    if zone is None or zone.upper() == "Z":
+    if zone is None or zone == "Z":
         return dt.UTC
     sign = -1 if zone[0] == "-" else 1
     digits = zone[1:].replace(":", "")

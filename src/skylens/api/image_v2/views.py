@@ -60,8 +60,10 @@ def images_view(
 ) -> dict[str, Any]:
     """The list envelope with Glance's relative, URL-encoded paging links.
 
-    Repeated parameters keep their last value, as in Glance, except `tag`: all
-    tags are kept so that following `next` never widens the filter.
+    Repeated parameters keep their last value, as in Glance, except those the
+    list reads every value of (`tag`, `sort_key`, `sort_dir`): all their values
+    are kept, so that following `next` never widens the filter or changes the
+    order mid-way (Glance keeps only the last one of these too).
     """
     query = _link_params(params)
     body: dict[str, Any] = {"images": [image_view(image) for image in images]}
@@ -72,23 +74,17 @@ def images_view(
     return body
 
 
+# Parameters the list reads every value of; the links must keep them all.
+_MULTI_VALUED = frozenset({"tag", "sort_key", "sort_dir"})
+
+
 def _link_params(params: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    last: dict[str, str] = {}
-    tags: list[str] = []
-    order: list[str] = []
+    values: dict[str, list[str]] = {}  # in order of first appearance
     for key, value in params:
         if key == "marker":
             continue
-        if key not in order:
-            order.append(key)
-        if key == "tag":
-            tags.append(value)
+        if key in _MULTI_VALUED:
+            values.setdefault(key, []).append(value)
         else:
-            last[key] = value
-    result: list[tuple[str, str]] = []
-    for key in order:
-        if key == "tag":
-            result.extend(("tag", tag) for tag in tags)
-        else:
-            result.append((key, last[key]))
-    return result
+            values[key] = [value]  # a dict keeps the key's first position
+    return [(key, value) for key, kept in values.items() for value in kept]

@@ -1,0 +1,215 @@
+"""The `skylens` command, run as the installed console script."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from skylens import __version__
+from tests.support.servers import free_port, postgres_database, skylens_server
+
+SKYLENS = str(Path(sys.executable).parent / "skylens")
+HEAD = "0001"
+
+
+def _skylens(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("SKYLENS_")}
+    return subprocess.run(
+        [SKYLENS, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **(env or {})},
+        check=False,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'skylens.db'}"
+        return
+    with postgres_database(f"skylens_cli_{uuid.uuid4().hex[:12]}") as url:
+        yield url
+
+
+def test_version() -> None:
+    result = _skylens("--version")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"skylens {__version__}"
+
+
+def test_no_command_prints_help_and_fails() -> None:
+    result = _skylens()
+
+    assert result.returncode == 2
+    assert "serve" in result.stdout
+    assert "db" in result.stdout
+
+
+def test_db_upgrade_then_current(database_url: str) -> None:
+    before = _skylens("db", "current", "--database-url", database_url)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.strip() == "empty"
+
+    upgraded = _skylens("db", "upgrade", "--database-url", database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip() == f"database at revision {HEAD}"
+
+    again = _skylens("db", "upgrade", "--database-url", database_url)
+    assert again.returncode == 0, again.stderr
+
+    current = _skylens("db", "current", "--database-url", database_url)
+    assert current.returncode == 0, current.stderr
+    assert current.stdout.strip() == HEAD
+
+
+def test_db_upgrade_uses_the_data_dir(tmp_path: Path) -> None:
+    result = _skylens("db", "upgrade", env={"SKYLENS_DATA_DIR": str(tmp_path / "data")})
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "skylens.db").is_file()
+
+
+def test_serve_refuses_to_expose_trusted_headers(tmp_path: Path) -> None:
+    result = _skylens(
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path),
+    )
+
+    assert result.returncode == 2
+    assert "trusted-headers" in result.stderr
+    assert "refusing to listen on 0.0.0.0" in result.stderr
+    assert "allow_remote_trusted_headers" in result.stderr
+    assert not (tmp_path / "skylens.db").exists()  # it stopped before touching anything
+
+
+def test_serve_on_all_interfaces_when_told_a_proxy_sets_the_headers(tmp_path: Path) -> None:
+    # Listens on 0.0.0.0 only for as long as one request takes.
+    with skylens_server(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'skylens.db'}",
+        "sqlite",
+        extra_env={"SKYLENS_AUTH_ALLOW_REMOTE_TRUSTED_HEADERS": "true"},
+        extra_args=("--host", "0.0.0.0"),
+    ) as server:
+        assert httpx.get(f"{server.url}/v2/images", timeout=10).status_code == 200
+    assert "serving on http://0.0.0.0:" in server.log.read_text()
+
+
+def test_serve_upgrades_the_embedded_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+
+    with skylens_server(tmp_path, url, "sqlite") as server:
+        assert httpx.get(f"{server.url}/v2/images", timeout=10).status_code == 200
+
+    assert _skylens("db", "current", "--database-url", url).stdout.strip() == HEAD
+
+
+def test_serve_can_leave_the_schema_alone(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+
+    with skylens_server(
+        tmp_path, url, "sqlite", extra_env={"SKYLENS_DATABASE_AUTO_UPGRADE": "false"}
+    ):
+        pass
+
+    assert _skylens("db", "current", "--database-url", url).stdout.strip() == "empty"
+
+
+def _socket_owners(port: int) -> set[int]:
+    """Pids of the processes holding the server side of established connections."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # ESTABLISHED
+                    inodes.add(f"socket:[{fields[9]}]")
+    owners = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in fds):
+                owners.add(int(pid))
+        except OSError:
+            continue
+    return owners
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_serve_with_two_workers_answers_from_both(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+    with skylens_server(tmp_path, url, "sqlite", extra_args=("--workers", "2")) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        connections: list[http.client.HTTPConnection] = []
+        owners: set[int] = set()
+        deadline = time.monotonic() + 30
+        try:
+            # Keep every connection open, so each stays with the worker that took it.
+            while len(owners) < 2 and time.monotonic() < deadline and len(connections) < 200:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connection.request("GET", "/v2/images", headers={"Accept": "application/json"})
+                response = connection.getresponse()
+                assert response.status == 200
+                response.read()
+                connections.append(connection)
+                owners = _socket_owners(port)
+                time.sleep(0.02)
+        finally:
+            for connection in connections:
+                connection.close()
+
+    assert len(owners) == 2, f"only {owners} answered {len(connections)} connections"
+    assert os.getpid() not in owners
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nprot = 9292\n", "unknown option(s): server.prot"),
+        ("[server]\nport = 'high'\n", "invalid value for server.port"),
+    ],
+)
+def test_bad_config_file_exits_2_naming_the_option(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "skylens.toml"
+    config.write_text(text)
+
+    for command in (("serve",), ("db", "current")):
+        result = _skylens(*command, "--config", str(config), "--data-dir", str(tmp_path))
+
+        assert result.returncode == 2
+        assert result.stderr.startswith("skylens: configuration error:")
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_unknown_auth_mode_exits_2_before_serving(tmp_path: Path, workers: str) -> None:
+    config = tmp_path / "skylens.toml"
+    config.write_text("[auth]\nmode = 'kerberos'\n")
+
+    result = _skylens(
+        "serve", "--config", str(config), "--data-dir", str(tmp_path), "--workers", workers
+    )
+
+    assert result.returncode == 2
+    assert "configuration error: unknown auth.mode 'kerberos'" in result.stderr
+    assert "serving on" not in result.stderr

@@ -1,0 +1,62 @@
+"""Real OpenStack clients pointed at a running Skylens, without Keystone.
+
+openstacksdk and python-glanceclient act as any `Identity` through the trusted
+headers. The `glance` and `openstack` command lines cannot send them and so act
+as the service's default identity (project `default`, admin).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from glanceclient.v2.client import Client as GlanceClient
+from keystoneauth1 import noauth, session
+from openstack.connection import Connection
+
+from tests.support.identities import Identity
+
+SdkFactory = Callable[[Identity], Connection]
+GlanceFactory = Callable[[Identity], GlanceClient]
+
+# The console scripts installed beside this interpreter (glance, openstack, skylens).
+BIN = Path(sys.executable).parent
+
+
+def sdk_connection(url: str, identity: Identity) -> Connection:
+    """An openstacksdk Connection: no auth, the image endpoint pinned to `url`."""
+    auth_session = session.Session(
+        auth=noauth.NoAuth(), additional_headers=identity.headers, timeout=30
+    )
+    return Connection(session=auth_session, image_endpoint_override=url, image_api_version="2")
+
+
+def glance_client(url: str, identity: Identity) -> GlanceClient:
+    """A glanceclient v2 Client using its own way to act for someone: identity headers."""
+    return GlanceClient(
+        endpoint=url, token="unused", identity_headers=dict(identity.headers), timeout=30
+    )
+
+
+def run_in_terminal(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a client command with a pseudo-terminal as stdin, output captured.
+
+    `glance image-create` and `openstack image create` upload stdin as image
+    data when it is not a terminal; a terminal makes them create the record only.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OS_", "SKYLENS_", "OPENSTACK_"))
+    }
+    terminal, stdin = os.openpty()
+    try:
+        return subprocess.run(
+            args, stdin=stdin, capture_output=True, text=True, timeout=60, env=env, check=False
+        )
+    finally:
+        os.close(stdin)
+        os.close(terminal)

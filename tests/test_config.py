@@ -1,0 +1,193 @@
+"""Settings: defaults < TOML file < SKYLENS_* environment < overrides (CLI flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skylens.config import ConfigError, Settings, load
+
+
+def _file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "skylens.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults() -> None:
+    settings = load(environ={})
+
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 9292
+    assert settings.server.workers == 1
+    assert settings.server.public_endpoint == ""
+    assert settings.database.url == ""
+    assert settings.database.auto_upgrade is True
+    assert settings.images.limit_param_default == 25
+    assert settings.images.api_limit_max == 1000
+    assert settings.auth.mode == "trusted-headers"
+    assert settings.auth.default_project == "default"
+    assert settings.auth.default_roles == ("admin", "member", "reader")
+    assert settings.auth.allow_remote_trusted_headers is False
+    assert Path(settings.data_dir).name == "skylens"
+    assert settings.database_url == f"sqlite:///{Path(settings.data_dir) / 'skylens.db'}"
+
+
+def test_toml_file(tmp_path: Path) -> None:
+    config = _file(
+        tmp_path,
+        f"""
+data_dir = "{tmp_path / "data"}"
+
+[server]
+host = "::1"
+port = 8080
+workers = 4
+access_log = false
+
+[database]
+url = "postgresql://db.example/skylens"
+auto_upgrade = false
+
+[images]
+limit_param_default = 10
+
+[auth]
+default_roles = ["reader"]
+""",
+    )
+
+    settings = load(config, environ={})
+
+    assert settings.data_dir == str(tmp_path / "data")
+    assert settings.server.host == "::1"
+    assert settings.server.port == 8080
+    assert settings.server.workers == 4
+    assert settings.server.access_log is False
+    assert settings.database.auto_upgrade is False
+    assert settings.database_url == "postgresql://db.example/skylens"
+    assert settings.images.limit_param_default == 10
+    assert settings.images.api_limit_max == 1000
+    assert settings.auth.default_roles == ("reader",)
+
+
+def test_environment(tmp_path: Path) -> None:
+    settings = load(
+        environ={
+            "SKYLENS_SERVER_PORT": "8081",
+            "SKYLENS_DATABASE_URL": "postgresql://env/skylens",
+            "SKYLENS_DATA_DIR": str(tmp_path),
+            "SKYLENS_AUTH_DEFAULT_ROLES": "a, b,,",
+            "SKYLENS_SERVER_ACCESS_LOG": "off",
+            "SKYLENS_AUTH_ALLOW_REMOTE_TRUSTED_HEADERS": "TRUE",
+        }
+    )
+
+    assert settings.server.port == 8081
+    assert settings.database_url == "postgresql://env/skylens"
+    assert settings.data_dir == str(tmp_path)
+    assert settings.auth.default_roles == ("a", "b")
+    assert settings.server.access_log is False
+    assert settings.auth.allow_remote_trusted_headers is True
+
+
+def test_data_dir_places_the_embedded_database(tmp_path: Path) -> None:
+    settings = load(environ={"SKYLENS_DATA_DIR": str(tmp_path)})
+
+    assert settings.database_url == f"sqlite:///{tmp_path / 'skylens.db'}"
+
+
+def test_config_file_named_by_the_environment(tmp_path: Path) -> None:
+    config = _file(tmp_path, "[server]\nport = 7000\n")
+
+    assert load(environ={"SKYLENS_CONFIG": config}).server.port == 7000
+
+
+def test_precedence_defaults_file_environment_overrides(tmp_path: Path) -> None:
+    config = _file(
+        tmp_path,
+        "[server]\nport = 1000\nworkers = 3\nhost = '127.0.0.2'\n[images]\ntag_quota = 5\n",
+    )
+    environ = {"SKYLENS_SERVER_PORT": "2000", "SKYLENS_SERVER_WORKERS": "6"}
+
+    settings = load(
+        config,
+        environ=environ,
+        overrides={"server.port": 3000, "server.workers": None, "data_dir": str(tmp_path)},
+    )
+
+    assert settings.server.port == 3000  # override beats environment and file
+    assert settings.server.workers == 6  # environment beats file; None overrides nothing
+    assert settings.server.host == "127.0.0.2"  # file beats default
+    assert settings.images.tag_quota == 5
+    assert settings.images.property_quota == 128  # default
+    assert settings.data_dir == str(tmp_path)
+
+
+def test_unknown_environment_names_are_ignored() -> None:
+    settings = load(
+        environ={
+            "SKYLENS_NOPE": "1",
+            "SKYLENS_SERVER_NOPE": "1",
+            "SKYLENS_SERVER": "1",
+            "SKYLENS_INTERNAL_RESOLVED_SETTINGS": "{}",
+            "OTHER_SERVER_PORT": "1",
+        }
+    )
+
+    assert settings == load(environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[server]\nprot = 1\n", "server.prot"),
+        ("colour = 'blue'\n", "colour"),
+        ("[nope]\nx = 1\n", "nope"),
+        ("[auth]\nmode = 'x'\nallow_remote = true\n", "auth.allow_remote"),
+    ],
+)
+def test_unknown_option_in_the_file_is_named(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=rf"unknown option\(s\): {named}\b"):
+        load(_file(tmp_path, text), environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[server]\nport = 'abc'\n", "server.port"),
+        ("[server]\nworkers = true\n", "server.workers"),
+        ("[server]\naccess_log = 'maybe'\n", "server.access_log"),
+        ("[server]\nhost = ['a']\n", "server.host"),
+        ("[database]\nauto_upgrade = 2\n", "database.auto_upgrade"),
+    ],
+)
+def test_bad_types_in_the_file_are_named(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=rf"invalid value for {named}:"):
+        load(_file(tmp_path, text), environ={})
+
+
+def test_a_section_that_is_not_a_table(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[server\] must be a table"):
+        load(_file(tmp_path, "server = 3\n"), environ={})
+
+
+def test_bad_type_in_the_environment_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"invalid value for server\.port"):
+        load(environ={"SKYLENS_SERVER_PORT": "eighty"})
+
+
+def test_unreadable_or_invalid_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(str(tmp_path / "missing.toml"), environ={})
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(_file(tmp_path, "[server\nport = 1\n"), environ={})
+
+
+def test_settings_are_frozen() -> None:
+    settings = load(environ={})
+
+    with pytest.raises(AttributeError):
+        settings.server.port = 1  # type: ignore[misc]
+    assert isinstance(settings, Settings)
