@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -19,13 +20,14 @@ from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_resources, schema_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.middleware import RequestIdMiddleware
+from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
 from skylens.api.versions import VersionNegotiation, version_resources
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import ConfigError, Settings
-from skylens.db.engine import create_engine, upgrade
+from skylens.db.engine import create_engine, reads_may_wait, upgrade
 from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.errors import SkylensError
@@ -63,6 +65,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         members=settings.images.member_quota,
     )
     service = ImageService(SqlImageRepository(engine), limits)
+    # One thread per pooled connection: more would only queue for connections.
+    threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
     schemas = load_schemas()
     handlers = ImageHandlers(
         service=service,
@@ -72,6 +76,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
             default=settings.images.limit_param_default,
             maximum=settings.images.api_limit_max,
         ),
+        reads=threads if reads_may_wait(engine) else OnTheLoop(),
+        writes=threads,
         public_endpoint=settings.server.public_endpoint,
     )
     resources = [

@@ -19,7 +19,45 @@ def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
         return _sqlite_engine(parsed, pool_size)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = sa.create_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+    if engine.dialect.name == "postgresql":
+        sa.event.listen(engine, "connect", _configure_postgresql)
+    return engine
+
+
+def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
+    # psycopg prepares statements it sees repeatedly, and PostgreSQL then soon
+    # plans them once for any parameter. A list filtered on a common property
+    # value (os_distro=ubuntu) must not run the plan made for a rare one.
+    dbapi_connection.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_connection.commit()
+
+
+def autocommit_reads(engine: sa.Engine) -> sa.Engine:
+    """The engine to run reads on that need no transaction of their own.
+
+    On PostgreSQL, autocommit saves a BEGIN and a ROLLBACK round trip per read
+    and lets psycopg prepare statements it sees repeatedly. pysqlite already
+    reads outside transactions; switching its connections costs more than it saves.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def reads_may_wait(engine: sa.Engine) -> bool:
+    """Whether a read can wait on the network or on another connection.
+
+    Reads of the embedded SQLite database do neither once it is in WAL mode,
+    where readers never wait for writers: they are CPU work like any other.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    with engine.connect() as connection:
+        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+    return mode not in ("wal", "memory")
 
 
 def _sqlite_engine(url: sa.URL, pool_size: int) -> sa.Engine:

@@ -78,12 +78,16 @@ def _time_condition(time_filter: TimeFilter) -> sa.ColumnElement[bool]:
     return result
 
 
-def order_by(sort: tuple[SortKey, ...], dialect: str) -> list[sa.UnaryExpression[Any]]:
+def order_by(
+    sort: tuple[SortKey, ...], dialect: str, columns: sa.ColumnCollection[str, Any] = images.c
+) -> list[sa.UnaryExpression[Any]]:
     """ORDER BY with NULL as the smallest value (SQLite's own order, so only
-    PostgreSQL is told; saying it to SQLite would keep it off the indexes)."""
+    PostgreSQL is told; saying it to SQLite would keep it off the indexes).
+
+    `columns`: those of `images`, or of a subquery selecting them."""
     clauses = []
     for key in sort:
-        column = images.c[key.attribute]
+        column = columns[key.attribute]
         explicit_nulls = dialect != "sqlite" and key.attribute in _NULLABLE_SORT_KEYS
         if key.direction is SortDirection.ASC:
             clause = column.asc().nulls_first() if explicit_nulls else column.asc()

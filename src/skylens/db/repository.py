@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import builtins
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from skylens.db import listing, visibility
+from skylens.db.engine import autocommit_reads
+from skylens.db.expressions import json_array_agg, json_object_agg
 from skylens.db.tables import image_members, image_properties, image_tags, image_tombstones, images
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter
@@ -22,40 +23,74 @@ _UPDATABLE = tuple(name for name in _ATTRIBUTES if name not in ("id", "created_a
 _MAX_ATTEMPTS = 20
 
 
+def _children(image_id: sa.ColumnElement[str]) -> tuple[sa.Label[str], sa.Label[str]]:
+    """An image's properties and tags as two JSON columns, so one row is one image."""
+    properties = (
+        sa.select(json_object_agg(image_properties.c.name, image_properties.c.value))
+        .where(image_properties.c.image_id == image_id)
+        .scalar_subquery()
+    )
+    tags = (
+        sa.select(json_array_agg(image_tags.c.value))
+        .where(image_tags.c.image_id == image_id)
+        .scalar_subquery()
+    )
+    return properties.label("properties"), tags.label("tags")
+
+
+# Built once: executing a ready statement skips its construction and cache key.
+_GET = sa.select(*_COLUMNS, *_children(images.c.id), images.c.version).where(
+    images.c.id == sa.bindparam("image_id")
+)
+_MEMBERSHIP = sa.select(image_members.c.status).where(
+    image_members.c.image_id == sa.bindparam("image_id"),
+    image_members.c.member == sa.bindparam("member"),
+)
+
+
 class SqlImageRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
+        # Every read is one statement (a list keeps what it read of its marker),
+        # so none needs a transaction of its own.
+        self._reader = autocommit_reads(engine)
 
     # -- reads -----------------------------------------------------------------
 
     def get(self, image_id: str) -> Image | None:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             loaded = self._load(connection, image_id)
         return loaded[0] if loaded else None
 
     def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
-        statement = sa.select(image_members.c.status).where(
-            image_members.c.image_id == image_id, image_members.c.member == project_id
-        )
-        with self._engine.connect() as connection:
-            status = connection.execute(statement).scalar()
+        with self._reader.connect() as connection:
+            status = connection.execute(
+                _MEMBERSHIP, {"image_id": image_id, "member": project_id}
+            ).scalar()
         return MemberStatus(status) if status else None
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         if query.limit <= 0:
             return ImagePage(images=(), next_marker=None)
         conditions = listing.filter_conditions(context, query)
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             if query.marker is not None:
                 conditions.append(self._after_marker(connection, context, query))
-            statement = (
+            dialect = self._engine.dialect.name
+            page = (
                 sa.select(*_COLUMNS)
                 .where(*conditions)
-                .order_by(*listing.order_by(query.sort, self._engine.dialect.name))
+                .order_by(*listing.order_by(query.sort, dialect))
                 .limit(query.limit)
+                .subquery("page")
+            )
+            # The children of the page's rows only: selected around the page, their
+            # subqueries run once per row of it, after the filtering and the limit.
+            statement = sa.select(page, *_children(page.c.id)).order_by(
+                *listing.order_by(query.sort, dialect, page.c)
             )
             rows = connection.execute(statement).all()
-            found = self._hydrate(connection, rows)
+        found = [_image_of(row, row.properties, row.tags) for row in rows]
         next_marker = found[-1].id if len(found) == query.limit else None
         return ImagePage(images=tuple(found), next_marker=next_marker)
 
@@ -89,7 +124,7 @@ class SqlImageRepository:
 
     def update(self, image_id: str, change: Callable[[Image], Image]) -> Image:
         for _attempt in range(_MAX_ATTEMPTS):
-            with self._engine.connect() as connection:
+            with self._reader.connect() as connection:
                 loaded = self._load(connection, image_id)
             if loaded is None:
                 raise ImageNotFound(image_id)
@@ -172,35 +207,12 @@ class SqlImageRepository:
         if tag_rows:
             connection.execute(image_tags.insert(), tag_rows)
 
-    def _load(self, connection: sa.Connection, image_id: str) -> tuple[Image, int] | None:
-        row = connection.execute(
-            sa.select(*_COLUMNS, images.c.version).where(images.c.id == image_id)
-        ).first()
+    @staticmethod
+    def _load(connection: sa.Connection, image_id: str) -> tuple[Image, int] | None:
+        row = connection.execute(_GET, {"image_id": image_id}).first()
         if row is None:
             return None
-        image = self._hydrate(connection, [row])[0]
-        return image, row.version
-
-    @staticmethod
-    def _hydrate(connection: sa.Connection, rows: Sequence[Any]) -> builtins.list[Image]:
-        if not rows:
-            return []
-        ids = [row.id for row in rows]
-        properties: dict[str, dict[str, str | None]] = defaultdict(dict)
-        for image_id, name, value in connection.execute(
-            sa.select(
-                image_properties.c.image_id, image_properties.c.name, image_properties.c.value
-            ).where(image_properties.c.image_id.in_(ids))
-        ):
-            properties[image_id][name] = value
-        tags: dict[str, set[str]] = defaultdict(set)
-        for image_id, value in connection.execute(
-            sa.select(image_tags.c.image_id, image_tags.c.value).where(
-                image_tags.c.image_id.in_(ids)
-            )
-        ):
-            tags[image_id].add(value)
-        return [_image_of(row, properties.get(row.id, {}), tags.get(row.id, ())) for row in rows]
+        return _image_of(row, row.properties, row.tags), row.version
 
 
 def _columns_of(image: Image) -> dict[str, Any]:
@@ -210,9 +222,13 @@ def _columns_of(image: Image) -> dict[str, Any]:
     return values
 
 
-def _image_of(row: sa.Row[Any], properties: dict[str, str | None], tags: Iterable[str]) -> Image:
-    mapping = row._mapping
-    values = {name: mapping[name] for name in _ATTRIBUTES}
+def _image_of(row: Sequence[Any], properties: str | None, tags: str | None) -> Image:
+    """An image from its `_COLUMNS` (first in `row`) and its children's JSON."""
+    values = dict(zip(_ATTRIBUTES, row, strict=False))
     values["status"] = ImageStatus(values["status"])
     values["visibility"] = Visibility(values["visibility"])
-    return Image(**values, tags=frozenset(tags), properties=properties)
+    return Image(
+        **values,
+        tags=frozenset(orjson.loads(tags)) if tags else frozenset(),
+        properties=orjson.loads(properties) if properties else {},
+    )

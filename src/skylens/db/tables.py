@@ -87,7 +87,13 @@ image_members = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
-sa.Index("ix_image_members_member_status", image_members.c.member, image_members.c.status)
+# Covers "images shared with project P" entirely, the list's visibility subquery.
+sa.Index(
+    "ix_image_members_member_status_image_id",
+    image_members.c.member,
+    image_members.c.status,
+    image_members.c.image_id,
+)
 
 # Ids of deleted images. They are never handed out again, so nobody can
 # recreate a trusted image id with other content (see OSSN-0075).

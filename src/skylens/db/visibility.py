@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from skylens.db.expressions import unindexed
 from skylens.db.tables import image_members, images
 from skylens.domain.access import RequestContext
 from skylens.domain.images import MemberStatus, Visibility
 
 _OPEN = (Visibility.PUBLIC.value, Visibility.COMMUNITY.value)
+# An OR of these must not become one index lookup per term: see `unindexed`.
+_owner_column = unindexed(images.c.owner)
+_visibility_column = unindexed(images.c.visibility)
 
 
 def _owned(context: RequestContext) -> sa.ColumnElement[bool]:
     if context.project_id is None:
         return sa.false()
-    return images.c.owner == context.project_id
+    return _owner_column == context.project_id
 
 
 def _member(context: RequestContext, status: MemberStatus | None) -> sa.ColumnElement[bool]:
@@ -26,7 +30,7 @@ def _member(context: RequestContext, status: MemberStatus | None) -> sa.ColumnEl
     )
     if status is not None:
         condition = condition.where(image_members.c.status == status.value)
-    return sa.and_(images.c.visibility == Visibility.SHARED.value, condition)
+    return sa.and_(_visibility_column == Visibility.SHARED.value, condition)
 
 
 def visible(context: RequestContext) -> sa.ColumnElement[bool]:
@@ -34,8 +38,8 @@ def visible(context: RequestContext) -> sa.ColumnElement[bool]:
     if context.is_admin:
         return sa.true()
     return sa.or_(
-        images.c.owner.is_(None),
-        images.c.visibility.in_(_OPEN),
+        _owner_column.is_(None),
+        _visibility_column.in_(_OPEN),
         _owned(context),
         _member(context, None),
     )
@@ -47,13 +51,11 @@ def listed(
     """Rows `is_listed` admits."""
     conditions: list[sa.ColumnElement[bool]] = []
     if not visibility_filter_given:
-        conditions.append(
-            sa.or_(_owned(context), images.c.visibility != Visibility.COMMUNITY.value)
-        )
+        conditions.append(sa.or_(_owned(context), _visibility_column != Visibility.COMMUNITY.value))
     if not context.is_admin:
         conditions.append(
             sa.or_(
-                images.c.visibility.in_(_OPEN),
+                _visibility_column.in_(_OPEN),
                 _owned(context),
                 _member(context, member_status),
             )

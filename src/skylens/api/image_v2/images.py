@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from skylens.api.image_v2 import patch, views
 from skylens.api.image_v2.query import ListLimits, parse_list_query
 from skylens.api.image_v2.schemas import ImageSchemas
+from skylens.api.offload import Offload
 from skylens.api.requests import base_url, read_json, reject_body
 from skylens.api.responses import json_response, no_content
 from skylens.domain.access import RequestContext
@@ -41,6 +41,8 @@ class ImageHandlers:
     schemas: ImageSchemas
     authenticator: Authenticator
     list_limits: ListLimits
+    reads: Offload  # runs the service's reads
+    writes: Offload  # runs everything else
     public_endpoint: str = ""
 
     async def _context(self, request: Request) -> RequestContext:
@@ -49,7 +51,7 @@ class ImageHandlers:
     async def create(self, request: Request) -> Response:
         context = await self._context(request)
         new_image = self._new_image(await read_json(request))
-        image = await run_in_threadpool(self.service.create, context, new_image)
+        image = await self.writes(self.service.create, context, new_image)
         location = f"{base_url(request, self.public_endpoint)}{views.image_path(image.id)}"
         return json_response(views.image_view(image), status=201, headers={"Location": location})
 
@@ -84,12 +86,12 @@ class ImageHandlers:
         context = await self._context(request)
         params = request.query_params.multi_items()
         query = parse_list_query(params, self.list_limits)
-        page = await run_in_threadpool(self.service.list, context, query)
+        page = await self.reads(self.service.list, context, query)
         return json_response(views.images_view(page.images, params, page.next_marker))
 
     async def show(self, request: Request) -> Response:
         context = await self._context(request)
-        image = await run_in_threadpool(self.service.get, context, request.path_params["image_id"])
+        image = await self.reads(self.service.get, context, request.path_params["image_id"])
         return json_response(views.image_view(image))
 
     async def update(self, request: Request) -> Response:
@@ -99,7 +101,7 @@ class ImageHandlers:
         parsed = patch.parse_patch(document, self.schemas.image, v21=v21)
         image_id = request.path_params["image_id"]
         if parsed.changes:
-            image = await run_in_threadpool(
+            image = await self.writes(
                 self.service.update,
                 context,
                 image_id,
@@ -107,24 +109,24 @@ class ImageHandlers:
                 add_replaces=parsed.add_replaces,
             )
         else:
-            image = await run_in_threadpool(self.service.get, context, image_id)
+            image = await self.reads(self.service.get, context, image_id)
         return json_response(views.image_view(image))
 
     async def delete(self, request: Request) -> Response:
         context = await self._context(request)
-        await run_in_threadpool(self.service.delete, context, request.path_params["image_id"])
+        await self.writes(self.service.delete, context, request.path_params["image_id"])
         return no_content()
 
     async def deactivate(self, request: Request) -> Response:
         context = await self._context(request)
         await reject_body(request)
-        await run_in_threadpool(self.service.deactivate, context, request.path_params["image_id"])
+        await self.writes(self.service.deactivate, context, request.path_params["image_id"])
         return no_content()
 
     async def reactivate(self, request: Request) -> Response:
         context = await self._context(request)
         await reject_body(request)
-        await run_in_threadpool(self.service.reactivate, context, request.path_params["image_id"])
+        await self.writes(self.service.reactivate, context, request.path_params["image_id"])
         return no_content()
 
     async def add_tag(self, request: Request) -> Response:
@@ -132,13 +134,13 @@ class ImageHandlers:
         await reject_body(request)
         tag = request.path_params["tag"]
         self.schemas.image.validate({"tags": [tag]})
-        await run_in_threadpool(self.service.add_tag, context, request.path_params["image_id"], tag)
+        await self.writes(self.service.add_tag, context, request.path_params["image_id"], tag)
         return no_content()
 
     async def remove_tag(self, request: Request) -> Response:
         context = await self._context(request)
         await reject_body(request)
-        await run_in_threadpool(
+        await self.writes(
             self.service.remove_tag,
             context,
             request.path_params["image_id"],

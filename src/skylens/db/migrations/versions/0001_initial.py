@@ -87,7 +87,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["image_id"], ["images.id"], name="fk_image_members_image_id"),
         sa.PrimaryKeyConstraint("image_id", "member", name="pk_image_members"),
     )
-    op.create_index("ix_image_members_member_status", "image_members", ["member", "status"])
+    op.create_index(
+        "ix_image_members_member_status_image_id",
+        "image_members",
+        ["member", "status", "image_id"],
+    )
 
     op.create_table(
         "image_tombstones",
