@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from bench.load import Result, Throughput, best_throughput, latency
 from bench.seed import ADMIN_PROJECT, MEMBER_PROJECT, Seeded, seed
-from bench.server import Memory, RunningServer, fresh_database, memory, skylens_server
+from bench.server import Memory, RunningServer, bench_server, fresh_database, memory
 from skylens.db.engine import create_engine, upgrade
 
 IDENTITIES = {
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         seeded = _prepare(url, args.images)
         seed_seconds = time.perf_counter() - started
-        with skylens_server(scratch, url) as server:
+        with bench_server(scratch, url, args.backend) as server:
             figures = _measure(server, generator, seeded, args)
     _report(args, generator, seeded, seed_seconds, figures)
     return 0
@@ -121,7 +121,7 @@ def _cases(seeded: Seeded) -> list[Case]:
 def _measure(
     server: RunningServer, generator: Throughput, seeded: Seeded, args: argparse.Namespace
 ) -> Figures:
-    host, port = server.host, server.port
+    host, port = "127.0.0.1", server.port
     cases = _cases(seeded)
     # Idle: started, and a few everyday requests served (a show, a default list).
     for case in (cases[0], cases[-1]):

@@ -22,6 +22,8 @@ POSTGRES_URL = os.environ.get("SKYLENS_TEST_POSTGRES_URL", "postgresql://127.0.0
 @dataclasses.dataclass(frozen=True)
 class RunningServer:
     url: str
+    port: int
+    pid: int  # uvicorn with one worker serves from this very process
     backend: str
     database_url: str
     log: Path
@@ -92,7 +94,14 @@ def skylens_server(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(url, process, log)
-        yield RunningServer(url=url, backend=backend, database_url=database_url, log=log)
+        yield RunningServer(
+            url=url,
+            port=port,
+            pid=process.pid,
+            backend=backend,
+            database_url=database_url,
+            log=log,
+        )
     finally:
         process.terminate()
         try:
