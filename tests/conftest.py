@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.identities import Identity, admin_of, member_of, new_project, reader_of
 from tests.support.servers import RunningServer, postgres_database, skylens_server
+from tests.support.swift import swift_fixture  # noqa: F401
 
 BACKENDS = ("sqlite", "postgresql")
 

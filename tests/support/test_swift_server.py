@@ -11,10 +11,7 @@ import botocore.exceptions
 import pytest
 import swiftclient
 
-from tests.support.swift import (
-    RunningSwift,
-    swift_fixture,  # noqa: F401 (the `swift` fixture; see swift.py)
-)
+from tests.support.swift import RunningSwift
 
 MIB = 1024 * 1024
 

@@ -102,3 +102,17 @@ class ReservedPropertyName(ReservedAttribute):
 class ForeignOwnerForbidden(Forbidden):
     def __init__(self, owner: str | None) -> None:
         super().__init__(f"You are not permitted to create images owned by '{owner}'")
+
+
+class BlobNotFound(NotFound):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"No data stored under {key}")
+
+
+class StorageUnavailable(SkylensError):
+    """A store failed or cannot be reached (503)."""
+
+
+class InvalidBlobKey(InvalidRequest):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Invalid storage key {key!r}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Protocol
 
 from skylens.domain.access import RequestContext
+from skylens.domain.data import DataFormat
 from skylens.domain.images import Image, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
 
@@ -36,3 +38,58 @@ class ImageRepository(Protocol):
 class Authenticator(Protocol):
     async def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
         """The identity the request carries; raise `NotAuthenticated` if none."""
+
+
+class BlobWriter(Protocol):
+    """Bytes on their way into a store; nothing is visible under the key until
+    `commit` returns, and `abort` leaves nothing behind (it is safe after a failed
+    `commit`, and does nothing after a successful one). The methods block (on the
+    network, for object stores): call them from a worker thread, one call at a time."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """One small interface over every backend: keys and bytes, nothing of images.
+
+    Optional abilities are methods that may decline (return None).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def writer(self, key: str) -> BlobWriter:
+        """Start writing `key`; a committed blob with that key is replaced atomically."""
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes [start, end) of the blob; `BlobNotFound` if there is none."""
+
+    def size(self, key: str) -> int | None:
+        """The committed blob's size, or None when there is none."""
+
+    def delete(self, key: str) -> None:
+        """Remove the blob; deleting a missing blob is not an error."""
+
+    def keys(self) -> Iterator[str]:
+        """Every committed key (for the orphan sweep)."""
+
+    def sweep_uncommitted(self, older_than: float) -> int:
+        """Remove the leftovers of uncommitted writes that have seen no write for
+        `older_than` seconds (a killed process's); return how many writes' worth."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A local file holding the blob, for zero-copy sending; None declines."""
+
+
+class FormatInspector(Protocol):
+    """Looks at image data as it streams past, once, without keeping it."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def verdict(self) -> DataFormat:
+        """Call once, after the last `feed`."""
+        ...

@@ -1,0 +1,1 @@
+"""Blob stores: the `BlobStore` protocol's backends, one wrapper and a registry."""

@@ -1,0 +1,25 @@
+"""The one function that names where image data lives, and key validation."""
+
+from __future__ import annotations
+
+import re
+
+from skylens.domain.errors import InvalidBlobKey
+
+# Keys are slash-separated segments of safe characters; no segment is `.` or `..`.
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+def image_data_key(image_id: str) -> str:
+    """`images/<first two characters>/<image id>`: sharded so no directory or
+    listing prefix grows past a few thousand entries per 100,000 images."""
+    key = f"images/{image_id[:2]}/{image_id}"
+    check_key(key)
+    return key
+
+
+def check_key(key: str) -> None:
+    """Refuse any key that could name something outside the store's space."""
+    segments = key.split("/")
+    if len(key) > 1024 or not all(_SEGMENT.match(s) for s in segments):
+        raise InvalidBlobKey(key)

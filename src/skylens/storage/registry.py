@@ -1,0 +1,82 @@
+"""Named blob stores built from plain settings, for the composition root.
+
+    build_stores({
+        "local": {"kind": "filesystem", "root": "/var/lib/skylens/images"},
+        "ceph": {"kind": "s3", "bucket": "images", "endpoint_url": "https://rgw:8443"},
+        "swift": {"kind": "swift", "auth_url": "...", "user": "...", "key": "...",
+                  "container": "images"},
+    })
+
+Each kind's options are the keyword arguments of its store (`FilesystemStore`:
+`root`, `fsync`; `S3Store`; `SwiftStore`), so they are documented in one place. Reading
+them from a file is the caller's business; this module only checks that each store
+names a known kind, no unknown option and every required one.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from skylens.domain.ports import BlobStore
+from skylens.storage.filesystem import FilesystemStore
+from skylens.storage.s3 import S3Store
+from skylens.storage.swift import SwiftStore
+
+
+class InvalidStoreSettings(ValueError):
+    """A store's settings name an unknown kind or option, or miss a required one."""
+
+
+def _filesystem(name: str, *, root: str | Path, fsync: bool = True) -> BlobStore:
+    return FilesystemStore(name, Path(root), fsync=fsync)
+
+
+# Importing s3 and swift is cheap: each imports its client library only when a store
+# of its kind is built.
+KINDS: dict[str, Callable[..., BlobStore]] = {
+    "filesystem": _filesystem,
+    "s3": S3Store,
+    "swift": SwiftStore,
+}
+
+
+def build_stores(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, BlobStore]:
+    """One store per entry, by name; see the module docstring."""
+    return {name: build_store(name, options) for name, options in settings.items()}
+
+
+def build_store(name: str, options: Mapping[str, Any]) -> BlobStore:
+    options = dict(options)
+    kind = options.pop("kind", None)
+    factory = KINDS.get(kind) if isinstance(kind, str) else None
+    if factory is None:
+        raise InvalidStoreSettings(
+            f"store {name!r}: kind must be one of {', '.join(sorted(KINDS))}, not {kind!r}"
+        )
+    accepted = {
+        parameter.name: parameter
+        for parameter in inspect.signature(factory).parameters.values()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InvalidStoreSettings(
+            f"store {name!r} ({kind}): unknown option(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(accepted))}"
+        )
+    missing = sorted(
+        option
+        for option, parameter in accepted.items()
+        if parameter.default is inspect.Parameter.empty and option not in options
+    )
+    if missing:
+        raise InvalidStoreSettings(
+            f"store {name!r} ({kind}): missing option(s) {', '.join(missing)}"
+        )
+    try:
+        return factory(name, **options)
+    except (TypeError, ValueError) as error:
+        raise InvalidStoreSettings(f"store {name!r} ({kind}): {error}") from error
