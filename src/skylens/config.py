@@ -56,6 +56,12 @@ class ImageSettings:
     member_quota: int = 128
     limit_param_default: int = 25
     api_limit_max: int = 1000
+    # Largest image data accepted, in bytes; enforced while the bytes stream in.
+    image_size_cap: int = 1 << 40
+    # Secure hash recorded as os_hash_algo/os_hash_value (any hashlib name).
+    hashing_algorithm: str = "sha512"
+    # Refuse data whose detected format differs from the image's disk_format.
+    verify_disk_format: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
 
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
+from skylens.api.image_v2.data import DataHandlers
 from skylens.api.image_v2.images import ImageHandlers
 from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_resources, schema_resources
@@ -32,7 +34,11 @@ from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.errors import SkylensError
 from skylens.domain.ports import Authenticator
+from skylens.inspection.formats import OsloFormatInspector
+from skylens.services.image_data import DataPolicy, ImageDataService
 from skylens.services.images import ImageService
+from skylens.storage.filesystem import FilesystemStore
+from skylens.storage.keys import image_data_key
 
 log = logging.getLogger("skylens")
 
@@ -64,7 +70,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         tags=settings.images.tag_quota,
         members=settings.images.member_quota,
     )
-    service = ImageService(SqlImageRepository(engine), limits)
+    repository = SqlImageRepository(engine)
+    service = ImageService(repository, limits)
     # One thread per pooled connection: more would only queue for connections.
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
     schemas = load_schemas()
@@ -80,10 +87,16 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         writes=threads,
         public_endpoint=settings.server.public_endpoint,
     )
+    data = DataHandlers(
+        service=_data_service(settings, service, repository),
+        authenticator=handlers.authenticator,
+        reads=handlers.reads,
+        writes=handlers.writes,
+    )
     resources = [
         *version_resources(settings.server.public_endpoint),
         *schema_resources(schemas),
-        *image_resources(handlers),
+        *image_resources(handlers, data),
     ]
     resources.extend(_service_resources(engine, resources, schemas))
 
@@ -114,6 +127,25 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     app.state.engine = engine
     return RequestIdMiddleware(VersionNegotiation(app, settings.server.public_endpoint))
+
+
+def _data_service(
+    settings: Settings, images: ImageService, repository: SqlImageRepository
+) -> ImageDataService:
+    store = FilesystemStore("local", Path(settings.data_dir) / "images")
+    return ImageDataService(
+        images=images,
+        repository=repository,
+        stores={store.name: store},
+        default_store=store.name,
+        key_of=image_data_key,
+        inspector=OsloFormatInspector,
+        policy=DataPolicy(
+            size_cap=settings.images.image_size_cap,
+            hash_algo=settings.images.hashing_algorithm,
+            verify_disk_format=settings.images.verify_disk_format,
+        ),
+    )
 
 
 def _authenticator(settings: Settings) -> Authenticator:

@@ -56,6 +56,12 @@ class UnsupportedPatchMediaType(errors.UnsupportedMediaType):
         self.accepted = tuple(accepted)
 
 
+class RangeNotSatisfiable(errors.SkylensError):
+    def __init__(self, size: int) -> None:
+        super().__init__("Requested range not satisfiable")
+        self.size = size
+
+
 class RouteNotFound(errors.NotFound):
     def __init__(self) -> None:
         super().__init__("The resource could not be found.")
@@ -71,6 +77,8 @@ STATUS_BY_ERROR: dict[type[errors.SkylensError], int] = {
     errors.Conflict: 409,
     errors.LimitExceeded: 413,
     errors.UnsupportedMediaType: 415,
+    RangeNotSatisfiable: 416,
+    errors.StorageUnavailable: 503,
     errors.SkylensError: 500,
 }
 # Errors Glance reports as the detail under webob's generic explanation.
@@ -180,6 +188,8 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     headers = {}
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.allowed)
+    if isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
     if isinstance(exc, UnsupportedPatchMediaType):
         headers["Accept-Patch"] = ", ".join(exc.accepted)
     if isinstance(exc, errors.NotAuthenticated) and getattr(exc, "challenge", None):

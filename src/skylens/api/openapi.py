@@ -41,6 +41,7 @@ def openapi_document(
 ) -> dict[str, Any]:
     components = {name: _as_openapi_schema(doc) for name, doc in schemas.items()}
     components["image_patch"] = _PATCH_SCHEMA
+    components["image_data"] = {"type": "string", "format": "binary"}
     components["error"] = _ERROR_SCHEMA
     paths: dict[str, Any] = {}
     for resource in resources:

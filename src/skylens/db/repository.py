@@ -219,6 +219,7 @@ def _columns_of(image: Image) -> dict[str, Any]:
     values = {name: getattr(image, name) for name in _ATTRIBUTES}
     values["status"] = image.status.value
     values["visibility"] = image.visibility.value
+    values["stores"] = ",".join(image.stores) or None
     return values
 
 
@@ -227,6 +228,7 @@ def _image_of(row: Sequence[Any], properties: str | None, tags: str | None) -> I
     values = dict(zip(_ATTRIBUTES, row, strict=False))
     values["status"] = ImageStatus(values["status"])
     values["visibility"] = Visibility(values["visibility"])
+    values["stores"] = tuple(values["stores"].split(",")) if values["stores"] else ()
     return Image(
         **values,
         tags=frozenset(orjson.loads(tags)) if tags else frozenset(),

@@ -34,6 +34,9 @@ images = sa.Table(
     sa.Column("disk_format", sa.String(32)),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # Comma-separated names of the stores holding the data (Glance's wire form);
+    # the key within each store is storage.keys.image_data_key(id).
+    sa.Column("stores", sa.Text),
     # Optimistic concurrency: every write bumps it and checks the value it read.
     sa.Column("version", sa.Integer, nullable=False, default=1),
 )

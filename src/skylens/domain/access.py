@@ -58,6 +58,8 @@ class Action(StrEnum):
     COMMUNITIZE_IMAGE = "communitize_image"
     DEACTIVATE = "deactivate"
     REACTIVATE = "reactivate"
+    UPLOAD_IMAGE = "upload_image"
+    DOWNLOAD_IMAGE = "download_image"
 
 
 def _owns(context: RequestContext, image: Image | None) -> bool:
@@ -81,6 +83,8 @@ _DEFAULT_RULES: dict[Action, Rule] = {
     Action.COMMUNITIZE_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
     Action.DEACTIVATE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
     Action.REACTIVATE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+    Action.UPLOAD_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+    Action.DOWNLOAD_IMAGE: lambda ctx, img: ctx.is_admin or ctx.has_role(READER),
 }
 
 

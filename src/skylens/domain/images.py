@@ -103,6 +103,8 @@ class Image:
     disk_format: str | None = None
     tags: frozenset[str] = frozenset()
     properties: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    # Names of the stores holding the image data, in the order they got it.
+    stores: tuple[str, ...] = ()
 
     def with_status(self, target: ImageStatus, now: dt.datetime) -> Image:
         check_transition(self.status, target)

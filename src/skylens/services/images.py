@@ -110,7 +110,8 @@ class ImageService:
 
         return self._repository.update(image_id, change)
 
-    def delete(self, context: RequestContext, image_id: str) -> None:
+    def delete(self, context: RequestContext, image_id: str) -> Image:
+        """Delete the image record; returns it as it was last (its `stores` included)."""
         self._writable(context, image_id, Action.DELETE_IMAGE, _missing_for_delete)
 
         def change(image: Image) -> Image:
@@ -118,7 +119,7 @@ class ImageService:
                 raise Forbidden(f"Image {image.id} is protected and cannot be deleted.")
             return image.with_status(ImageStatus.DELETED, self._clock())
 
-        self._repository.update(image_id, change)
+        return self._repository.update(image_id, change)
 
     def deactivate(self, context: RequestContext, image_id: str) -> None:
         self._writable(context, image_id, Action.DEACTIVATE)
@@ -170,6 +171,17 @@ class ImageService:
             return image.with_changes(self._clock(), tags=image.tags - {tag})
 
         self._repository.update(image_id, change)
+
+    def change(
+        self,
+        context: RequestContext,
+        image_id: str,
+        action: Action,
+        change: Callable[[Image], Image],
+    ) -> Image:
+        """Apply `change` atomically to an image the caller may see and `action`."""
+        self._writable(context, image_id, action)
+        return self._repository.update(image_id, change)
 
     # -- rules -----------------------------------------------------------------
 

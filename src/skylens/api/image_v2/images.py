@@ -112,11 +112,6 @@ class ImageHandlers:
             image = await self.reads(self.service.get, context, image_id)
         return json_response(views.image_view(image))
 
-    async def delete(self, request: Request) -> Response:
-        context = await self._context(request)
-        await self.writes(self.service.delete, context, request.path_params["image_id"])
-        return no_content()
-
     async def deactivate(self, request: Request) -> Response:
         context = await self._context(request)
         await reject_body(request)

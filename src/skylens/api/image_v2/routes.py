@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers
 from skylens.api.image_v2.images import ImageHandlers
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
@@ -28,7 +29,7 @@ def schema_resources(schemas: ImageSchemas) -> list[Resource]:
     return [resource(schema) for schema in schemas.all()]
 
 
-def image_resources(handlers: ImageHandlers) -> list[Resource]:
+def image_resources(handlers: ImageHandlers, data: DataHandlers) -> list[Resource]:
     image_errors = (401, 403, 404)
     return [
         Resource(
@@ -75,7 +76,7 @@ def image_resources(handlers: ImageHandlers) -> list[Resource]:
                 ),
                 Operation(
                     "DELETE",
-                    handlers.delete,
+                    data.delete,
                     "Delete an image",
                     success=204,
                     errors=image_errors,
@@ -106,6 +107,27 @@ def image_resources(handlers: ImageHandlers) -> list[Resource]:
                     success=204,
                     errors=(400, *image_errors),
                 )
+            ],
+            tag="images",
+        ),
+        Resource(
+            "/v2/images/{image_id}/file",
+            [
+                Operation(
+                    "PUT",
+                    data.upload,
+                    "Upload image data",
+                    success=204,
+                    errors=(400, *image_errors, 409, 413, 415, 503),
+                    request_media_type=OCTET_STREAM,
+                    request_schema="image_data",
+                ),
+                Operation(
+                    "GET",
+                    data.download,
+                    "Download image data (a single Range gives 206)",
+                    errors=(*image_errors, 416, 503),
+                ),
             ],
             tag="images",
         ),

@@ -53,6 +53,9 @@ def image_view(image: Image) -> dict[str, Any]:
     view["self"] = path
     view["file"] = f"{path}/file"
     view["schema"] = IMAGE_SCHEMA_PATH
+    if image.stores:
+        # As in Glance: present only once the image has data.
+        view["stores"] = ",".join(image.stores)
     return view
 
 

@@ -1,0 +1,97 @@
+"""Handlers that touch image data: upload, (ranged) download, and delete."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from starlette.concurrency import iterate_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from skylens.api.errors import RangeNotSatisfiable
+from skylens.api.offload import Offload
+from skylens.api.responses import no_content
+from skylens.domain.errors import UnsupportedMediaType
+from skylens.domain.ports import Authenticator
+from skylens.services.image_data import ImageDataService
+
+OCTET_STREAM = "application/octet-stream"
+_SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataHandlers:
+    service: ImageDataService
+    authenticator: Authenticator
+    reads: Offload
+    writes: Offload
+
+    async def upload(self, request: Request) -> Response:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != OCTET_STREAM:
+            raise UnsupportedMediaType(
+                f"The request media type {media_type or 'None'} is not supported by this server."
+            )
+        context = await self.authenticator.authenticate(request.headers)
+        await self.service.upload(
+            context,
+            request.path_params["image_id"],
+            request.stream(),
+            request.headers.get("x-image-meta-store"),
+        )
+        return no_content()
+
+    async def delete(self, request: Request) -> Response:
+        """DELETE /v2/images/{id}: the record and its data go together."""
+        context = await self.authenticator.authenticate(request.headers)
+        await self.writes(self.service.delete_image, context, request.path_params["image_id"])
+        return no_content()
+
+    async def download(self, request: Request) -> Response:
+        context = await self.authenticator.authenticate(request.headers)
+        found = await self.reads(
+            self.service.open_download, context, request.path_params["image_id"]
+        )
+        if found is None:
+            return Response(status_code=204)  # no data yet: a bare 204, as in Glance
+        size = found.image.size or 0
+        headers = {"Content-Type": OCTET_STREAM}
+        if found.image.checksum:
+            headers["Content-MD5"] = found.image.checksum
+        byte_range = requested_range(request.headers.get("range"), size)
+        status, start, end = 200, 0, size
+        if byte_range is not None:
+            status, (start, end) = 206, byte_range
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        headers["Content-Length"] = str(end - start)
+        chunks = iterate_in_threadpool(found.store.read(found.key, start, end))
+        return StreamingResponse(chunks, status_code=status, headers=headers)
+
+
+def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The half-open byte range of a single-range `Range` header.
+
+    None means "send everything": no header, a malformed one, or several ranges
+    (which Glance does not serve either). Raises when nothing of it exists.
+    """
+    if not header:
+        return None
+    match = _SINGLE_RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last n bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            raise RangeNotSatisfiable(size)
+        return max(0, size - length), size
+    start = int(first)
+    end = size if not last else int(last) + 1
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable(size)
+    return start, min(end, size)

@@ -1,0 +1,1 @@
+"""Disk-image format inspection (detection, virtual size, safety) while streaming."""
