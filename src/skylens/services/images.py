@@ -99,7 +99,6 @@ class ImageService:
         add_replaces: bool = True,
     ) -> Image:
         changes = tuple(changes)
-        self._writable(context, image_id, Action.MODIFY_IMAGE)
 
         def change(image: Image) -> Image:
             changed = apply_changes(image, changes, self._clock(), add_replaces=add_replaces)
@@ -108,21 +107,19 @@ class ImageService:
             check_counts(changed, self._limits, before=image)
             return changed
 
-        return self._repository.update(image_id, change)
+        return self.change(context, image_id, Action.MODIFY_IMAGE, change)
 
     def delete(self, context: RequestContext, image_id: str) -> Image:
         """Delete the image record; returns it as it was last (its `stores` included)."""
-        self._writable(context, image_id, Action.DELETE_IMAGE, _missing_for_delete)
 
         def change(image: Image) -> Image:
             if image.protected:
                 raise Forbidden(f"Image {image.id} is protected and cannot be deleted.")
             return image.with_status(ImageStatus.DELETED, self._clock())
 
-        return self._repository.update(image_id, change)
+        return self.change(context, image_id, Action.DELETE_IMAGE, change, _missing_for_delete)
 
     def deactivate(self, context: RequestContext, image_id: str) -> None:
-        self._writable(context, image_id, Action.DEACTIVATE)
 
         def change(image: Image) -> Image:
             if image.status is ImageStatus.DEACTIVATED:
@@ -131,10 +128,9 @@ class ImageService:
                 raise Forbidden(f"Not allowed to deactivate image in status '{image.status}'")
             return image.with_status(ImageStatus.DEACTIVATED, self._clock())
 
-        self._repository.update(image_id, change)
+        self.change(context, image_id, Action.DEACTIVATE, change)
 
     def reactivate(self, context: RequestContext, image_id: str) -> None:
-        self._writable(context, image_id, Action.REACTIVATE)
 
         def change(image: Image) -> Image:
             if image.status is ImageStatus.ACTIVE:
@@ -143,10 +139,9 @@ class ImageService:
                 raise Forbidden(f"Not allowed to reactivate image in status '{image.status}'")
             return image.with_status(ImageStatus.ACTIVE, self._clock())
 
-        self._repository.update(image_id, change)
+        self.change(context, image_id, Action.REACTIVATE, change)
 
     def add_tag(self, context: RequestContext, image_id: str, tag: str) -> None:
-        self._writable(context, image_id, Action.MODIFY_IMAGE, _missing_for_tags)
 
         def change(image: Image) -> Image:
             if tag in image.tags:
@@ -160,17 +155,16 @@ class ImageService:
                 ) from None
             return tagged
 
-        self._repository.update(image_id, change)
+        self.change(context, image_id, Action.MODIFY_IMAGE, change, _missing_for_tags)
 
     def remove_tag(self, context: RequestContext, image_id: str, tag: str) -> None:
-        self._writable(context, image_id, Action.MODIFY_IMAGE, _missing_for_tags)
 
         def change(image: Image) -> Image:
             if tag not in image.tags:
                 raise NotFound("The resource could not be found.")
             return image.with_changes(self._clock(), tags=image.tags - {tag})
 
-        self._repository.update(image_id, change)
+        self.change(context, image_id, Action.MODIFY_IMAGE, change, _missing_for_tags)
 
     def change(
         self,
@@ -178,9 +172,10 @@ class ImageService:
         image_id: str,
         action: Action,
         change: Callable[[Image], Image],
+        missing: Callable[[str], NotFound] = ImageNotFound,
     ) -> Image:
         """Apply `change` atomically to an image the caller may see and `action`."""
-        self._writable(context, image_id, action)
+        self._writable(context, image_id, action, missing)
         return self._repository.update(image_id, change)
 
     # -- rules -----------------------------------------------------------------
