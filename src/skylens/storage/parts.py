@@ -118,3 +118,10 @@ class PartUploader(Generic[T]):
         if self._in_flight is not None:
             future, self._in_flight = self._in_flight, None
             self._sent.append(future.result())
+
+
+def range_header(start: int, end: int | None) -> str | None:
+    """The HTTP `Range` value for bytes [start, end), or None for the whole blob."""
+    if not start and end is None:
+        return None
+    return f"bytes={start}-{'' if end is None else end - 1}"

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from skylens.domain.errors import BlobNotFound, SkylensError, StorageUnavailable
 from skylens.storage.keys import check_key
-from skylens.storage.parts import PartUploader
+from skylens.storage.parts import PartUploader, range_header
 
 MIB = 1 << 20
 READ_CHUNK = 1 << 20
@@ -157,8 +157,9 @@ class S3Store:
                 raise BlobNotFound(key)
             return iter(())
         request: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
-        if start or end is not None:
-            request["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        byte_range = range_header(start, end)
+        if byte_range is not None:
+            request["Range"] = byte_range
         try:
             response = self._client.get_object(**request)
         except self._client_error as error:

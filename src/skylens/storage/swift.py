@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from skylens.domain.errors import BlobNotFound, SkylensError, StorageUnavailable
 from skylens.storage.keys import check_key
-from skylens.storage.parts import PartUploader
+from skylens.storage.parts import PartUploader, range_header
 
 MIB = 1 << 20
 READ_CHUNK = 1 << 20
@@ -164,8 +164,9 @@ class SwiftStore:
                 raise BlobNotFound(key)
             return iter(())
         headers = {}
-        if start or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        byte_range = range_header(start, end)
+        if byte_range is not None:
+            headers["Range"] = byte_range
         stack = contextlib.ExitStack()
         connection = stack.enter_context(self._connection())
         try:
