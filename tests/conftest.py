@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.support.identities import Identity, admin_of, member_of, new_project, reader_of
-from tests.support.servers import RunningServer, postgres_database, skylens_server
-from tests.support.swift import swift_fixture  # noqa: F401
+from tests.support.servers import RunningServer, postgres_database, skylens_server, stores_config
+from tests.support.swift import RunningSwift, swift_fixture  # noqa: F401
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -25,21 +25,31 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+# Both servers keep data in three stores: `local` (file, the default), and `swift`
+# and `s3` on the real Swift server (see tests.support.servers.stores_config).
+
+
 @pytest.fixture(scope="session")
-def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def sqlite_server(
+    tmp_path_factory: pytest.TempPathFactory, swift: RunningSwift
+) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("sqlite-server")
     url = f"sqlite:///{data_dir / 'skylens.db'}"
-    with skylens_server(data_dir, url, "sqlite") as server:
+    config = stores_config(swift, data_dir)
+    with skylens_server(data_dir, url, "sqlite", extra_args=("--config", str(config))) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def postgresql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def postgresql_server(
+    tmp_path_factory: pytest.TempPathFactory, swift: RunningSwift
+) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("postgresql-server")
+    config = stores_config(swift, data_dir)
     with (
         # The pid keeps concurrent pytest runs on one machine off each other's database.
         postgres_database(f"skylens_test_{_worker()}_{os.getpid()}") as url,
-        skylens_server(data_dir, url, "postgresql") as server,
+        skylens_server(data_dir, url, "postgresql", extra_args=("--config", str(config))) as server,
     ):
         yield server
 

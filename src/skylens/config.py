@@ -65,6 +65,21 @@ class ImageSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class StorageSettings:
+    # The store uploads go to when they name none (`X-Image-Meta-Store`).
+    default_store: str = "local"
+    # Leftovers of uploads that saw no write for this long belong to a dead process.
+    sweep_grace_seconds: int = 3600
+    # How often each server process sweeps its stores; 0 sweeps only at start-up.
+    sweep_interval_seconds: int = 3600
+
+
+def default_stores() -> dict[str, dict[str, Any]]:
+    """With no [stores.*] tables: one file store under the data directory."""
+    return {"local": {"kind": "file"}}
+
+
+@dataclasses.dataclass(frozen=True)
 class AuthSettings:
     mode: str = "trusted-headers"
     # Identity for requests that carry no identity headers (trusted-headers mode).
@@ -82,12 +97,24 @@ class Settings:
     database: DatabaseSettings = DatabaseSettings()
     images: ImageSettings = ImageSettings()
     auth: AuthSettings = AuthSettings()
+    storage: StorageSettings = StorageSettings()
+    # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
+    stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)
 
     @property
     def database_url(self) -> str:
         if self.database.url:
             return self.database.url
         return f"sqlite:///{Path(self.data_dir) / 'skylens.db'}"
+
+    def store_settings(self) -> dict[str, dict[str, Any]]:
+        """The stores' options, a file store's `root` defaulting to `<data_dir>/images`."""
+        resolved = {}
+        for name, options in self.stores.items():
+            resolved[name] = dict(options)
+            if options.get("kind") == "file":
+                resolved[name].setdefault("root", str(Path(self.data_dir) / "images"))
+        return resolved
 
 
 def load(
@@ -178,9 +205,23 @@ def _convert(hint: Any, value: Any, option: str) -> Any:
             if not isinstance(value, str | int | float):
                 raise ValueError(f"not a string: {value!r}")
             return str(value)
+        if typing.get_origin(hint) is dict:
+            return _tables(value, option)
         if typing.get_origin(hint) is tuple or isinstance(hint, types.GenericAlias):
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(str(item).strip() for item in items if str(item).strip())
     except (TypeError, ValueError) as error:
         raise ConfigError(f"invalid value for {option}: {error}") from error
     raise ConfigError(f"unsupported option type for {option}")
+
+
+def _tables(value: Any, option: str) -> dict[str, dict[str, Any]]:
+    """A table of tables (`[stores.<name>]`), given only in the config file."""
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(f"[{option}] must hold at least one [{option}.<name>] table")
+    tables = {}
+    for name, options in value.items():
+        if not isinstance(options, Mapping):
+            raise ValueError(f"{option}.{name} must be a table")
+        tables[str(name)] = dict(options)
+    return tables

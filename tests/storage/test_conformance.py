@@ -206,6 +206,17 @@ def test_the_sweep_removes_only_old_uncommitted_leftovers(store: BlobStore) -> N
     abandoned.abort()  # after the sweep, nothing to remove: not an error
 
 
+def test_keys_older_than_leave_out_fresh_commits(store: BlobStore) -> None:
+    """The orphan sweep asks for old keys only, so it never takes a commit whose image
+    record is not updated yet for an orphan."""
+    put(store, KEY, b"fresh")
+
+    assert list(store.keys(older_than=3600)) == []
+    assert list(store.keys(older_than=0)) == [KEY]
+    time.sleep(2.5)  # object stores stamp in whole seconds, with a second of slack
+    assert list(store.keys(older_than=0.1)) == [KEY]
+
+
 @pytest.mark.parametrize(
     "key", ["../etc/passwd", "images/../../x", "/abs", "images//x", ".partial/x", "a/./b", ""]
 )

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import tomllib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import sqlalchemy as sa
+
+from tests.support.swift import RunningSwift
 
 POSTGRES_URL = os.environ.get("SKYLENS_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -60,6 +66,54 @@ def postgres_database(name: str) -> Iterator[str]:
             autocommit=True,
         ) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stores_config(swift: RunningSwift, data_dir: Path, **storage: object) -> Path:
+    """A config file with three stores: `local` (file, the default), and `swift` and `s3`
+    in fresh containers of the real Swift server (one through its Swift API, one through
+    s3api); `storage` adds [storage] options."""
+    suffix = uuid.uuid4().hex[:12]
+    stores: dict[str, dict[str, object]] = {
+        "local": {"kind": "file", "description": "Local disk", "weight": 0},
+        "swift": {
+            "kind": "swift",
+            "description": "Swift on loopback",
+            "weight": 10,
+            "auth_url": swift.auth_url,
+            "user": swift.user,
+            "key": swift.key,
+            "container": f"swift-images-{suffix}",
+            "create_container": True,
+            "segment_size": 5 << 20,
+        },
+        "s3": {
+            "kind": "s3",
+            "weight": 5,
+            "endpoint_url": swift.s3_endpoint,
+            "region": swift.region,
+            "access_key": swift.s3_access_key,
+            "secret_key": swift.s3_secret_key,
+            "bucket": f"s3-images-{suffix}",
+            "path_style": True,
+            "create_bucket": True,
+            "part_size": 5 << 20,
+        },
+    }
+    lines = ["[storage]", *(f"{key} = {json.dumps(value)}" for key, value in storage.items())]
+    for name, options in stores.items():
+        lines += ["", f"[stores.{name}]"]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+    path = data_dir / "stores.toml"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def configured_stores(server: RunningServer) -> dict[str, dict[str, Any]]:
+    """The `[stores.*]` tables `stores_config` wrote for this server."""
+    with open(server.log.parent / "stores.toml", "rb") as handle:
+        stores: dict[str, dict[str, Any]] = tomllib.load(handle)["stores"]
+    return stores
 
 
 @contextlib.contextmanager

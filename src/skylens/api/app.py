@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -21,6 +23,7 @@ from skylens.api.image_v2.images import ImageHandlers
 from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_resources, schema_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
+from skylens.api.image_v2.stores import StoreHandlers, store_resources
 from skylens.api.middleware import RequestIdMiddleware
 from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
@@ -34,11 +37,13 @@ from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.errors import SkylensError
 from skylens.domain.ports import Authenticator
+from skylens.domain.stores import ConfiguredStore
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.services.image_data import DataPolicy, ImageDataService
 from skylens.services.images import ImageService
-from skylens.storage.filesystem import FilesystemStore
-from skylens.storage.keys import image_data_key
+from skylens.services.sweep import OrphanSweep
+from skylens.storage.keys import image_data_key, image_id_of_key
+from skylens.storage.registry import InvalidStoreSettings, build_stores
 
 log = logging.getLogger("skylens")
 
@@ -75,6 +80,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     # One thread per pooled connection: more would only queue for connections.
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
     schemas = load_schemas()
+    stores = configured_stores(settings)
     handlers = ImageHandlers(
         service=service,
         schemas=schemas,
@@ -86,9 +92,17 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         reads=threads if reads_may_wait(engine) else OnTheLoop(),
         writes=threads,
         public_endpoint=settings.server.public_endpoint,
+        store_ids=tuple(stores),
     )
+    data_service = _data_service(settings, service, repository, stores)
     data = DataHandlers(
-        service=_data_service(settings, service, repository),
+        service=data_service,
+        authenticator=handlers.authenticator,
+        reads=handlers.reads,
+        writes=handlers.writes,
+    )
+    store_handlers = StoreHandlers(
+        service=data_service,
         authenticator=handlers.authenticator,
         reads=handlers.reads,
         writes=handlers.writes,
@@ -97,6 +111,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         *version_resources(settings.server.public_endpoint),
         *schema_resources(schemas),
         *image_resources(handlers, data),
+        *store_resources(store_handlers),
     ]
     resources.extend(_service_resources(engine, resources, schemas))
 
@@ -117,7 +132,22 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
             "The server has either erred or is incapable of performing the requested operation.",
         )
 
+    sweep = orphan_sweep(settings, repository, stores)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        sweeping = asyncio.create_task(
+            _sweep_periodically(sweep, settings.storage.sweep_interval_seconds)
+        )
+        try:
+            yield
+        finally:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[resource.route() for resource in resources],
         exception_handlers={
             SkylensError: handle_error,
@@ -129,15 +159,55 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     return RequestIdMiddleware(VersionNegotiation(app, settings.server.public_endpoint))
 
 
+async def _sweep_periodically(sweep: OrphanSweep, interval: float) -> None:
+    """At start-up, then every `interval` seconds (never again if 0)."""
+    while True:
+        await asyncio.to_thread(sweep.run)
+        if interval <= 0:
+            return
+        await asyncio.sleep(interval)
+
+
+def orphan_sweep(
+    settings: Settings,
+    repository: SqlImageRepository | None = None,
+    stores: dict[str, ConfiguredStore] | None = None,
+) -> OrphanSweep:
+    """The sweep a server runs periodically, and `skylens sweep` runs once."""
+    if repository is None:
+        repository = SqlImageRepository(create_engine(settings.database_url, pool_size=1))
+    return OrphanSweep(
+        repository,
+        configured_stores(settings) if stores is None else stores,
+        image_id_of_key,
+        settings.storage.sweep_grace_seconds,
+    )
+
+
+def configured_stores(settings: Settings) -> dict[str, ConfiguredStore]:
+    try:
+        stores = build_stores(settings.store_settings())
+    except InvalidStoreSettings as error:
+        raise ConfigError(str(error)) from error
+    if settings.storage.default_store not in stores:
+        raise ConfigError(
+            f"storage.default_store {settings.storage.default_store!r} names no store "
+            f"(configured: {', '.join(stores)})"
+        )
+    return stores
+
+
 def _data_service(
-    settings: Settings, images: ImageService, repository: SqlImageRepository
+    settings: Settings,
+    images: ImageService,
+    repository: SqlImageRepository,
+    stores: dict[str, ConfiguredStore],
 ) -> ImageDataService:
-    store = FilesystemStore("local", Path(settings.data_dir) / "images")
     return ImageDataService(
         images=images,
         repository=repository,
-        stores={store.name: store},
-        default_store=store.name,
+        stores=stores,
+        default_store=settings.storage.default_store,
         key_of=image_data_key,
         inspector=OsloFormatInspector,
         policy=DataPolicy(
@@ -162,6 +232,7 @@ def check_settings(settings: Settings) -> None:
     """Refuse settings only the app can judge, before `serve` starts any worker
     (a worker failing at start would be restarted for ever)."""
     _authenticator(settings)
+    configured_stores(settings)
 
 
 def _service_resources(

@@ -16,7 +16,8 @@ from skylens.api.routing import Operation, Resource
 # (version, status) in the order the document lists them. Every version here is
 # implemented; optional features that are off behave as in a Glance with them off.
 IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
-    ("2.7", "CURRENT"),
+    ("2.8", "CURRENT"),
+    ("2.7", "SUPPORTED"),
     ("2.6", "SUPPORTED"),
     ("2.5", "SUPPORTED"),
     ("2.4", "SUPPORTED"),

@@ -1,4 +1,4 @@
-"""`skylens serve | db upgrade | db current | --version`."""
+"""`skylens serve | sweep | db upgrade | db current | --version`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve.set_defaults(handler=serve_command)
 
+    sweep = commands.add_parser(
+        "sweep", help="remove leftover image data now (servers also sweep periodically)"
+    )
+    _common(sweep)
+    sweep.set_defaults(handler=sweep_command)
+
     database = commands.add_parser("db", help="database administration")
     db_commands = database.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply all migrations")
@@ -84,6 +90,20 @@ def db_current_command(settings: Settings) -> int:
 
     print(current_revision(create_engine(settings.database_url, pool_size=1)) or "empty")
     return 0
+
+
+def sweep_command(settings: Settings) -> int:
+    from skylens.api.app import orphan_sweep
+
+    failed = False
+    for report in orphan_sweep(settings).run():
+        state = "FAILED (see the log)" if report.failed else "ok"
+        print(
+            f"store {report.store}: {state}; removed {report.uncommitted} unfinished "
+            f"upload(s), {report.orphans} orphaned blob(s)"
+        )
+        failed = failed or report.failed
+    return 1 if failed else 0
 
 
 def serve_command(settings: Settings) -> int:

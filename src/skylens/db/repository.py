@@ -62,6 +62,21 @@ class SqlImageRepository:
             loaded = self._load(connection, image_id)
         return loaded[0] if loaded else None
 
+    def data_locations(
+        self, image_ids: Sequence[str]
+    ) -> dict[str, tuple[ImageStatus, tuple[str, ...]]]:
+        if not image_ids:
+            return {}
+        query = sa.select(images.c.id, images.c.status, images.c.stores).where(
+            images.c.id.in_(image_ids)
+        )
+        with self._reader.connect() as connection:
+            rows = connection.execute(query).all()
+        return {
+            row.id: (ImageStatus(row.status), tuple(row.stores.split(",")) if row.stores else ())
+            for row in rows
+        }
+
     def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
         with self._reader.connect() as connection:
             status = connection.execute(

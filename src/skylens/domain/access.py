@@ -16,6 +16,7 @@ from skylens.domain.images import Image, MemberStatus, Visibility
 ADMIN = "admin"
 MEMBER = "member"
 READER = "reader"
+SERVICE = "service"  # other OpenStack services' own users (Nova, Cinder)
 
 # Keystone's default implied roles: admin implies member, member implies reader.
 _IMPLIED_ROLES = {ADMIN: (MEMBER, READER), MEMBER: (READER,)}
@@ -60,6 +61,8 @@ class Action(StrEnum):
     REACTIVATE = "reactivate"
     UPLOAD_IMAGE = "upload_image"
     DOWNLOAD_IMAGE = "download_image"
+    DELETE_IMAGE_LOCATION = "delete_image_location"
+    STORES_INFO_DETAIL = "stores_info_detail"
 
 
 def _owns(context: RequestContext, image: Image | None) -> bool:
@@ -85,6 +88,8 @@ _DEFAULT_RULES: dict[Action, Rule] = {
     Action.REACTIVATE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
     Action.UPLOAD_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
     Action.DOWNLOAD_IMAGE: lambda ctx, img: ctx.is_admin or ctx.has_role(READER),
+    Action.DELETE_IMAGE_LOCATION: lambda ctx, img: ctx.is_admin,
+    Action.STORES_INFO_DETAIL: lambda ctx, img: ctx.is_admin or ctx.has_role(SERVICE),
 }
 
 

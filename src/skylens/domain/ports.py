@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from skylens.domain.access import RequestContext
 from skylens.domain.data import DataFormat
-from skylens.domain.images import Image, MemberStatus
+from skylens.domain.images import Image, ImageStatus, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
 
 
@@ -18,6 +18,12 @@ class ImageRepository(Protocol):
 
     def get(self, image_id: str) -> Image | None:
         """The live image with this id, whoever owns it."""
+
+    def data_locations(
+        self, image_ids: Sequence[str]
+    ) -> dict[str, tuple[ImageStatus, tuple[str, ...]]]:
+        """For each live image among `image_ids`: its status and the stores holding
+        its data (images deleted or never created are absent)."""
 
     def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
         """The project's member status on the image, if it is a member."""
@@ -74,8 +80,9 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove the blob; deleting a missing blob is not an error."""
 
-    def keys(self) -> Iterator[str]:
-        """Every committed key (for the orphan sweep)."""
+    def keys(self, older_than: float = 0.0) -> Iterator[str]:
+        """Every committed key, or with `older_than` those last written at least that
+        many seconds ago (for the orphan sweep, which must not race a fresh commit)."""
 
     def sweep_uncommitted(self, older_than: float) -> int:
         """Remove the leftovers of uncommitted writes that have seen no write for
@@ -83,6 +90,9 @@ class BlobStore(Protocol):
 
     def local_path(self, key: str) -> Path | None:
         """A local file holding the blob, for zero-copy sending; None declines."""
+
+    def details(self) -> Mapping[str, object]:
+        """The store's settings an administrator may see (never credentials)."""
 
 
 class FormatInspector(Protocol):

@@ -12,15 +12,19 @@ from typing import Any
 from skylens.domain.access import Action, RequestContext, authorize
 from skylens.domain.data import DataDigest
 from skylens.domain.errors import (
+    Conflict,
     Forbidden,
     ImageNotFound,
     InvalidRequest,
+    NotFound,
+    StorageUnavailable,
     UnsupportedMediaType,
 )
 from skylens.domain.images import Image, ImageStatus, utc_now
 from skylens.domain.ports import BlobStore, FormatInspector, ImageRepository
+from skylens.domain.stores import ConfiguredStore, StoreInfo
 from skylens.services.images import ImageService
-from skylens.services.ingest import ingest
+from skylens.services.ingest import ImageTooLarge, ingest
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +52,30 @@ class Download:
     key: str
 
 
+class UnsafeImageData(UnsupportedMediaType):
+    def __init__(self) -> None:
+        super().__init__("Image failed safety checks")
+
+
+class UnknownStore(InvalidRequest):
+    def __init__(self, store_id: str) -> None:
+        super().__init__(f"Store for identifier {store_id} not found")
+
+
 class ImageDataService:
     def __init__(
         self,
         images: ImageService,
         repository: ImageRepository,
-        stores: Mapping[str, BlobStore],
+        stores: Mapping[str, ConfiguredStore],
         default_store: str,
         key_of: Callable[[str], str],
         inspector: Callable[[], FormatInspector],
         policy: DataPolicy,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
+        if default_store not in stores:
+            raise ValueError(f"the default store {default_store!r} is not a configured store")
         self._images = images
         self._repository = repository
         self._stores = stores
@@ -69,8 +85,26 @@ class ImageDataService:
         self._policy = policy
         self._clock = clock
 
-    def store_names(self) -> tuple[str, ...]:
+    def store_ids(self) -> tuple[str, ...]:
+        """Every store an upload may name, in configuration order."""
         return tuple(self._stores)
+
+    def stores_info(self, context: RequestContext, detail: bool = False) -> list[StoreInfo]:
+        """The stores users may choose from; with `detail` (admins) their kind,
+        weight and non-secret settings too."""
+        if detail:
+            authorize(context, Action.STORES_INFO_DETAIL)
+        return [
+            StoreInfo(
+                id=store.id,
+                description=store.description,
+                is_default=store.id == self._default_store,
+                kind=store.kind if detail else None,
+                weight=store.weight if detail else None,
+                properties=dict(store.blob.details()) if detail else None,
+            )
+            for store in self._stores.values()
+        ]
 
     async def upload(
         self,
@@ -78,8 +112,13 @@ class ImageDataService:
         image_id: str,
         chunks: AsyncIterator[bytes],
         store_name: str | None = None,
+        expected_size: int | None = None,
     ) -> Image:
-        store = self._store(store_name)
+        """Stream the data into the store and activate the image; `expected_size` is
+        the size the client announced, if any (0 means unknown, as in Glance)."""
+        store = self._store(store_name).blob
+        if expected_size is not None and expected_size > self._policy.size_cap:
+            raise ImageTooLarge()  # refused before a byte is read
         claimed = await asyncio.to_thread(self._claim, context, image_id)
         key = self._key_of(image_id)
         writer = await asyncio.to_thread(store.writer, key)
@@ -90,6 +129,7 @@ class ImageDataService:
                 self._inspector(),
                 hash_algo=self._policy.hash_algo,
                 size_cap=self._policy.size_cap,
+                expected_size=expected_size or None,
             )
             self._check_format(claimed.disk_format, digest)
             await asyncio.to_thread(writer.commit)
@@ -113,13 +153,35 @@ class ImageDataService:
         """
         deleted = self._images.delete(context, image_id)
         for name in deleted.stores:
-            store = self._stores.get(name)
-            if store is None:
-                continue
-            try:
-                store.delete(self._key_of(image_id))
-            except Exception:
-                log.exception("could not delete the data of image %s from %s", image_id, name)
+            self._delete_data(image_id, name)
+
+    def delete_from_store(self, context: RequestContext, store_id: str, image_id: str) -> None:
+        """Remove one copy of an active image's data; the last copy stays (delete the
+        image instead). Glance's checks, in Glance's order."""
+        if store_id not in self._stores:
+            raise Conflict(f"The selected store {store_id} is not available on this node.")
+
+        def without_copy(image: Image) -> Image:
+            if image.status is not ImageStatus.ACTIVE:
+                raise Conflict(
+                    "It's not allowed to remove image data from store if image status is not "
+                    "'active'"
+                )
+            if len(image.stores) == 1:
+                raise Forbidden(
+                    "Cannot delete image data from the only store containing it. Consider "
+                    "deleting the image instead."
+                )
+            if store_id not in image.stores:
+                raise NotFound(f"Image {image_id} is not stored in store {store_id}.")
+            remaining = tuple(name for name in image.stores if name != store_id)
+            return image.with_changes(self._clock(), stores=remaining)
+
+        # The record first, so no download picks the copy that is going away.
+        self._images.change(
+            context, image_id, Action.DELETE_IMAGE_LOCATION, without_copy, _missing_for_store
+        )
+        self._delete_data(image_id, store_id)
 
     def open_download(self, context: RequestContext, image_id: str) -> Download | None:
         """What to stream for the image, or None when it has no data yet."""
@@ -131,19 +193,36 @@ class ImageDataService:
             )
         if not image.stores:
             return None
-        store = self._stores.get(image.stores[0])
-        if store is None:
-            raise InvalidRequest(f"Image data lives in unknown store {image.stores[0]}")
-        return Download(image=image, store=store, key=self._key_of(image.id))
+        holders = [self._stores[name] for name in image.stores if name in self._stores]
+        if not holders:
+            log.error("image %s: no configured store holds its data %s", image.id, image.stores)
+            raise StorageUnavailable(
+                f"Image {image.id} data is in store(s) {', '.join(image.stores)}, "
+                "which this server does not have configured."
+            )
+        # The heaviest store first; among equals, the first that received the data.
+        store = max(holders, key=lambda holder: holder.weight)
+        return Download(image=image, store=store.blob, key=self._key_of(image.id))
 
     # -- steps -----------------------------------------------------------------
 
-    def _store(self, name: str | None) -> BlobStore:
-        name = name or self._default_store
+    def _store(self, name: str | None) -> ConfiguredStore:
+        name = self._default_store if name is None else name
         store = self._stores.get(name)
         if store is None:
-            raise InvalidRequest(f"Store for identifier {name} not found")
+            raise UnknownStore(name)
         return store
+
+    def _delete_data(self, image_id: str, store_id: str) -> None:
+        """Best effort: what a failing store keeps, the orphan sweep removes later."""
+        store = self._stores.get(store_id)
+        if store is None:
+            log.warning("image %s: data left in unconfigured store %s", image_id, store_id)
+            return
+        try:
+            store.blob.delete(self._key_of(image_id))
+        except Exception:
+            log.exception("could not delete the data of image %s from %s", image_id, store_id)
 
     def _claim(self, context: RequestContext, image_id: str) -> Image:
         """queued -> saving, atomically: of two concurrent uploads one wins."""
@@ -159,7 +238,9 @@ class ImageDataService:
     def _check_format(self, declared: str | None, digest: DataDigest) -> None:
         verdict = digest.format
         if verdict.unsafe_reason is not None:
-            raise InvalidRequest(f"Image data failed the safety check: {verdict.unsafe_reason}")
+            # Glance's fixed text: the reason helps an attacker more than a user.
+            log.info("upload refused, unsafe %s data: %s", verdict.name, verdict.unsafe_reason)
+            raise UnsafeImageData()
         if not self._policy.verify_disk_format:
             return
         detected = verdict.name or "raw"
@@ -195,3 +276,7 @@ class ImageDataService:
             )
 
         return self._repository.update(image_id, active)
+
+
+def _missing_for_store(image_id: str) -> NotFound:
+    return NotFound(f"Failed to find image {image_id}")

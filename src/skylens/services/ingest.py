@@ -13,10 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from skylens.domain.data import DataDigest
-from skylens.domain.errors import LimitExceeded
+from skylens.domain.errors import InvalidRequest, LimitExceeded
 from skylens.domain.ports import BlobWriter, FormatInspector
 
 BLOCK_SIZE = 4 << 20  # work unit; at most two blocks are held at once
+
+
+class ImageTooLarge(LimitExceeded):
+    def __init__(self) -> None:
+        super().__init__("The incoming image is too large: The provided image is too large.")
 
 
 async def ingest(
@@ -26,7 +31,10 @@ async def ingest(
     *,
     hash_algo: str,
     size_cap: int,
+    expected_size: int | None = None,
 ) -> DataDigest:
+    """Stream `chunks` into `writer`; stop as soon as the data passes `size_cap` or the
+    size the client announced (`expected_size`), and refuse data short of the latter."""
     md5 = hashlib.md5(usedforsecurity=False)
     secure = hashlib.new(hash_algo)
     size = 0
@@ -45,8 +53,10 @@ async def ingest(
         async for chunk in chunks:
             size += len(chunk)
             if size > size_cap:
-                raise LimitExceeded(
-                    f"Image exceeds the storage quota: the image size cap is {size_cap} bytes."
+                raise ImageTooLarge()
+            if expected_size is not None and size > expected_size:
+                raise InvalidRequest(
+                    f"Size exceeds: expected {expected_size} bytes, got {size} bytes"
                 )
             buffer += chunk
             if len(buffer) >= BLOCK_SIZE:
@@ -62,6 +72,8 @@ async def ingest(
     finally:
         if in_flight is not None:
             await asyncio.gather(in_flight, return_exceptions=True)
+    if expected_size is not None and size != expected_size:
+        raise InvalidRequest(f"Size mismatch: expected {expected_size} bytes, got {size} bytes")
     verdict = await asyncio.to_thread(inspector.verdict)
     return DataDigest(
         size=size,

@@ -55,12 +55,20 @@ class FilesystemStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def keys(self) -> Iterator[str]:
+    def keys(self, older_than: float = 0.0) -> Iterator[str]:
+        cutoff = time.time() - older_than
         for directory, subdirectories, files in os.walk(self._root):
             if Path(directory) == self._root:
                 subdirectories[:] = [d for d in subdirectories if d != _PARTIAL_DIR]
             for file_name in files:
-                yield str((Path(directory) / file_name).relative_to(self._root))
+                path = Path(directory) / file_name
+                if older_than > 0:
+                    try:
+                        if path.stat().st_mtime >= cutoff:
+                            continue
+                    except FileNotFoundError:
+                        continue
+                yield str(path.relative_to(self._root))
 
     def sweep_uncommitted(self, older_than: float) -> int:
         cutoff = time.time() - older_than
@@ -75,6 +83,9 @@ class FilesystemStore:
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.exists() else None
+
+    def details(self) -> dict[str, object]:
+        return {"data_dir": str(self._root), "fsync": self._fsync}
 
 
 def _read_range(file: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:

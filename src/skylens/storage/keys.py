@@ -18,6 +18,14 @@ def image_data_key(image_id: str) -> str:
     return key
 
 
+def image_id_of_key(key: str) -> str | None:
+    """The image whose data `image_data_key` put under `key`; None for any other key."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == "images" and parts[2][:2] == parts[1] and parts[2]:
+        return parts[2]
+    return None
+
+
 def check_key(key: str) -> None:
     """Refuse any key that could name something outside the store's space."""
     segments = key.split("/")

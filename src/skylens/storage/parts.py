@@ -14,6 +14,13 @@ from typing import Generic, TypeVar
 
 from skylens.domain.errors import LimitExceeded
 
+# Object-store timestamps have one-second resolution and some servers (Swift's s3api)
+# round them up, on a clock that is not ours. Sweeps allow this much either way: an
+# uncommitted upload counts as this much older than it claims (so "older than 0.5 s"
+# still means something), a committed blob as this much younger (so a fresh commit
+# is never taken for an orphan).
+TIMESTAMP_SLACK = 1.0
+
 T = TypeVar("T")
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from skylens.domain.errors import BlobNotFound, SkylensError, StorageUnavailable
 from skylens.storage.keys import check_key
-from skylens.storage.parts import PartUploader, range_header
+from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, range_header
 
 MIB = 1 << 20
 READ_CHUNK = 1 << 20
@@ -33,10 +33,6 @@ MAX_PART_SIZE = 5 * 1024 * MIB
 # buffers at 32 MiB even after the first growth step (see `growing_part_size`).
 DEFAULT_PART_SIZE = 8 * MIB
 GROWTH_STEPS = 50
-# S3 timestamps have one-second resolution and some servers (Swift's s3api) round them
-# up; the sweep treats an upload as this much older than it claims so "older than 0.5 s"
-# still means something.
-TIMESTAMP_SLACK = 1.0
 _PART_CHECKSUMS = (
     "ChecksumCRC32",
     "ChecksumCRC32C",
@@ -113,6 +109,7 @@ class S3Store:
         self._max_parts = max_parts
         self._part_size = growing_part_size(part_size, max_parts)
         self._where = _describe_endpoint(endpoint_url, region)
+        self._path_style = path_style
         self._client_error: type[Exception] = botocore.exceptions.ClientError
         self._errors_caught: tuple[type[Exception], ...] = (
             botocore.exceptions.ClientError,
@@ -192,12 +189,16 @@ class S3Store:
         with self._errors("DELETE"):
             self._client.delete_object(Bucket=self._bucket, Key=key)  # missing is fine in S3
 
-    def keys(self) -> Iterator[str]:
+    def keys(self, older_than: float = 0.0) -> Iterator[str]:
         self._prepare()
+        cutoff = time.time() - older_than
         with self._errors("list"):
             for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket):
                 for item in page.get("Contents", ()):
-                    yield item["Key"]
+                    # Clocks differ: a blob counts as younger than it claims.
+                    modified = item["LastModified"].timestamp() + TIMESTAMP_SLACK
+                    if older_than <= 0 or modified < cutoff:
+                        yield item["Key"]
 
     def sweep_uncommitted(self, older_than: float) -> int:
         """Abort the multipart uploads idle for more than `older_than` seconds."""
@@ -222,6 +223,15 @@ class S3Store:
 
     def local_path(self, key: str) -> Path | None:
         return None
+
+    def details(self) -> dict[str, object]:
+        return {
+            "endpoint": self._where,
+            "bucket": self._bucket,
+            "path_style": self._path_style,
+            "first_part_size": self._part_size(1),
+            "max_parts": self._max_parts,
+        }
 
     # What the writer needs.
 

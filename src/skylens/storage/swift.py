@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from skylens.domain.errors import BlobNotFound, SkylensError, StorageUnavailable
 from skylens.storage.keys import check_key
-from skylens.storage.parts import PartUploader, range_header
+from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, range_header
 
 MIB = 1 << 20
 READ_CHUNK = 1 << 20
@@ -99,6 +99,7 @@ class SwiftStore:
 
         self._name = name
         self._where = _describe_endpoint(auth_url)
+        self._auth_version = auth_version
         self._container = container
         self._segments = segments_container or f"{container}_segments"
         self._create_container = create_container
@@ -206,9 +207,13 @@ class SwiftStore:
         large = headers.get("x-static-large-object", "").lower() == "true"
         self._delete(self._container, key, manifest=large and not groups)
 
-    def keys(self) -> Iterator[str]:
+    def keys(self, older_than: float = 0.0) -> Iterator[str]:
+        cutoff = time.time() - older_than
         for item in self._listing(self._container):
-            yield item["name"]
+            # Clocks differ: a blob counts as younger than it claims.
+            modified = _timestamp(item["last_modified"]) + TIMESTAMP_SLACK
+            if older_than <= 0 or modified < cutoff:
+                yield item["name"]
 
     def sweep_uncommitted(self, older_than: float) -> int:
         """Delete the segments of uploads that no manifest names and that have been idle
@@ -228,6 +233,15 @@ class SwiftStore:
 
     def local_path(self, key: str) -> Path | None:
         return None
+
+    def details(self) -> dict[str, object]:
+        return {
+            "auth_endpoint": self._where,
+            "auth_version": self._auth_version,
+            "container": self._container,
+            "segments_container": self._segments,
+            "segment_size": self._segment_size,
+        }
 
     # What the writer needs.
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.errors import assert_error
 from tests.support.identities import Identity
 from tests.support.seeding import set_image_columns
 from tests.support.servers import RunningServer, skylens_server
@@ -178,19 +179,6 @@ def test_formats_must_be_set_before_data(api: httpx.Client) -> None:
     assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
 
 
-def test_an_unknown_store_is_400(api: httpx.Client) -> None:
-    image_id = new_image(api)
-
-    response = api.put(
-        f"/v2/images/{image_id}/file",
-        content=b"data",
-        headers={**OCTET, "X-Image-Meta-Store": "nowhere"},
-    )
-
-    assert response.status_code == 400
-    assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
-
-
 def test_qcow2_gets_its_virtual_size(api: httpx.Client, qcow2_images: dict[str, Path]) -> None:
     image_id = new_image(api, "qcow2")
 
@@ -217,11 +205,11 @@ def test_safe_images_of_other_formats_are_accepted(
 @pytest.mark.parametrize(
     ("disk_format", "file_name", "status", "message"),
     [
-        ("qcow2", "backing.qcow2", 400, "Image data failed the safety check: backing_file"),
-        ("qcow2", "datafile.qcow2", 400, "Image data failed the safety check"),
-        ("vmdk", "flat.vmdk", 400, "Image data failed the safety check"),
+        ("qcow2", "backing.qcow2", 415, "Image failed safety checks"),
+        ("qcow2", "datafile.qcow2", 415, "Image failed safety checks"),
+        ("vmdk", "flat.vmdk", 415, "Image failed safety checks"),
         ("raw", "plain.qcow2", 415, "Image disk_format raw does not match stream data qcow2"),
-        ("raw", "backing.qcow2", 400, "Image data failed the safety check"),
+        ("raw", "backing.qcow2", 415, "Image failed safety checks"),
         ("vhdx", "plain.qcow2", 415, "Image disk_format vhdx does not match stream data qcow2"),
     ],
 )
@@ -348,18 +336,103 @@ def capped_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
         yield running
 
 
-def test_the_size_cap_is_enforced_while_streaming(
-    capped_server: RunningServer, member: Identity
-) -> None:
+@pytest.fixture
+def capped(capped_server: RunningServer, member: Identity) -> Iterator[httpx.Client]:
     with httpx.Client(
         base_url=capped_server.url, headers={**member.headers, "Accept": "application/json"}
     ) as client:
-        image_id = new_image(client)
-        assert upload(client, image_id, os.urandom(1 << 20)).status_code == 204
-        too_big = new_image(client)
+        yield client
 
-        response = upload(client, too_big, os.urandom((1 << 20) + 1))
 
-        assert response.status_code == 413
-        assert client.get(f"/v2/images/{too_big}").json()["status"] == "queued"
+def test_the_size_cap_is_enforced_while_streaming(
+    capped: httpx.Client, capped_server: RunningServer
+) -> None:
+    image_id = new_image(capped)
+    assert upload(capped, image_id, os.urandom(1 << 20)).status_code == 204
+    too_big = new_image(capped)
+
+    response = upload(capped, too_big, os.urandom((1 << 20) + 1))
+
+    assert_error(response, 413, "The incoming image is too large: The provided image is too large.")
+    assert capped.get(f"/v2/images/{too_big}").json()["status"] == "queued"
     assert leftovers(capped_server) == []
+
+
+def test_an_announced_size_over_the_cap_is_refused_before_any_byte(capped: httpx.Client) -> None:
+    image_id = new_image(capped)
+
+    response = capped.put(
+        f"/v2/images/{image_id}/file",
+        content=b"small",
+        headers={**OCTET, "x-openstack-image-size": str(1 << 40)},
+    )
+
+    assert response.status_code == 413
+    assert capped.get(f"/v2/images/{image_id}").json()["status"] == "queued"
+
+
+# -- x-openstack-image-size: the size the client announces --------------------------
+
+
+def test_an_announced_size_that_matches_is_accepted(api: httpx.Client) -> None:
+    image_id = new_image(api)
+
+    response = api.put(
+        f"/v2/images/{image_id}/file",
+        content=b"x" * 1000,
+        headers={**OCTET, "x-openstack-image-size": "1000"},
+    )
+
+    assert response.status_code == 204
+    assert api.get(f"/v2/images/{image_id}").json()["size"] == 1000
+
+
+def test_zero_announces_nothing(api: httpx.Client) -> None:
+    image_id = new_image(api)
+
+    response = api.put(
+        f"/v2/images/{image_id}/file",
+        content=b"any size",
+        headers={**OCTET, "x-openstack-image-size": "0"},
+    )
+
+    assert response.status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("announced", "sent", "message"),
+    [
+        (1000, 999, "Size mismatch: expected 1000 bytes, got 999 bytes"),
+        (10, 5 << 20, "Size exceeds: expected 10 bytes, got "),
+    ],
+)
+def test_data_of_another_size_than_announced_is_refused(
+    api: httpx.Client, server: RunningServer, announced: int, sent: int, message: str
+) -> None:
+    image_id = new_image(api)
+
+    response = api.put(
+        f"/v2/images/{image_id}/file",
+        content=os.urandom(sent),
+        headers={**OCTET, "x-openstack-image-size": str(announced)},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(message)
+    image = api.get(f"/v2/images/{image_id}").json()
+    assert (image["status"], image["size"]) == ("queued", None)
+    assert leftovers(server) == []
+
+
+@pytest.mark.parametrize("announced", ["ten", "-1", "1.5", ""])
+def test_an_announced_size_that_is_not_a_size_is_400(api: httpx.Client, announced: str) -> None:
+    image_id = new_image(api)
+
+    response = api.put(
+        f"/v2/images/{image_id}/file",
+        content=b"data",
+        headers={**OCTET, "x-openstack-image-size": announced},
+    )
+
+    assert_error(response, 400, "Invalid or missing image size in request headers.")
+    assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from skylens.api.errors import RangeNotSatisfiable
 from skylens.api.offload import Offload
 from skylens.api.responses import no_content
-from skylens.domain.errors import UnsupportedMediaType
+from skylens.domain.errors import InvalidRequest, UnsupportedMediaType
 from skylens.domain.ports import Authenticator
 from skylens.services.image_data import ImageDataService
 
@@ -39,6 +39,7 @@ class DataHandlers:
             request.path_params["image_id"],
             request.stream(),
             request.headers.get("x-image-meta-store"),
+            expected_size=_announced_size(request.headers.get("x-openstack-image-size")),
         )
         return no_content()
 
@@ -67,6 +68,19 @@ class DataHandlers:
         headers["Content-Length"] = str(end - start)
         chunks = iterate_in_threadpool(found.store.read(found.key, start, end))
         return StreamingResponse(chunks, status_code=status, headers=headers)
+
+
+def _announced_size(header: str | None) -> int | None:
+    """`x-openstack-image-size`: the size the client says it will send."""
+    if header is None:
+        return None
+    try:
+        size = int(header.strip())
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise InvalidRequest("Invalid or missing image size in request headers.")
+    return size
 
 
 def requested_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -44,6 +44,7 @@ class ImageHandlers:
     reads: Offload  # runs the service's reads
     writes: Offload  # runs everything else
     public_endpoint: str = ""
+    store_ids: tuple[str, ...] = ()  # announced on create, as Glance does with multi-store
 
     async def _context(self, request: Request) -> RequestContext:
         return await self.authenticator.authenticate(request.headers)
@@ -52,8 +53,12 @@ class ImageHandlers:
         context = await self._context(request)
         new_image = self._new_image(await read_json(request))
         image = await self.writes(self.service.create, context, new_image)
-        location = f"{base_url(request, self.public_endpoint)}{views.image_path(image.id)}"
-        return json_response(views.image_view(image), status=201, headers={"Location": location})
+        headers = {
+            "Location": f"{base_url(request, self.public_endpoint)}{views.image_path(image.id)}"
+        }
+        if self.store_ids:
+            headers["OpenStack-image-store-ids"] = ",".join(self.store_ids)
+        return json_response(views.image_view(image), status=201, headers=headers)
 
     def _new_image(self, document: Any) -> NewImage:
         if not isinstance(document, dict):

@@ -1,0 +1,37 @@
+"""Stores as the deployment configured them: a blob store plus what users are told."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from skylens.domain.ports import BlobStore
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfiguredStore:
+    """A named place image data lives.
+
+    `weight` orders the stores a download may read from, highest first, when an
+    image has copies in several (Glance's store weight).
+    """
+
+    blob: BlobStore
+    kind: str  # file | s3 | swift, as Glance names store types
+    description: str = ""
+    weight: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.blob.name
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreInfo:
+    """One entry of `GET /v2/info/stores`; the detail fields only for admins."""
+
+    id: str
+    description: str
+    is_default: bool
+    kind: str | None = None
+    weight: int | None = None
+    properties: dict[str, object] | None = None

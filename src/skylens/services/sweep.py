@@ -1,0 +1,94 @@
+"""The orphan sweep: what uploads and deletions could not clean up, cleaned later.
+
+Two kinds of leftovers exist. A process killed mid-upload leaves an uncommitted
+write (a partial file, multipart upload or segments); each store removes those idle
+for longer than the grace period. A store that failed during a delete, or a process
+killed between committing data and recording it, leaves committed data no image
+record points to; the sweep removes those keys, and only when no image may still
+claim them: the image is gone for good (ids are never reused), or it is active or
+deactivated, which no upload can change, and does not list the store.
+
+Data of a queued image is left alone: an upload may be committing to that very key
+now, and it replaces the old data anyway. Keys younger than the grace period are left
+alone too, so a commit racing the sweep is never mistaken for an orphan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Mapping
+
+from skylens.domain.images import ImageStatus
+from skylens.domain.ports import ImageRepository
+from skylens.domain.stores import ConfiguredStore
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500
+# Statuses in which an image's set of stores can no longer grow.
+_SETTLED = frozenset({ImageStatus.ACTIVE, ImageStatus.DEACTIVATED})
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepReport:
+    store: str
+    uncommitted: int = 0
+    orphans: int = 0
+    failed: bool = False
+
+
+class OrphanSweep:
+    def __init__(
+        self,
+        repository: ImageRepository,
+        stores: Mapping[str, ConfiguredStore],
+        image_id_of_key: Callable[[str], str | None],
+        grace_seconds: float,
+    ) -> None:
+        self._repository = repository
+        self._stores = stores
+        self._image_id_of_key = image_id_of_key
+        self._grace = grace_seconds
+
+    def run(self) -> list[SweepReport]:
+        """Sweep every store; a store that fails is reported and the rest still swept."""
+        reports = []
+        for store in self._stores.values():
+            try:
+                report = self._sweep(store)
+            except Exception:
+                log.exception("orphan sweep of store %s failed", store.id)
+                report = SweepReport(store.id, failed=True)
+            if report.uncommitted or report.orphans:
+                log.info(
+                    "orphan sweep of store %s: %d unfinished upload(s), %d orphaned blob(s) "
+                    "removed",
+                    store.id,
+                    report.uncommitted,
+                    report.orphans,
+                )
+            reports.append(report)
+        return reports
+
+    def _sweep(self, store: ConfiguredStore) -> SweepReport:
+        uncommitted = store.blob.sweep_uncommitted(older_than=self._grace)
+        orphans = 0
+        for batch in _batched(store.blob.keys(older_than=self._grace), _BATCH):
+            owners = {key: self._image_id_of_key(key) for key in batch}
+            held = self._repository.data_locations([i for i in owners.values() if i is not None])
+            for key, image_id in owners.items():
+                if image_id is None:
+                    continue  # not a key this service writes: not ours to judge
+                located = held.get(image_id)
+                if located is None or (located[0] in _SETTLED and store.id not in located[1]):
+                    store.blob.delete(key)
+                    orphans += 1
+        return SweepReport(store.id, uncommitted=uncommitted, orphans=orphans)
+
+
+def _batched(keys: Iterable[str], size: int) -> Iterable[list[str]]:
+    iterator = iter(keys)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

@@ -1,0 +1,278 @@
+"""Nothing of a failed upload survives: clients that vanish, servers killed with
+SIGKILL, and data no image points to, in every kind of store.
+
+Leftovers are looked for where each store keeps them: the file store's `.partial`
+directory, the Swift store's segments container, the S3 bucket's multipart uploads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from skylens.storage.keys import image_data_key
+from tests.support.identities import Identity, member_of, new_project
+from tests.support.servers import (
+    RunningServer,
+    configured_stores,
+    skylens_server,
+    stores_config,
+)
+from tests.support.swift import RunningSwift
+
+STORES = ("local", "swift", "s3")
+MIB = 1 << 20
+
+
+class Leftovers:
+    """What uncommitted writes left in a server's stores, by store."""
+
+    def __init__(self, server: RunningServer, swift: RunningSwift) -> None:
+        self._options = configured_stores(server)
+        self._partial = server.log.parent / "images" / ".partial"
+        self._swift = swift
+
+    def __call__(self, store: str) -> list[str]:
+        if store == "local":
+            return os.listdir(self._partial) if self._partial.exists() else []
+        if store == "swift":
+            segments = f"{self._options['swift']['container']}_segments"
+            _, listing = self._swift.swift_connection().get_container(segments)
+            return [item["name"] for item in listing]
+        uploads = self._swift.s3_client().list_multipart_uploads(
+            Bucket=self._options["s3"]["bucket"]
+        )
+        return [upload["Key"] for upload in uploads.get("Uploads", [])]
+
+
+def create_image(server: RunningServer, identity: Identity) -> str:
+    body = {"name": "interrupted", "disk_format": "raw", "container_format": "bare"}
+    response = httpx.post(f"{server.url}/v2/images", json=body, headers=identity.headers)
+    assert response.status_code == 201, response.text
+    image_id: str = response.json()["id"]
+    return image_id
+
+
+def status_of(server: RunningServer, identity: Identity, image_id: str) -> str:
+    response = httpx.get(f"{server.url}/v2/images/{image_id}", headers=identity.headers)
+    status: str = response.json()["status"]
+    return status
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def unfinished_upload(
+    server: RunningServer, identity: Identity, image_id: str, store: str, sent: int
+) -> Iterator[socket.socket]:
+    """A PUT announcing 64 MiB that has sent only `sent` bytes so far."""
+    head = (
+        f"PUT /v2/images/{image_id}/file HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{server.port}\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        f"Content-Length: {64 * MIB}\r\n"
+        f"X-Image-Meta-Store: {store}\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in identity.headers.items())
+        + "\r\n"
+    )
+    connection = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        connection.sendall(head.encode())
+        connection.sendall(os.urandom(sent))
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_client_that_disconnects_mid_upload_leaves_the_image_queued_and_no_bytes(
+    server: RunningServer, swift: RunningSwift, member: Identity, store: str
+) -> None:
+    leftovers = Leftovers(server, swift)
+    image_id = create_image(server, member)
+
+    with unfinished_upload(server, member, image_id, store, sent=12 * MIB):
+        wait_for(lambda: status_of(server, member, image_id) == "saving")
+        wait_for(lambda: bool(leftovers(store)))  # parts went out before the client left
+
+    wait_for(lambda: status_of(server, member, image_id) == "queued")
+    wait_for(lambda: leftovers(store) == [])
+    retry = httpx.put(
+        f"{server.url}/v2/images/{image_id}/file",
+        content=b"second try",
+        headers={**member.headers, "Content-Type": "application/octet-stream"},
+    )
+    assert retry.status_code == 204
+
+
+# -- a server killed mid-upload --------------------------------------------------------
+
+GRACE = 1  # seconds an unfinished write must be idle before a sweep removes it
+
+
+@pytest.fixture
+def sweeping_server(
+    tmp_path: Path, swift: RunningSwift
+) -> Callable[[], contextlib.AbstractContextManager[RunningServer]]:
+    """Starts a server (again and again) on one database and one set of stores, whose
+    sweep treats a write idle for a second as abandoned."""
+    config = stores_config(swift, tmp_path, sweep_grace_seconds=GRACE, sweep_interval_seconds=0)
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+
+    def start() -> contextlib.AbstractContextManager[RunningServer]:
+        return skylens_server(tmp_path, url, "sqlite", extra_args=("--config", str(config)))
+
+    return start
+
+
+def test_a_server_killed_mid_upload_leaves_no_active_image_and_its_restart_sweeps_the_rest(
+    sweeping_server: Callable[[], contextlib.AbstractContextManager[RunningServer]],
+    swift: RunningSwift,
+) -> None:
+    member = member_of(new_project())
+    with sweeping_server() as server, contextlib.ExitStack() as uploads:
+        leftovers = Leftovers(server, swift)
+        image_ids = {store: create_image(server, member) for store in STORES}
+        for store, image_id in image_ids.items():
+            uploads.enter_context(unfinished_upload(server, member, image_id, store, 12 * MIB))
+        for store, image_id in image_ids.items():
+            wait_for(lambda image_id=image_id: status_of(server, member, image_id) == "saving")
+            wait_for(lambda store=store: bool(leftovers(store)))
+
+        os.kill(server.pid, signal.SIGKILL)
+        os.waitpid(server.pid, 0)
+
+    assert all(leftovers(store) for store in STORES)  # the killed process cleaned nothing
+    time.sleep(GRACE + 1.5)  # past the grace period, object-store clock slack included
+    with sweeping_server() as restarted:
+        for store in STORES:
+            wait_for(lambda store=store: leftovers(store) == [])
+        for image_id in image_ids.values():
+            image = httpx.get(
+                f"{restarted.url}/v2/images/{image_id}", headers=member.headers
+            ).json()
+            assert image["status"] != "active"
+            assert image["size"] is None
+            assert "stores" not in image
+
+
+# -- committed data no image points to: `skylens sweep` --------------------------------
+
+
+def put_blob(server: RunningServer, swift: RunningSwift, store: str, key: str, data: bytes) -> None:
+    options = configured_stores(server)
+    if store == "local":
+        path = server.log.parent / "images" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    elif store == "swift":
+        swift.swift_connection().put_object(options["swift"]["container"], key, data)
+    else:
+        swift.s3_client().put_object(Bucket=options["s3"]["bucket"], Key=key, Body=data)
+
+
+def has_blob(server: RunningServer, swift: RunningSwift, store: str, key: str) -> bool:
+    options = configured_stores(server)
+    if store == "local":
+        return (server.log.parent / "images" / key).exists()
+    if store == "swift":
+        _, listing = swift.swift_connection().get_container(
+            options["swift"]["container"], prefix=key
+        )
+        return any(item["name"] == key for item in listing)
+    listing = swift.s3_client().list_objects_v2(Bucket=options["s3"]["bucket"], Prefix=key)
+    return any(item["Key"] == key for item in listing.get("Contents", []))
+
+
+def run_sweep(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`skylens sweep --config <config> <options>`, as an operator (or cron) runs it."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SKYLENS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "skylens.cli.main", "sweep", "--config", str(config), *options],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_skylens_sweep_removes_committed_data_no_image_claims_and_keeps_the_rest(
+    sweeping_server: Callable[[], contextlib.AbstractContextManager[RunningServer]],
+    swift: RunningSwift,
+    tmp_path: Path,
+) -> None:
+    member = member_of(new_project())
+    headers = {**member.headers, "Content-Type": "application/octet-stream"}
+    with sweeping_server() as server:
+        # Data of an image deleted while its store was failing.
+        deleted = create_image(server, member)
+        httpx.delete(f"{server.url}/v2/images/{deleted}", headers=member.headers)
+        put_blob(server, swift, "swift", image_data_key(deleted), b"deleted image")
+        # A copy in a store the active image does not list.
+        active = create_image(server, member)
+        put = httpx.put(f"{server.url}/v2/images/{active}/file", content=b"kept", headers=headers)
+        assert put.status_code == 204
+        put_blob(server, swift, "s3", image_data_key(active), b"stray copy")
+        # Data of a queued image: an upload may be committing it right now.
+        queued = create_image(server, member)
+        put_blob(server, swift, "local", image_data_key(queued), b"maybe committing")
+        # Not a key Skylens writes.
+        put_blob(server, swift, "local", "other/file", b"not ours")
+        # Keys younger than the grace period are never taken (the store conformance
+        # suite proves `keys(older_than=...)`); these must age first.
+        time.sleep(GRACE + 1.5)
+
+        swept = run_sweep(
+            tmp_path / "stores.toml",
+            *("--data-dir", str(server.log.parent), "--database-url", server.database_url),
+        )
+
+        assert swept.returncode == 0, swept.stderr
+        assert swept.stdout.splitlines() == [
+            "store local: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
+            "store swift: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
+            "store s3: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
+        ]
+        assert not has_blob(server, swift, "swift", image_data_key(deleted))
+        assert not has_blob(server, swift, "s3", image_data_key(active))
+        assert has_blob(server, swift, "local", image_data_key(active))
+        assert has_blob(server, swift, "local", image_data_key(queued))
+        assert has_blob(server, swift, "local", "other/file")
+        download = httpx.get(f"{server.url}/v2/images/{active}/file", headers=member.headers)
+        assert download.content == b"kept"
+
+
+def test_skylens_sweep_reports_a_failing_store_and_still_sweeps_the_others(
+    tmp_path: Path,
+) -> None:
+    """An S3 store whose endpoint refuses connections; the file store is still swept."""
+    config = tmp_path / "broken.toml"
+    config.write_text(
+        '[stores.local]\nkind = "file"\n\n'
+        '[stores.gone]\nkind = "s3"\nbucket = "images"\n'
+        'endpoint_url = "http://127.0.0.1:9"\nmax_attempts = 1\nconnect_timeout = 1\n'
+    )
+
+    swept = run_sweep(config, "--data-dir", str(tmp_path))
+
+    assert swept.returncode == 1
+    assert swept.stdout.splitlines() == [
+        "store local: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
+        "store gone: FAILED (see the log); removed 0 unfinished upload(s), 0 orphaned blob(s)",
+    ]
