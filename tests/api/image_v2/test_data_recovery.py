@@ -20,39 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from skylens.storage.keys import image_data_key
 from tests.support.identities import Identity, member_of, new_project
-from tests.support.servers import (
-    RunningServer,
-    configured_stores,
-    skylens_server,
-    stores_config,
-)
+from tests.support.servers import RunningServer, skylens_server, stores_config
+from tests.support.stores import Leftovers, StoreContents
 from tests.support.swift import RunningSwift
 
 STORES = ("local", "swift", "s3")
 MIB = 1 << 20
-
-
-class Leftovers:
-    """What uncommitted writes left in a server's stores, by store."""
-
-    def __init__(self, server: RunningServer, swift: RunningSwift) -> None:
-        self._options = configured_stores(server)
-        self._partial = server.log.parent / "images" / ".partial"
-        self._swift = swift
-
-    def __call__(self, store: str) -> list[str]:
-        if store == "local":
-            return os.listdir(self._partial) if self._partial.exists() else []
-        if store == "swift":
-            segments = f"{self._options['swift']['container']}_segments"
-            _, listing = self._swift.swift_connection().get_container(segments)
-            return [item["name"] for item in listing]
-        uploads = self._swift.s3_client().list_multipart_uploads(
-            Bucket=self._options["s3"]["bucket"]
-        )
-        return [upload["Key"] for upload in uploads.get("Uploads", [])]
 
 
 def create_image(server: RunningServer, identity: Identity) -> str:
@@ -174,31 +148,6 @@ def test_a_server_killed_mid_upload_leaves_no_active_image_and_its_restart_sweep
 # -- committed data no image points to: `skylens sweep` --------------------------------
 
 
-def put_blob(server: RunningServer, swift: RunningSwift, store: str, key: str, data: bytes) -> None:
-    options = configured_stores(server)
-    if store == "local":
-        path = server.log.parent / "images" / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    elif store == "swift":
-        swift.swift_connection().put_object(options["swift"]["container"], key, data)
-    else:
-        swift.s3_client().put_object(Bucket=options["s3"]["bucket"], Key=key, Body=data)
-
-
-def has_blob(server: RunningServer, swift: RunningSwift, store: str, key: str) -> bool:
-    options = configured_stores(server)
-    if store == "local":
-        return (server.log.parent / "images" / key).exists()
-    if store == "swift":
-        _, listing = swift.swift_connection().get_container(
-            options["swift"]["container"], prefix=key
-        )
-        return any(item["name"] == key for item in listing)
-    listing = swift.s3_client().list_objects_v2(Bucket=options["s3"]["bucket"], Prefix=key)
-    return any(item["Key"] == key for item in listing.get("Contents", []))
-
-
 def run_sweep(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """`skylens sweep --config <config> <options>`, as an operator (or cron) runs it."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SKYLENS_")}
@@ -220,20 +169,21 @@ def test_skylens_sweep_removes_committed_data_no_image_claims_and_keeps_the_rest
     member = member_of(new_project())
     headers = {**member.headers, "Content-Type": "application/octet-stream"}
     with sweeping_server() as server:
+        contents = StoreContents(server, swift)
         # Data of an image deleted while its store was failing.
         deleted = create_image(server, member)
         httpx.delete(f"{server.url}/v2/images/{deleted}", headers=member.headers)
-        put_blob(server, swift, "swift", image_data_key(deleted), b"deleted image")
+        contents.put("swift", deleted, b"deleted image")
         # A copy in a store the active image does not list.
         active = create_image(server, member)
         put = httpx.put(f"{server.url}/v2/images/{active}/file", content=b"kept", headers=headers)
         assert put.status_code == 204
-        put_blob(server, swift, "s3", image_data_key(active), b"stray copy")
+        contents.put("s3", active, b"stray copy")
         # Data of a queued image: an upload may be committing it right now.
         queued = create_image(server, member)
-        put_blob(server, swift, "local", image_data_key(queued), b"maybe committing")
+        contents.put("local", queued, b"maybe committing")
         # Not a key Skylens writes.
-        put_blob(server, swift, "local", "other/file", b"not ours")
+        contents.put_key("local", "other/file", b"not ours")
         # Keys younger than the grace period are never taken (the store conformance
         # suite proves `keys(older_than=...)`); these must age first.
         time.sleep(GRACE + 1.5)
@@ -249,11 +199,11 @@ def test_skylens_sweep_removes_committed_data_no_image_claims_and_keeps_the_rest
             "store swift: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
             "store s3: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
         ]
-        assert not has_blob(server, swift, "swift", image_data_key(deleted))
-        assert not has_blob(server, swift, "s3", image_data_key(active))
-        assert has_blob(server, swift, "local", image_data_key(active))
-        assert has_blob(server, swift, "local", image_data_key(queued))
-        assert has_blob(server, swift, "local", "other/file")
+        assert contents.get("swift", deleted) is None
+        assert contents.get("s3", active) is None
+        assert contents.get("local", active) == b"kept"
+        assert contents.get("local", queued) == b"maybe committing"
+        assert contents.get_key("local", "other/file") == b"not ours"
         download = httpx.get(f"{server.url}/v2/images/{active}/file", headers=member.headers)
         assert download.content == b"kept"
 

@@ -15,12 +15,12 @@ import os
 import httpx
 import pytest
 
-from skylens.storage.keys import image_data_key
 from tests.conftest import ClientFactory
 from tests.support.errors import assert_error
 from tests.support.identities import Identity
 from tests.support.seeding import set_image_columns
 from tests.support.servers import RunningServer, configured_stores
+from tests.support.stores import StoreContents
 from tests.support.swift import RunningSwift
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -39,57 +39,6 @@ def upload(api: httpx.Client, image_id: str, data: bytes, store: str | None = No
     headers = {**OCTET, **({"X-Image-Meta-Store": store} if store else {})}
     response = api.put(f"/v2/images/{image_id}/file", content=data, headers=headers)
     assert response.status_code == 204, response.text
-
-
-class StoreContents:
-    """Reads a test server's stores directly, as an operator would."""
-
-    def __init__(self, server: RunningServer, swift: RunningSwift) -> None:
-        self._options = configured_stores(server)
-        self._root = server.log.parent / "images"
-        self._swift = swift
-
-    def get(self, store: str, image_id: str) -> bytes | None:
-        key = image_data_key(image_id)
-        if store == "local":
-            path = self._root / key
-            return path.read_bytes() if path.exists() else None
-        if store == "swift":
-            import swiftclient
-
-            try:
-                _, body = self._swift.swift_connection().get_object(
-                    self._options["swift"]["container"], key
-                )
-            except swiftclient.ClientException as error:
-                if error.http_status == 404:
-                    return None
-                raise
-            data: bytes = body
-            return data
-        client = self._swift.s3_client()
-        try:
-            obj = client.get_object(Bucket=self._options["s3"]["bucket"], Key=key)
-        except client.exceptions.NoSuchKey:
-            return None
-        s3_data: bytes = obj["Body"].read()
-        return s3_data
-
-    def put(self, store: str, image_id: str, data: bytes) -> None:
-        """Place a copy as the copy-image import of a later Glance version would."""
-        key = image_data_key(image_id)
-        if store == "local":
-            path = self._root / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        elif store == "swift":
-            self._swift.swift_connection().put_object(
-                self._options["swift"]["container"], key, data
-            )
-        else:
-            self._swift.s3_client().put_object(
-                Bucket=self._options["s3"]["bucket"], Key=key, Body=data
-            )
 
 
 @pytest.fixture
