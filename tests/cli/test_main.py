@@ -18,7 +18,7 @@ from skylens import __version__
 from tests.support.servers import free_port, postgres_database, skylens_server
 
 SKYLENS = str(Path(sys.executable).parent / "skylens")
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _skylens(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

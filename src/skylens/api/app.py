@@ -214,6 +214,7 @@ def _data_service(
             size_cap=settings.images.image_size_cap,
             hash_algo=settings.images.hashing_algorithm,
             verify_disk_format=settings.images.verify_disk_format,
+            lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
         ),
     )
 
@@ -233,6 +234,8 @@ def check_settings(settings: Settings) -> None:
     (a worker failing at start would be restarted for ever)."""
     _authenticator(settings)
     configured_stores(settings)
+    if settings.storage.sweep_grace_seconds < 1:
+        raise ConfigError("storage.sweep_grace_seconds must be at least 1")
 
 
 def _service_resources(

@@ -95,15 +95,16 @@ def db_current_command(settings: Settings) -> int:
 def sweep_command(settings: Settings) -> int:
     from skylens.api.app import orphan_sweep
 
-    failed = False
-    for report in orphan_sweep(settings).run():
+    result = orphan_sweep(settings).run()
+    state = "FAILED (see the log)" if result.released_failed else "ok"
+    print(f"uploads: {state}; {result.released} abandoned upload(s) back to queued")
+    for report in result.stores:
         state = "FAILED (see the log)" if report.failed else "ok"
         print(
             f"store {report.store}: {state}; removed {report.uncommitted} unfinished "
             f"upload(s), {report.orphans} orphaned blob(s)"
         )
-        failed = failed or report.failed
-    return 1 if failed else 0
+    return 1 if result.failed else 0
 
 
 def serve_command(settings: Settings) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -11,7 +12,14 @@ import sqlalchemy as sa
 from skylens.db import listing, visibility
 from skylens.db.engine import autocommit_reads
 from skylens.db.expressions import json_array_agg, json_object_agg
-from skylens.db.tables import image_members, image_properties, image_tags, image_tombstones, images
+from skylens.db.tables import (
+    image_members,
+    image_properties,
+    image_tags,
+    image_tombstones,
+    image_uploads,
+    images,
+)
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter
 from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility, utc_now
@@ -77,6 +85,24 @@ class SqlImageRepository:
             for row in rows
         }
 
+    def stale_uploads(self, renewed_before: dt.datetime) -> list[str]:
+        lease = image_uploads.c.renewed_at
+        saving_without_live_lease = (
+            sa.select(images.c.id)
+            .outerjoin(image_uploads, image_uploads.c.image_id == images.c.id)
+            .where(
+                images.c.status == ImageStatus.SAVING.value,
+                sa.or_(
+                    lease < renewed_before,
+                    sa.and_(lease.is_(None), images.c.updated_at < renewed_before),
+                ),
+            )
+        )
+        expired_leases = sa.select(image_uploads.c.image_id).where(lease < renewed_before)
+        with self._reader.connect() as connection:
+            found = connection.execute(sa.union(saving_without_live_lease, expired_leases))
+            return sorted(found.scalars())
+
     def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
         with self._reader.connect() as connection:
             status = connection.execute(
@@ -136,6 +162,22 @@ class SqlImageRepository:
                 self._insert_children(connection, image.id, image.properties.items(), image.tags)
         except sa.exc.IntegrityError as error:
             raise conflict from error
+
+    def renew_upload(self, image_id: str, now: dt.datetime) -> None:
+        with self._engine.begin() as connection:
+            renewed = connection.execute(
+                sa.update(image_uploads)
+                .where(image_uploads.c.image_id == image_id)
+                .values(renewed_at=now)
+            )
+            if renewed.rowcount == 0:
+                connection.execute(
+                    sa.insert(image_uploads).values(image_id=image_id, renewed_at=now)
+                )
+
+    def end_upload(self, image_id: str) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(sa.delete(image_uploads).where(image_uploads.c.image_id == image_id))
 
     def update(self, image_id: str, change: Callable[[Image], Image]) -> Image:
         for _attempt in range(_MAX_ATTEMPTS):

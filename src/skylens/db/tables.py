@@ -107,3 +107,13 @@ image_tombstones = sa.Table(
     sa.Column("owner", sa.String(255)),
     sa.Column("deleted_at", sa.DateTime, nullable=False),
 )
+
+# Uploads in progress. The process streaming an image's data renews its lease while
+# it works, so the sweep can tell a live upload from one whose process died, and
+# put that image back to `queued` for another try.
+image_uploads = sa.Table(
+    "image_uploads",
+    metadata,
+    sa.Column("image_id", sa.String(36), primary_key=True),
+    sa.Column("renewed_at", sa.DateTime, nullable=False),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +40,17 @@ class ImageRepository(Protocol):
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         """One page of the images the caller may list, filtered and ordered."""
+
+    def renew_upload(self, image_id: str, now: dt.datetime) -> None:
+        """Take or renew the lease of the upload in progress to the image."""
+
+    def end_upload(self, image_id: str) -> None:
+        """Drop the image's upload lease (the upload ended, either way)."""
+
+    def stale_uploads(self, renewed_before: dt.datetime) -> Sequence[str]:
+        """Images whose upload lease was last renewed before `renewed_before`: saving
+        images whose uploader died (or saving with no lease, changed before then), and
+        leases left by uploaders that died after their image went."""
 
 
 class Authenticator(Protocol):

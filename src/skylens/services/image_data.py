@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -16,12 +17,13 @@ from skylens.domain.errors import (
     Forbidden,
     ImageNotFound,
     InvalidRequest,
+    InvalidStatusTransition,
     NotFound,
     StorageUnavailable,
     UnsupportedMediaType,
 )
 from skylens.domain.images import Image, ImageStatus, utc_now
-from skylens.domain.ports import BlobStore, FormatInspector, ImageRepository
+from skylens.domain.ports import BlobStore, BlobWriter, FormatInspector, ImageRepository
 from skylens.domain.stores import ConfiguredStore, StoreInfo
 from skylens.services.images import ImageService
 from skylens.services.ingest import ImageTooLarge, ingest
@@ -43,6 +45,8 @@ class DataPolicy:
     size_cap: int = 1 << 40
     hash_algo: str = "sha512"
     verify_disk_format: bool = True
+    # How often an upload renews its lease; well inside the sweep's grace period.
+    lease_renewal_seconds: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,9 +124,26 @@ class ImageDataService:
         if expected_size is not None and expected_size > self._policy.size_cap:
             raise ImageTooLarge()  # refused before a byte is read
         claimed = await asyncio.to_thread(self._claim, context, image_id)
-        key = self._key_of(image_id)
-        writer = await asyncio.to_thread(store.writer, key)
+        lease = asyncio.create_task(self._hold_lease(image_id))
         try:
+            return await self._stream(claimed, store, chunks, expected_size)
+        finally:
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
+            await asyncio.to_thread(self._repository.end_upload, image_id)
+
+    async def _stream(
+        self,
+        claimed: Image,
+        store: BlobStore,
+        chunks: AsyncIterator[bytes],
+        expected_size: int | None,
+    ) -> Image:
+        key = self._key_of(claimed.id)
+        writer: BlobWriter | None = None
+        try:
+            writer = await asyncio.to_thread(store.writer, key)
             digest = await ingest(
                 chunks,
                 writer,
@@ -132,18 +153,29 @@ class ImageDataService:
                 expected_size=expected_size or None,
             )
             self._check_format(claimed.disk_format, digest)
+            await asyncio.to_thread(self._check_still_saving, claimed.id)
             await asyncio.to_thread(writer.commit)
         except BaseException:
             # Nothing of a failed upload stays: not the bytes, not the saving status.
-            await asyncio.to_thread(writer.abort)
-            await asyncio.to_thread(self._release, image_id)
+            if writer is not None:
+                await asyncio.to_thread(writer.abort)
+            await asyncio.to_thread(self._release, claimed.id)
             raise
         try:
-            return await asyncio.to_thread(self._activate, image_id, store.name, digest)
+            return await asyncio.to_thread(self._activate, claimed.id, store.name, digest)
         except ImageNotFound:
             # Deleted while uploading: its data has no image to belong to.
             await asyncio.to_thread(store.delete, key)
             raise
+
+    async def _hold_lease(self, image_id: str) -> None:
+        """Renew the upload's lease until cancelled, so the sweep knows it is alive."""
+        while True:
+            try:
+                await asyncio.to_thread(self._repository.renew_upload, image_id, self._clock())
+            except Exception:
+                log.exception("could not renew the upload lease of image %s", image_id)
+            await asyncio.sleep(self._policy.lease_renewal_seconds)
 
     def delete_image(self, context: RequestContext, image_id: str) -> None:
         """Delete the image, then its data in every store that holds it.
@@ -252,16 +284,23 @@ class ImageDataService:
             raise DataFormatMismatch(declared, detected)
 
     def _release(self, image_id: str) -> None:
-        def back_to_queued(image: Image) -> Image:
-            if image.status is not ImageStatus.SAVING:
-                return image
-            return image.with_status(ImageStatus.QUEUED, self._clock())
-
         with contextlib.suppress(ImageNotFound):
-            self._repository.update(image_id, back_to_queued)
+            self._repository.update(image_id, lambda image: back_to_queued(image, self._clock()))
+
+    def _check_still_saving(self, image_id: str) -> None:
+        """Before committing: has the sweep taken the image back (this upload's lease
+        lapsed while the process hung)? Then its data must not replace anything."""
+        image = self._repository.get(image_id)
+        if image is None:
+            raise ImageNotFound(image_id)
+        if image.status is not ImageStatus.SAVING:
+            raise InvalidStatusTransition(image.status.value, ImageStatus.ACTIVE.value)
 
     def _activate(self, image_id: str, store: str, digest: DataDigest) -> Image:
         def active(image: Image) -> Image:
+            if image.status is not ImageStatus.SAVING:
+                # The sweep took the image back from an upload whose lease expired.
+                raise InvalidStatusTransition(image.status.value, ImageStatus.ACTIVE.value)
             virtual_size = digest.format.virtual_size
             if virtual_size is None and (digest.format.name or "raw") == "raw":
                 virtual_size = digest.size
@@ -276,6 +315,13 @@ class ImageDataService:
             )
 
         return self._repository.update(image_id, active)
+
+
+def back_to_queued(image: Image, now: dt.datetime) -> Image:
+    """A saving image whose upload ended without data, ready for another try."""
+    if image.status is not ImageStatus.SAVING:
+        return image
+    return image.with_status(ImageStatus.QUEUED, now)
 
 
 def _missing_for_store(image_id: str) -> NotFound:

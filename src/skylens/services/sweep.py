@@ -1,6 +1,10 @@
 """The orphan sweep: what uploads and deletions could not clean up, cleaned later.
 
-Two kinds of leftovers exist. A process killed mid-upload leaves an uncommitted
+A process killed mid-upload leaves its image `saving`; once the upload's lease has
+not been renewed for the grace period, the sweep puts the image back to `queued`
+so that it can be uploaded again.
+
+Two kinds of leftover data exist. A process killed mid-upload leaves an uncommitted
 write (a partial file, multipart upload or segments); each store removes those idle
 for longer than the grace period. A store that failed during a delete, or a process
 killed between committing data and recording it, leaves committed data no image
@@ -15,14 +19,18 @@ alone too, so a commit racing the sweep is never mistaken for an orphan.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from skylens.domain.images import ImageStatus
+from skylens.domain.errors import ImageNotFound
+from skylens.domain.images import ImageStatus, utc_now
 from skylens.domain.ports import ImageRepository
 from skylens.domain.stores import ConfiguredStore
+from skylens.services.image_data import back_to_queued
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,17 @@ class SweepReport:
     failed: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    released: int  # abandoned uploads whose image went back to queued
+    stores: list[SweepReport]
+    released_failed: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.released_failed or any(report.failed for report in self.stores)
+
+
 class OrphanSweep:
     def __init__(
         self,
@@ -46,14 +65,37 @@ class OrphanSweep:
         stores: Mapping[str, ConfiguredStore],
         image_id_of_key: Callable[[str], str | None],
         grace_seconds: float,
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._repository = repository
         self._stores = stores
         self._image_id_of_key = image_id_of_key
         self._grace = grace_seconds
+        self._clock = clock
 
-    def run(self) -> list[SweepReport]:
-        """Sweep every store; a store that fails is reported and the rest still swept."""
+    def run(self) -> SweepResult:
+        """Release abandoned uploads, then sweep every store; whatever fails is
+        reported and the rest still done."""
+        try:
+            released, released_failed = self._release_abandoned_uploads(), False
+        except Exception:
+            log.exception("orphan sweep: releasing abandoned uploads failed")
+            released, released_failed = 0, True
+        return SweepResult(released, self._sweep_stores(), released_failed)
+
+    def _release_abandoned_uploads(self) -> int:
+        now = self._clock()
+        released = 0
+        for image_id in self._repository.stale_uploads(now - dt.timedelta(seconds=self._grace)):
+            with contextlib.suppress(ImageNotFound):
+                image = self._repository.update(image_id, lambda i: back_to_queued(i, now))
+                if image.status is ImageStatus.QUEUED:
+                    released += 1
+                    log.info("image %s: its upload was abandoned; back to queued", image_id)
+            self._repository.end_upload(image_id)
+        return released
+
+    def _sweep_stores(self) -> list[SweepReport]:
         reports = []
         for store in self._stores.values():
             try:

@@ -136,13 +136,63 @@ def test_a_server_killed_mid_upload_leaves_no_active_image_and_its_restart_sweep
     with sweeping_server() as restarted:
         for store in STORES:
             wait_for(lambda store=store: leftovers(store) == [])
-        for image_id in image_ids.values():
+        for store, image_id in image_ids.items():
             image = httpx.get(
                 f"{restarted.url}/v2/images/{image_id}", headers=member.headers
             ).json()
-            assert image["status"] != "active"
-            assert image["size"] is None
+            # Its upload's lease expired with the process: back to queued, no data.
+            assert (image["status"], image["size"]) == ("queued", None)
             assert "stores" not in image
+            retry = httpx.put(
+                f"{restarted.url}/v2/images/{image_id}/file",
+                content=store.encode(),
+                headers={
+                    **member.headers,
+                    "Content-Type": "application/octet-stream",
+                    "X-Image-Meta-Store": store,
+                },
+            )
+            assert retry.status_code == 204, retry.text
+
+
+def test_an_upload_whose_server_hung_past_the_grace_period_never_activates(
+    sweeping_server: Callable[[], contextlib.AbstractContextManager[RunningServer]],
+    swift: RunningSwift,
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP stands for a server that hangs: its lease lapses, a sweep elsewhere
+    (`skylens sweep`) gives the image back, and when the server wakes up and the
+    client finishes sending, the stale upload must not activate the image."""
+    member = member_of(new_project())
+    with sweeping_server() as server:
+        image_id = create_image(server, member)
+        with unfinished_upload(server, member, image_id, "local", 8 * MIB) as connection:
+            wait_for(lambda: status_of(server, member, image_id) == "saving")
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                time.sleep(GRACE + 1.5)
+                swept = run_sweep(
+                    tmp_path / "stores.toml",
+                    *("--data-dir", str(server.log.parent), "--database-url", server.database_url),
+                )
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+            assert swept.stdout.splitlines()[0] == (
+                "uploads: ok; 1 abandoned upload(s) back to queued"
+            )
+            with contextlib.suppress(OSError):  # the server may refuse the rest
+                connection.sendall(os.urandom(56 * MIB))
+            answer = connection.recv(4096).split(b"\r\n", 1)[0]
+
+        assert answer == b"HTTP/1.1 409 Conflict"
+        image = httpx.get(f"{server.url}/v2/images/{image_id}", headers=member.headers).json()
+        assert (image["status"], image["size"]) == ("queued", None)
+        retry = httpx.put(
+            f"{server.url}/v2/images/{image_id}/file",
+            content=b"after the hang",
+            headers={**member.headers, "Content-Type": "application/octet-stream"},
+        )
+        assert retry.status_code == 204
 
 
 # -- committed data no image points to: `skylens sweep` --------------------------------
@@ -195,6 +245,7 @@ def test_skylens_sweep_removes_committed_data_no_image_claims_and_keeps_the_rest
 
         assert swept.returncode == 0, swept.stderr
         assert swept.stdout.splitlines() == [
+            "uploads: ok; 0 abandoned upload(s) back to queued",
             "store local: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
             "store swift: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
             "store s3: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
@@ -219,10 +270,18 @@ def test_skylens_sweep_reports_a_failing_store_and_still_sweeps_the_others(
         'endpoint_url = "http://127.0.0.1:9"\nmax_attempts = 1\nconnect_timeout = 1\n'
     )
 
+    subprocess.run(
+        [sys.executable, "-m", "skylens.cli.main", "db", "upgrade", "--data-dir", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
     swept = run_sweep(config, "--data-dir", str(tmp_path))
 
     assert swept.returncode == 1
     assert swept.stdout.splitlines() == [
+        "uploads: ok; 0 abandoned upload(s) back to queued",
         "store local: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
         "store gone: FAILED (see the log); removed 0 unfinished upload(s), 0 orphaned blob(s)",
     ]
