@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
 from skylens.api.image_v2.data import DataHandlers
 from skylens.api.image_v2.images import ImageHandlers
+from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_resources, schema_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
@@ -41,6 +42,7 @@ from skylens.domain.stores import ConfiguredStore
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.services.image_data import DataPolicy, ImageDataService
 from skylens.services.images import ImageService
+from skylens.services.members import MemberService
 from skylens.services.sweep import OrphanSweep
 from skylens.storage.keys import image_data_key, image_id_of_key
 from skylens.storage.registry import InvalidStoreSettings, build_stores
@@ -107,10 +109,17 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         reads=handlers.reads,
         writes=handlers.writes,
     )
+    member_handlers = MemberHandlers(
+        service=MemberService(service, repository, settings.images.member_quota),
+        authenticator=handlers.authenticator,
+        reads=handlers.reads,
+        writes=handlers.writes,
+    )
     resources = [
         *version_resources(settings.server.public_endpoint),
         *schema_resources(schemas),
         *image_resources(handlers, data),
+        *member_resources(member_handlers),
         *store_resources(store_handlers),
     ]
     resources.extend(_service_resources(engine, resources, schemas))

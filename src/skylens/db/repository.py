@@ -24,11 +24,14 @@ from skylens.domain.access import RequestContext
 from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter
 from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility, utc_now
 from skylens.domain.listing import ImagePage, ListQuery
+from skylens.domain.members import ImageMember, MemberLimitExceeded
 
 _COLUMNS = tuple(column for column in images.c if column.name != "version")
 _ATTRIBUTES = tuple(column.name for column in _COLUMNS)
 _UPDATABLE = tuple(name for name in _ATTRIBUTES if name not in ("id", "created_at"))
 _MAX_ATTEMPTS = 20
+_MEMBER_COLUMN_NAMES = ("image_id", "member", "status", "created_at", "updated_at")
+_MEMBER_COLUMNS = tuple(image_members.c[name] for name in _MEMBER_COLUMN_NAMES)
 
 
 def _children(image_id: sa.ColumnElement[str]) -> tuple[sa.Label[str], sa.Label[str]]:
@@ -163,6 +166,80 @@ class SqlImageRepository:
         except sa.exc.IntegrityError as error:
             raise conflict from error
 
+    # -- members ---------------------------------------------------------------
+
+    def members(self, image_id: str) -> Sequence[ImageMember]:
+        query = (
+            sa.select(*_MEMBER_COLUMNS)
+            .where(image_members.c.image_id == image_id)
+            .order_by(image_members.c.created_at, image_members.c.member)
+        )
+        with self._reader.connect() as connection:
+            return [_member_of(row) for row in connection.execute(query)]
+
+    def add_member(self, member: ImageMember, quota: int) -> None:
+        count = (
+            sa.select(sa.func.count())
+            .select_from(image_members)
+            .where(image_members.c.image_id == member.image_id)
+            .scalar_subquery()
+        )
+        row = sa.select(
+            sa.literal(member.image_id),
+            sa.literal(member.member_id),
+            sa.literal(member.status.value),
+            sa.literal(member.created_at, sa.DateTime),
+            sa.literal(member.updated_at, sa.DateTime),
+        )
+        if quota >= 0:
+            # One statement, so SQLite checks and inserts under one write lock;
+            # PostgreSQL also takes the image row's lock first (below).
+            row = row.where(count < quota)
+        # RETURNING says whether a row went in: psycopg reports no rowcount for this.
+        insert = (
+            image_members.insert()
+            .from_select(list(_MEMBER_COLUMN_NAMES), row)
+            .returning(image_members.c.member)
+        )
+        try:
+            with self._engine.begin() as connection:
+                locked = connection.execute(
+                    sa.select(images.c.id).where(images.c.id == member.image_id).with_for_update()
+                ).first()
+                if locked is None:
+                    raise ImageNotFound(member.image_id)
+                if connection.execute(insert).first() is not None:
+                    return
+                current = connection.execute(sa.select(count)).scalar_one()
+        except sa.exc.IntegrityError as error:
+            raise Conflict(
+                f"Member {member.member_id} is duplicated for image {member.image_id}"
+            ) from error
+        raise MemberLimitExceeded(member.image_id, current + 1, quota)
+
+    def set_member_status(
+        self, image_id: str, member_id: str, status: MemberStatus, now: dt.datetime
+    ) -> ImageMember | None:
+        where = (image_members.c.image_id == image_id, image_members.c.member == member_id)
+        with self._engine.begin() as connection:
+            changed = connection.execute(
+                image_members.update().where(*where).values(status=status.value, updated_at=now)
+            )
+            if changed.rowcount != 1:
+                return None
+            return _member_of(connection.execute(sa.select(*_MEMBER_COLUMNS).where(*where)).one())
+
+    def remove_member(self, image_id: str, member_id: str) -> bool:
+        with self._engine.begin() as connection:
+            removed = connection.execute(
+                image_members.delete().where(
+                    image_members.c.image_id == image_id, image_members.c.member == member_id
+                )
+            )
+        return bool(removed.rowcount == 1)
+
+    # -- upload leases -----------------------------------------------------------
+
     def renew_upload(self, image_id: str, now: dt.datetime) -> None:
         with self._engine.begin() as connection:
             renewed = connection.execute(
@@ -270,6 +347,11 @@ class SqlImageRepository:
         if row is None:
             return None
         return _image_of(row, row.properties, row.tags), row.version
+
+
+def _member_of(row: Sequence[Any]) -> ImageMember:
+    image_id, member_id, status, created_at, updated_at = row
+    return ImageMember(image_id, member_id, MemberStatus(status), created_at, updated_at)
 
 
 def _columns_of(image: Image) -> dict[str, Any]:

@@ -61,6 +61,11 @@ class Action(StrEnum):
     REACTIVATE = "reactivate"
     UPLOAD_IMAGE = "upload_image"
     DOWNLOAD_IMAGE = "download_image"
+    ADD_MEMBER = "add_member"
+    GET_MEMBER = "get_member"
+    GET_MEMBERS = "get_members"
+    MODIFY_MEMBER = "modify_member"
+    DELETE_MEMBER = "delete_member"
     DELETE_IMAGE_LOCATION = "delete_image_location"
     STORES_INFO_DETAIL = "stores_info_detail"
 
@@ -71,6 +76,20 @@ def _owns(context: RequestContext, image: Image | None) -> bool:
 
 def _project_member(context: RequestContext, image: Image | None) -> bool:
     return context.has_role(MEMBER) and _owns(context, image)
+
+
+def _shared_with(context: RequestContext, image: Image | None) -> bool:
+    """The image is shared and the caller is not its owner (so, having seen it, a member)."""
+    return (
+        image is not None
+        and image.visibility is Visibility.SHARED
+        and context.project_id is not None
+        and image.owner != context.project_id
+    )
+
+
+def _owner_or_member(context: RequestContext, image: Image | None) -> bool:
+    return _owns(context, image) or _shared_with(context, image)
 
 
 # Glance's secure-RBAC defaults, as data: action -> rule over (context, image).
@@ -88,6 +107,19 @@ _DEFAULT_RULES: dict[Action, Rule] = {
     Action.REACTIVATE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
     Action.UPLOAD_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
     Action.DOWNLOAD_IMAGE: lambda ctx, img: ctx.is_admin or ctx.has_role(READER),
+    # Glance checks member rules against the image: "member_id" is the caller's own
+    # project when the image is shared and the caller does not own it.
+    Action.ADD_MEMBER: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
+    Action.GET_MEMBER: lambda ctx, img: (
+        ctx.is_admin or (ctx.has_role(READER) and _owner_or_member(ctx, img))
+    ),
+    Action.GET_MEMBERS: lambda ctx, img: (
+        ctx.is_admin or (ctx.has_role(READER) and _owner_or_member(ctx, img))
+    ),
+    Action.MODIFY_MEMBER: lambda ctx, img: (
+        ctx.is_admin or (ctx.has_role(MEMBER) and _shared_with(ctx, img))
+    ),
+    Action.DELETE_MEMBER: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
     Action.DELETE_IMAGE_LOCATION: lambda ctx, img: ctx.is_admin,
     Action.STORES_INFO_DETAIL: lambda ctx, img: ctx.is_admin or ctx.has_role(SERVICE),
 }

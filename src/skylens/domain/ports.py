@@ -11,6 +11,7 @@ from skylens.domain.access import RequestContext
 from skylens.domain.data import DataFormat
 from skylens.domain.images import Image, ImageStatus, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
+from skylens.domain.members import ImageMember
 
 
 class ImageRepository(Protocol):
@@ -40,6 +41,22 @@ class ImageRepository(Protocol):
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         """One page of the images the caller may list, filtered and ordered."""
+
+    def members(self, image_id: str) -> Sequence[ImageMember]:
+        """Every membership of the image, oldest first."""
+
+    def add_member(self, member: ImageMember, quota: int) -> None:
+        """Add a membership unless the image already has `quota` of them (negative:
+        no limit), atomically even against concurrent adds; raise
+        `MemberLimitExceeded`, `Conflict` for a duplicate, `ImageNotFound`."""
+
+    def set_member_status(
+        self, image_id: str, member_id: str, status: MemberStatus, now: dt.datetime
+    ) -> ImageMember | None:
+        """Change a membership's status; None if there is no such membership."""
+
+    def remove_member(self, image_id: str, member_id: str) -> bool:
+        """Remove a membership; False if there was none."""
 
     def renew_upload(self, image_id: str, now: dt.datetime) -> None:
         """Take or renew the lease of the upload in progress to the image."""

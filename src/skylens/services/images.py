@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from skylens.domain.access import Action, RequestContext, authorize, is_visible
+from skylens.domain.access import Action, RequestContext, authorize, is_allowed, is_visible
 from skylens.domain.changes import Change, ImageLimits, apply_changes, check_counts
 from skylens.domain.errors import (
     Forbidden,
@@ -55,6 +55,16 @@ class ImageService:
     def get(self, context: RequestContext, image_id: str) -> Image:
         image = self._visible(context, image_id)
         authorize(context, Action.GET_IMAGE, image)
+        return image
+
+    def visible(
+        self, context: RequestContext, image_id: str, missing: Callable[[str], NotFound]
+    ) -> Image:
+        """The image, if the caller may see it; `missing(image_id)` is raised if not
+        (for callers that answer 404 where `get` would answer 403)."""
+        image = self._visible(context, image_id, missing)
+        if not is_allowed(context, Action.GET_IMAGE, image):
+            raise missing(image_id)
         return image
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
