@@ -16,6 +16,8 @@ from pathlib import Path
 
 from tests.support.servers import RunningServer, postgres_database, skylens_server
 
+__all__ = ["Memory", "RunningServer", "bench_server", "fresh_database", "memory"]
+
 
 @contextlib.contextmanager
 def fresh_database(backend: str, name: str = "skylens_bench") -> Iterator[tuple[str, Path]]:
@@ -32,14 +34,16 @@ def fresh_database(backend: str, name: str = "skylens_bench") -> Iterator[tuple[
 
 
 @contextlib.contextmanager
-def bench_server(data_dir: Path, database_url: str, backend: str) -> Iterator[RunningServer]:
+def bench_server(
+    data_dir: Path, database_url: str, backend: str, extra_args: tuple[str, ...] = ()
+) -> Iterator[RunningServer]:
     """The test harness's real server, with one worker and quiet logs."""
     with skylens_server(
         data_dir,
         database_url,
         backend,
         extra_env={"SKYLENS_SERVER_LOG_LEVEL": "warning"},
-        extra_args=("--workers", "1"),
+        extra_args=("--workers", "1", *extra_args),
     ) as server:
         yield server
 

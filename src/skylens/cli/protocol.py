@@ -1,24 +1,51 @@
-"""uvicorn's httptools protocol, answering an unknown HTTP method 501 as Glance does.
+"""uvicorn's httptools protocol, with two changes.
 
-The httptools parser rejects methods it does not know (e.g. `FOO`) before any
-application code runs, and uvicorn answers those 400. Glance answers 501 Not
-Implemented for any method it does not implement, so this protocol does too.
-Nothing about the request is known at that point (not even its `Accept`), so
-the body is webob's plain-text format.
+It speaks the ASGI zero-copy send extension on plain-TCP connections (`zerocopy.py`),
+so the image download hands files to the kernel instead of streaming them through
+Python.
+
+It answers an unknown HTTP method 501, as Glance does. The httptools parser
+rejects methods it does not know (e.g. `FOO`) before any application code runs,
+and uvicorn answers those 400. Glance answers 501 Not Implemented for any method
+it does not implement, so this protocol does too. Nothing about the request is
+known at that point (not even its `Accept`), so the body is webob's plain-text
+format.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
+from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from skylens.cli.zerocopy import FileSender, can_send_files
 
 _MESSAGE = "The request method is not implemented for this server."
 
 
 class GlanceHttpToolsProtocol(HttpToolsProtocol):
+    _files: FileSender | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if can_send_files(transport):
+            self._files = FileSender(self.loop, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._files is not None:
+            self._files.connection_lost()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # uvicorn starts every request's task here, pipelined ones included.
+        if self._files is not None:
+            app = self._files.app(app, cycle)
+        super()._start_asgi_task(cycle, app)
+
     def send_400_response(self, msg: str) -> None:
         # uvicorn calls this from its `except HttpParserError` block.
         if not isinstance(sys.exception(), httptools.HttpParserInvalidMethodError):

@@ -81,7 +81,8 @@ class BlobWriter(Protocol):
     `commit`, and does nothing after a successful one). The methods block (on the
     network, for object stores): call them from a worker thread, one call at a time."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Take the bytes; `data` is reused once this returns, so keep a copy if needed."""
 
     def commit(self) -> None: ...
 
@@ -127,7 +128,8 @@ class BlobStore(Protocol):
 class FormatInspector(Protocol):
     """Looks at image data as it streams past, once, without keeping it."""
 
-    def feed(self, data: bytes) -> None: ...
+    def feed(self, data: bytes | memoryview) -> None:
+        """Look at the bytes; `data` is reused once this returns."""
 
     def verdict(self) -> DataFormat:
         """Call once, after the last `feed`."""

@@ -42,7 +42,7 @@ class OsloFormatInspector:
         self._wrapper = format_inspector.InspectWrapper(self._feed)  # type: ignore[arg-type]
         self._position = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             size = _FINE_SLICE if self._position < _FINE_PREFIX else len(view)

@@ -2,7 +2,8 @@
 inspection and the store write, with memory bounded whatever the image size.
 
 Hashing and writing run on worker threads (hashlib and file writes release the
-GIL), each block's three jobs side by side, while the next block is received.
+GIL), two jobs per block side by side (md5 + write, secure hash + inspection),
+while the next block is received into the other of two reused buffers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from skylens.domain.data import DataDigest
 from skylens.domain.errors import InvalidRequest, LimitExceeded
 from skylens.domain.ports import BlobWriter, FormatInspector
 
-BLOCK_SIZE = 4 << 20  # work unit; at most two blocks are held at once
+BLOCK_SIZE = 8 << 20  # work unit; at most two blocks are held at once
 
 
 class ImageTooLarge(LimitExceeded):
@@ -38,16 +39,33 @@ async def ingest(
     md5 = hashlib.md5(usedforsecurity=False)
     secure = hashlib.new(hash_algo)
     size = 0
-    buffer = bytearray()
+    # Two blocks, filled in place in turn: one fills while the other is processed.
+    blocks = (bytearray(BLOCK_SIZE), bytearray(BLOCK_SIZE))
+    current = 0
+    filled = 0
     in_flight: asyncio.Future[Any] | None = None
 
-    async def process(block: bytes) -> None:
+    def md5_and_store(block: memoryview) -> None:
+        md5.update(block)
+        writer.write(block)
+
+    def hash_and_inspect(block: memoryview) -> None:
+        secure.update(block)
+        inspector.feed(block)
+
+    async def process(block: memoryview) -> None:
         await asyncio.gather(
-            asyncio.to_thread(md5.update, block),
-            asyncio.to_thread(secure.update, block),
-            asyncio.to_thread(writer.write, block),
-            asyncio.to_thread(inspector.feed, block),
+            asyncio.to_thread(md5_and_store, block),
+            asyncio.to_thread(hash_and_inspect, block),
         )
+
+    async def hand_over() -> None:
+        nonlocal in_flight, current, filled
+        if in_flight is not None:
+            await in_flight
+        in_flight = asyncio.ensure_future(process(memoryview(blocks[current])[:filled]))
+        current ^= 1
+        filled = 0
 
     try:
         async for chunk in chunks:
@@ -58,17 +76,19 @@ async def ingest(
                 raise InvalidRequest(
                     f"Size exceeds: expected {expected_size} bytes, got {size} bytes"
                 )
-            buffer += chunk
-            if len(buffer) >= BLOCK_SIZE:
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.ensure_future(process(bytes(buffer)))
-                buffer.clear()
+            view = memoryview(chunk)
+            while view:
+                take = min(len(view), BLOCK_SIZE - filled)
+                blocks[current][filled : filled + take] = view[:take]
+                filled += take
+                view = view[take:]
+                if filled == BLOCK_SIZE:
+                    await hand_over()
+        if filled:
+            await hand_over()
         if in_flight is not None:
             await in_flight
             in_flight = None
-        if buffer:
-            await process(bytes(buffer))
     finally:
         if in_flight is not None:
             await asyncio.gather(in_flight, return_exceptions=True)

@@ -111,7 +111,7 @@ class FileWriter:
         self._fsync = fsync
         self._fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)

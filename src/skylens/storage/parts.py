@@ -72,7 +72,7 @@ class PartUploader(Generic[T]):
         """The results of the parts that finished, in order."""
         return self._sent
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             if self._number > self._max_parts:

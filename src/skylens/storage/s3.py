@@ -369,7 +369,7 @@ class S3Writer:
             start=self._start,
         )
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._parts.write(data)
 
     def commit(self) -> None:

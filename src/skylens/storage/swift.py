@@ -433,7 +433,7 @@ class SwiftWriter:
             max_parts=store._max_segments**2,
         )
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._parts.write(data)
         while len(self._parts.sent) - self._grouped >= self._store._max_segments:
             self._put_group(self._store._max_segments)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
+from typing import BinaryIO
 
 from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
@@ -12,7 +14,8 @@ from starlette.responses import Response, StreamingResponse
 from skylens.api.errors import RangeNotSatisfiable
 from skylens.api.offload import Offload
 from skylens.api.responses import no_content
-from skylens.domain.errors import InvalidRequest, UnsupportedMediaType
+from skylens.api.sendfile import FileRangeResponse, server_sends_files
+from skylens.domain.errors import BlobNotFound, InvalidRequest, UnsupportedMediaType
 from skylens.domain.ports import Authenticator
 from skylens.services.image_data import ImageDataService
 
@@ -66,8 +69,22 @@ class DataHandlers:
             status, (start, end) = 206, byte_range
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         headers["Content-Length"] = str(end - start)
+        # Zero copy when the store has the bytes in a local file and the server can
+        # send files; otherwise the bytes stream through here.
+        path = found.store.local_path(found.key) if server_sends_files(request.scope) else None
+        if path is not None:
+            file = _open_blob(path, found.key)
+            return FileRangeResponse(file, start, end, status_code=status, headers=headers)
         chunks = iterate_in_threadpool(found.store.read(found.key, start, end))
         return StreamingResponse(chunks, status_code=status, headers=headers)
+
+
+def _open_blob(path: Path, key: str) -> BinaryIO:
+    """The blob's file, opened before the response starts (the response closes it)."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:  # deleted since local_path looked
+        raise BlobNotFound(key) from None
 
 
 def _announced_size(header: str | None) -> int | None:

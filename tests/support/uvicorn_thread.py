@@ -1,0 +1,73 @@
+"""A real uvicorn server on loopback, on a thread of the test process.
+
+For tests that need to see inside the server while it serves real sockets: which
+protocol class it runs, which system calls the bytes went through. Everything else
+uses the `skylens serve` subprocesses of `servers.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadServer:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app: Any, http: type[Any] | str, loop: str = "uvloop") -> Iterator[ThreadServer]:
+    """Serve `app` with uvicorn's `http` protocol (a class or a name) until the block ends."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        http=http,
+        loop=loop,
+        ws="none",
+        lifespan="off",
+        log_config=None,  # leave the test process's logging alone
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port: int = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield ThreadServer("127.0.0.1", port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def watch_sendfile(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record what every `os.sendfile` call of this process sends (the real call)."""
+    sent: list[int] = []
+    real = os.sendfile
+
+    def watched(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        result = real(out_fd, in_fd, offset, count)
+        sent.append(result)
+        return result
+
+    monkeypatch.setattr(os, "sendfile", watched)
+    return sent
