@@ -283,6 +283,9 @@ use = egg:swift#tempurl
 [filter:s3api]
 use = egg:swift#s3api
 location = {REGION}
+# AWS's (and Ceph's, MinIO's) part limit rather than s3api's 1,000, so S3 stores run
+# here with their production default; s3api needs SLO to allow as many segments.
+max_upload_part_num = 10000
 
 [filter:tempauth]
 use = egg:swift#tempauth
@@ -294,6 +297,7 @@ use = egg:swift#copy
 
 [filter:slo]
 use = egg:swift#slo
+max_manifest_segments = 10000
 
 [filter:dlo]
 use = egg:swift#dlo
