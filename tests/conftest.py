@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.identities import Identity, admin_of, member_of, new_project, reader_of
+from tests.support.keystone import keystone_fixture  # noqa: F401
 from tests.support.servers import RunningServer, postgres_database, skylens_server, stores_config
 from tests.support.swift import RunningSwift, swift_fixture  # noqa: F401
 

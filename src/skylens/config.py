@@ -88,6 +88,27 @@ class AuthSettings:
     default_roles: tuple[str, ...] = ("admin", "member", "reader")
     # Trusted headers let any caller claim any identity: loopback only unless set.
     allow_remote_trusted_headers: bool = False
+    # mode = "tokens": the TOML file of static tokens (skylens.auth.tokens).
+    token_file: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class KeystoneSettings:
+    """mode = "keystone": where tokens are validated, and as whom."""
+
+    auth_url: str = ""  # e.g. https://keystone.example.com/v3
+    username: str = ""
+    password: str = ""
+    project_name: str = "service"
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    # Sent in `WWW-Authenticate: Keystone uri="..."` with every 401; default auth_url.
+    www_authenticate_uri: str = ""
+    # How long a validated token is trusted without asking Keystone again.
+    cache_seconds: int = 300
+    cafile: str = ""
+    insecure: bool = False
+    timeout_seconds: int = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +118,7 @@ class Settings:
     database: DatabaseSettings = DatabaseSettings()
     images: ImageSettings = ImageSettings()
     auth: AuthSettings = AuthSettings()
+    keystone: KeystoneSettings = KeystoneSettings()
     storage: StorageSettings = StorageSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)

@@ -8,6 +8,7 @@ import httpx
 
 REASONS = {
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -15,6 +16,7 @@ REASONS = {
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
     501: "Not Implemented",
+    503: "Service Unavailable",
 }
 # webob's default explanations: what Glance shows above a message it passes as detail.
 GENERIC_EXPLANATIONS = {

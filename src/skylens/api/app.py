@@ -31,6 +31,8 @@ from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
 from skylens.api.versions import VersionNegotiation, version_resources
+from skylens.auth.keystone import KeystoneAuthenticator
+from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import ConfigError, Settings
 from skylens.db.engine import create_engine, reads_may_wait, upgrade
@@ -229,13 +231,43 @@ def _data_service(
 
 
 def _authenticator(settings: Settings) -> Authenticator:
-    if settings.auth.mode == "trusted-headers":
+    mode = settings.auth.mode
+    if mode == "trusted-headers":
         return TrustedHeadersAuthenticator(
             default_project=settings.auth.default_project,
             default_user=settings.auth.default_user,
             default_roles=settings.auth.default_roles,
         )
-    raise ConfigError(f"unknown auth.mode {settings.auth.mode!r} (supported: trusted-headers)")
+    if mode == "tokens":
+        if not settings.auth.token_file:
+            raise ConfigError('auth.mode = "tokens" needs auth.token_file')
+        try:
+            return StaticTokenAuthenticator(settings.auth.token_file)
+        except (OSError, InvalidTokenFile) as error:
+            raise ConfigError(f"auth.token_file: {error}") from error
+    if mode == "keystone":
+        keystone = settings.keystone
+        missing = [
+            name for name in ("auth_url", "username", "password") if not getattr(keystone, name)
+        ]
+        if missing:
+            raise ConfigError(
+                'auth.mode = "keystone" needs ' + ", ".join(f"keystone.{m}" for m in missing)
+            )
+        return KeystoneAuthenticator(
+            auth_url=keystone.auth_url,
+            username=keystone.username,
+            password=keystone.password,
+            project_name=keystone.project_name,
+            user_domain_name=keystone.user_domain_name,
+            project_domain_name=keystone.project_domain_name,
+            www_authenticate_uri=keystone.www_authenticate_uri,
+            cache_seconds=keystone.cache_seconds,
+            cafile=keystone.cafile,
+            insecure=keystone.insecure,
+            timeout=keystone.timeout_seconds,
+        )
+    raise ConfigError(f"unknown auth.mode {mode!r} (supported: trusted-headers, tokens, keystone)")
 
 
 def check_settings(settings: Settings) -> None:

@@ -79,6 +79,7 @@ STATUS_BY_ERROR: dict[type[errors.SkylensError], int] = {
     errors.UnsupportedMediaType: 415,
     RangeNotSatisfiable: 416,
     errors.StorageUnavailable: 503,
+    errors.IdentityUnavailable: 503,
     errors.SkylensError: 500,
 }
 # Errors Glance reports as the detail under webob's generic explanation.
@@ -192,7 +193,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         headers["Content-Range"] = f"bytes */{exc.size}"
     if isinstance(exc, UnsupportedPatchMediaType):
         headers["Accept-Patch"] = ", ".join(exc.accepted)
-    if isinstance(exc, errors.NotAuthenticated) and getattr(exc, "challenge", None):
-        headers["WWW-Authenticate"] = str(exc.challenge)  # type: ignore[attr-defined]
+    if isinstance(exc, errors.NotAuthenticated) and exc.challenge:
+        headers["WWW-Authenticate"] = exc.challenge
     as_detail = isinstance(exc, DETAIL_STYLE)
     return error_response(request, status_of(exc), exc.message, headers, as_detail=as_detail)

@@ -29,15 +29,22 @@ class RequestContext:
     project_id: str | None
     user_id: str | None
     roles: frozenset[str]
+    # What the token is scoped to: "project", "domain" or "system". Every image
+    # rule is project-scoped, as in Glance, so other scopes are refused.
+    scope: str = "project"
 
     @classmethod
     def create(
-        cls, project_id: str | None, user_id: str | None, roles: Iterable[str]
+        cls,
+        project_id: str | None,
+        user_id: str | None,
+        roles: Iterable[str],
+        scope: str = "project",
     ) -> RequestContext:
         expanded = {role.strip().lower() for role in roles if role.strip()}
         for role in list(expanded):
             expanded.update(_IMPLIED_ROLES.get(role, ()))
-        return cls(project_id=project_id, user_id=user_id, roles=frozenset(expanded))
+        return cls(project_id=project_id, user_id=user_id, roles=frozenset(expanded), scope=scope)
 
     @property
     def is_admin(self) -> bool:
@@ -126,6 +133,8 @@ _DEFAULT_RULES: dict[Action, Rule] = {
 
 
 def is_allowed(context: RequestContext, action: Action, image: Image | None = None) -> bool:
+    if context.scope != "project":
+        return False  # Glance's image rules all have scope_types ["project"]
     return bool(_DEFAULT_RULES[action](context, image))
 
 

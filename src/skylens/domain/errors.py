@@ -29,7 +29,24 @@ class InvalidFilter(InvalidRequest):
 
 
 class NotAuthenticated(SkylensError):
-    """No acceptable identity came with the request (401)."""
+    """No acceptable identity came with the request (401). `challenge` is the
+    `WWW-Authenticate` value that tells the client where to authenticate."""
+
+    def __init__(
+        self,
+        message: str = (
+            "This server could not verify that you are authorized to access the document you "
+            "requested. Either you supplied the wrong credentials (e.g., bad password), or your "
+            "browser does not understand how to supply the credentials required."
+        ),
+        challenge: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class IdentityUnavailable(SkylensError):
+    """The identity service could not be asked (503)."""
 
 
 class Forbidden(SkylensError):

@@ -1,0 +1,150 @@
+"""Identity from Keystone v3 tokens, validated with the service's own credentials.
+
+Like keystonemiddleware's auth_token (which Glance runs), a token is validated with
+`GET /v3/auth/tokens` (`X-Subject-Token`) through a keystoneauth1 session that holds
+the service user's token. A successful validation is cached for `cache_seconds`
+(keystonemiddleware's `token_cache_time`, 300 s by default), so a revoked token
+keeps working until its entry expires, exactly as with Glance. The token's own
+expiry is checked on every request. Tokens are cached under their SHA-256, never
+stored or logged as such.
+
+keystonemiddleware itself is WSGI middleware built on webob; this is the same
+protocol over the same library (keystoneauth1), without a WSGI bridge per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from skylens.domain.access import RequestContext
+from skylens.domain.errors import IdentityUnavailable, NotAuthenticated
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Validated:
+    context: RequestContext
+    expires_at: float  # the token's own expiry (Unix time)
+    cached_until: float
+
+
+class KeystoneAuthenticator:
+    def __init__(
+        self,
+        *,
+        auth_url: str,
+        username: str,
+        password: str,
+        project_name: str,
+        user_domain_name: str = "Default",
+        project_domain_name: str = "Default",
+        www_authenticate_uri: str = "",
+        cache_seconds: float = 300.0,
+        cache_size: int = 10_000,
+        cafile: str = "",
+        insecure: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        from keystoneauth1 import exceptions as keystone_errors
+        from keystoneauth1 import session as keystone_session
+        from keystoneauth1.identity import v3
+
+        self._auth_url = auth_url.rstrip("/")
+        self._challenge = f'Keystone uri="{www_authenticate_uri or self._auth_url}"'
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
+        self._cache: collections.OrderedDict[bytes, _Validated] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._connection_errors: tuple[type[Exception], ...] = (
+            keystone_errors.ConnectFailure,
+            keystone_errors.ConnectTimeout,
+            keystone_errors.DiscoveryFailure,
+            keystone_errors.RetriableConnectionFailure,
+            keystone_errors.SSLError,
+        )
+        self._unauthorized: type[Exception] = keystone_errors.Unauthorized
+        service = v3.Password(
+            auth_url=self._auth_url,
+            username=username,
+            password=password,
+            project_name=project_name,
+            user_domain_name=user_domain_name,
+            project_domain_name=project_domain_name,
+        )
+        self._session = keystone_session.Session(
+            auth=service, verify=cafile or not insecure, timeout=timeout
+        )
+
+    async def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
+        token = headers.get("x-auth-token") or headers.get("x-storage-token")
+        if not token:
+            raise NotAuthenticated(challenge=self._challenge)
+        key = hashlib.sha256(token.encode()).digest()
+        now = time.time()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and now < cached.cached_until:
+            if now >= cached.expires_at:
+                raise NotAuthenticated(challenge=self._challenge)
+            return cached.context
+        validated = await asyncio.to_thread(self._validate, token, now)
+        with self._lock:
+            self._cache[key] = validated
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return validated.context
+
+    def _validate(self, token: str, now: float) -> _Validated:
+        try:
+            response = self._session.get(
+                f"{self._auth_url}/auth/tokens",
+                headers={"X-Subject-Token": token},
+                authenticated=True,
+                raise_exc=False,
+            )
+        except self._unauthorized:
+            # The service's own credentials were refused: an operator must fix them.
+            log.error("Keystone refused the service credentials used to validate tokens")
+            raise IdentityUnavailable("The Keystone service is temporarily unavailable.") from None
+        except self._connection_errors:
+            log.exception("Keystone at %s cannot be reached", self._auth_url)
+            raise IdentityUnavailable("The Keystone service is temporarily unavailable.") from None
+        if response.status_code in (401, 403, 404):
+            raise NotAuthenticated(challenge=self._challenge)
+        if response.status_code != 200:
+            log.error("Keystone answered %s to a token validation", response.status_code)
+            raise IdentityUnavailable("The Keystone service is temporarily unavailable.")
+        body: dict[str, Any] = response.json()["token"]
+        expires_at = _unix_time(body["expires_at"])
+        if expires_at <= now:
+            raise NotAuthenticated(challenge=self._challenge)
+        cached_until = min(expires_at, now + self._cache_seconds)
+        return _Validated(_context_of(body), expires_at, cached_until)
+
+
+def _context_of(token: Mapping[str, Any]) -> RequestContext:
+    roles = [role["name"] for role in token.get("roles", ())]
+    user_id = token.get("user", {}).get("id")
+    if "project" in token:
+        return RequestContext.create(token["project"]["id"], user_id, roles)
+    scope = "system" if "system" in token else "domain" if "domain" in token else "unscoped"
+    return RequestContext.create(None, user_id, roles, scope=scope)
+
+
+def _unix_time(value: str) -> float:
+    """Keystone's `2026-11-22T20:15:00.000000Z`."""
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()

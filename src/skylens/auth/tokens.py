@@ -1,0 +1,139 @@
+"""Identity from a static token file, for small deployments without Keystone.
+
+    # tokens.toml
+    [[token]]
+    name = "ci"                       # for logs; never the token itself
+    sha256 = "9f86d081884c7d65..."    # or: token = "s3cret" (prefer the hash)
+    project = "alpha"
+    user = "ci-bot"
+    roles = ["member", "reader"]
+
+A request presents its token in `X-Auth-Token`, as with Keystone. The presented
+token's SHA-256 is compared with every entry's in constant time, so neither which
+entry matched nor how much of it matched shows in the response time. The file is
+re-read when it changes (checked at most once a second); a file that no longer
+parses keeps the previous tokens in force and logs why, without any token in the log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from skylens.domain.access import RequestContext
+from skylens.domain.errors import NotAuthenticated
+
+log = logging.getLogger(__name__)
+
+_RECHECK_SECONDS = 1.0
+_HEX_SHA256_LENGTH = 64
+
+
+class InvalidTokenFile(ValueError):
+    """The token file cannot be used; the message names the entry, never a token."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Entry:
+    name: str
+    digest: bytes
+    context: RequestContext
+
+
+class StaticTokenAuthenticator:
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        self._entries, self._stamp = self._read()  # a broken file at start-up is fatal
+        self._checked = time.monotonic()
+
+    async def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
+        token = headers.get("x-auth-token")
+        if not token:
+            raise NotAuthenticated()
+        digest = hashlib.sha256(token.encode()).digest()
+        matched: RequestContext | None = None
+        for entry in self._current():
+            # Compare with every entry, whichever matches, so the time taken is the same.
+            if hmac.compare_digest(entry.digest, digest):
+                matched = entry.context
+        if matched is None:
+            raise NotAuthenticated()
+        return matched
+
+    def _current(self) -> Sequence[_Entry]:
+        now = time.monotonic()
+        if now - self._checked < _RECHECK_SECONDS:
+            return self._entries
+        with self._lock:
+            if now - self._checked >= _RECHECK_SECONDS:
+                self._checked = now
+                self._reload_if_changed()
+        return self._entries
+
+    def _reload_if_changed(self) -> None:
+        try:
+            if _stamp(self._path) == self._stamp:
+                return
+            self._entries, self._stamp = self._read()
+            log.info("token file %s reloaded: %d token(s)", self._path, len(self._entries))
+        except (OSError, InvalidTokenFile) as error:
+            log.error("token file %s not reloaded, previous tokens kept: %s", self._path, error)
+
+    def _read(self) -> tuple[tuple[_Entry, ...], tuple[int, int, int]]:
+        stamp = _stamp(self._path)
+        try:
+            with open(self._path, "rb") as handle:
+                document = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise InvalidTokenFile(f"{self._path} is not valid TOML: {error}") from None
+        tokens = document.get("token", [])
+        if not isinstance(tokens, list):
+            raise InvalidTokenFile(f"{self._path}: [[token]] entries expected")
+        return tuple(_entry(i, item) for i, item in enumerate(tokens, start=1)), stamp
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    status = os.stat(path)
+    return status.st_mtime_ns, status.st_size, status.st_ino
+
+
+def _entry(number: int, item: Any) -> _Entry:
+    if not isinstance(item, dict):
+        raise InvalidTokenFile(f"token entry {number} is not a table")
+    name = str(item.get("name", f"#{number}"))
+    where = f"token entry {name}"
+    unknown = set(item) - {"name", "token", "sha256", "project", "user", "roles"}
+    if unknown:
+        raise InvalidTokenFile(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    if ("token" in item) == ("sha256" in item):
+        raise InvalidTokenFile(f"{where}: give exactly one of token or sha256")
+    if "token" in item:
+        if not isinstance(item["token"], str) or len(item["token"]) < 16:
+            raise InvalidTokenFile(f"{where}: a token must be a string of 16 characters or more")
+        digest = hashlib.sha256(item["token"].encode()).digest()
+    else:
+        value = item["sha256"]
+        if not isinstance(value, str) or len(value) != _HEX_SHA256_LENGTH:
+            raise InvalidTokenFile(f"{where}: sha256 must be 64 hexadecimal characters")
+        try:
+            digest = bytes.fromhex(value)
+        except ValueError:
+            raise InvalidTokenFile(f"{where}: sha256 must be 64 hexadecimal characters") from None
+    roles = item.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise InvalidTokenFile(f"{where}: roles must be a list of strings")
+    project, user = item.get("project"), item.get("user")
+    for key, value in (("project", project), ("user", user)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidTokenFile(f"{where}: {key} must be a string")
+    return _Entry(name, digest, RequestContext.create(project, user, roles))
