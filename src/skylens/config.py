@@ -90,6 +90,8 @@ class AuthSettings:
     allow_remote_trusted_headers: bool = False
     # mode = "tokens": the TOML file of static tokens (skylens.auth.tokens).
     token_file: str = ""
+    # A policy file in Glance's format (YAML or JSON); empty: Glance's defaults.
+    policy_file: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

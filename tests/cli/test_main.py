@@ -213,3 +213,37 @@ def test_unknown_auth_mode_exits_2_before_serving(tmp_path: Path, workers: str) 
     assert result.returncode == 2
     assert "configuration error: unknown auth.mode 'kerberos'" in result.stderr
     assert "serving on" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('"get_image": "role:reader and"\n', "rule 'get_image': cannot parse check string"),
+        ("get_image: [unclosed\n", "is neither YAML nor JSON"),
+        ('{"get_image": "rule:typo"}', "rule 'get_image' refers to undefined rule 'typo'"),
+    ],
+)
+def test_a_broken_policy_file_exits_2_before_serving(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(text)
+
+    result = _skylens(
+        "serve", "--data-dir", str(tmp_path), env={"SKYLENS_AUTH_POLICY_FILE": str(policy)}
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("skylens: configuration error: auth.policy_file:")
+    assert message in result.stderr
+    assert "serving on" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_policy_file_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    result = _skylens(
+        "serve", "--data-dir", str(tmp_path), env={"SKYLENS_AUTH_POLICY_FILE": str(missing)}
+    )
+    assert result.returncode == 2
+    assert "configuration error: auth.policy_file:" in result.stderr

@@ -39,9 +39,11 @@ from skylens.db.engine import create_engine, reads_may_wait, upgrade
 from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.errors import SkylensError
-from skylens.domain.ports import Authenticator
+from skylens.domain.policy import BuiltinPolicy
+from skylens.domain.ports import Authenticator, Policy
 from skylens.domain.stores import ConfiguredStore
 from skylens.inspection.formats import OsloFormatInspector
+from skylens.policy.oslo import InvalidPolicyFile, OsloPolicy
 from skylens.services.image_data import DataPolicy, ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.members import MemberService
@@ -80,7 +82,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         members=settings.images.member_quota,
     )
     repository = SqlImageRepository(engine)
-    service = ImageService(repository, limits)
+    policy = _policy(settings)
+    service = ImageService(repository, limits, policy)
     # One thread per pooled connection: more would only queue for connections.
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
     schemas = load_schemas()
@@ -98,7 +101,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         public_endpoint=settings.server.public_endpoint,
         store_ids=tuple(stores),
     )
-    data_service = _data_service(settings, service, repository, stores)
+    data_service = _data_service(settings, service, repository, stores, policy)
     data = DataHandlers(
         service=data_service,
         authenticator=handlers.authenticator,
@@ -112,7 +115,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         writes=handlers.writes,
     )
     member_handlers = MemberHandlers(
-        service=MemberService(service, repository, settings.images.member_quota),
+        service=MemberService(service, repository, settings.images.member_quota, policy),
         authenticator=handlers.authenticator,
         reads=handlers.reads,
         writes=handlers.writes,
@@ -213,6 +216,7 @@ def _data_service(
     images: ImageService,
     repository: SqlImageRepository,
     stores: dict[str, ConfiguredStore],
+    policy: Policy,
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -227,7 +231,19 @@ def _data_service(
             verify_disk_format=settings.images.verify_disk_format,
             lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
         ),
+        access=policy,
     )
+
+
+def _policy(settings: Settings) -> Policy:
+    """Glance's defaults in plain Python (proven equal to oslo.policy's reading of
+    them), or oslo.policy itself when a policy file overrides them."""
+    if not settings.auth.policy_file:
+        return BuiltinPolicy()
+    try:
+        return OsloPolicy(settings.auth.policy_file)
+    except (OSError, InvalidPolicyFile) as error:
+        raise ConfigError(f"auth.policy_file: {error}") from error
 
 
 def _authenticator(settings: Settings) -> Authenticator:
@@ -274,6 +290,7 @@ def check_settings(settings: Settings) -> None:
     """Refuse settings only the app can judge, before `serve` starts any worker
     (a worker failing at start would be restarted for ever)."""
     _authenticator(settings)
+    _policy(settings)
     configured_stores(settings)
     if settings.storage.sweep_grace_seconds < 1:
         raise ConfigError("storage.sweep_grace_seconds must be at least 1")

@@ -1,16 +1,16 @@
-"""Who is asking, and what they may see and do.
+"""Who is asking, the policy actions they ask for, and what they may see.
 
 The visibility rules here have one SQL twin in `skylens.db.visibility`; a test
-evaluates both over every combination and proves they agree.
+evaluates both over every combination and proves they agree. The policy rules
+themselves live in `skylens.domain.policy`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from enum import StrEnum
 
-from skylens.domain.errors import Forbidden
 from skylens.domain.images import Image, MemberStatus, Visibility
 
 ADMIN = "admin"
@@ -75,73 +75,6 @@ class Action(StrEnum):
     DELETE_MEMBER = "delete_member"
     DELETE_IMAGE_LOCATION = "delete_image_location"
     STORES_INFO_DETAIL = "stores_info_detail"
-
-
-def _owns(context: RequestContext, image: Image | None) -> bool:
-    return image is None or (context.project_id is not None and image.owner == context.project_id)
-
-
-def _project_member(context: RequestContext, image: Image | None) -> bool:
-    return context.has_role(MEMBER) and _owns(context, image)
-
-
-def _shared_with(context: RequestContext, image: Image | None) -> bool:
-    """The image is shared and the caller is not its owner (so, having seen it, a member)."""
-    return (
-        image is not None
-        and image.visibility is Visibility.SHARED
-        and context.project_id is not None
-        and image.owner != context.project_id
-    )
-
-
-def _owner_or_member(context: RequestContext, image: Image | None) -> bool:
-    return _owns(context, image) or _shared_with(context, image)
-
-
-# Glance's secure-RBAC defaults, as data: action -> rule over (context, image).
-# `get_image` also needs the image to be visible, which `is_visible` decides.
-Rule = Callable[[RequestContext, Image | None], bool]
-_DEFAULT_RULES: dict[Action, Rule] = {
-    Action.GET_IMAGE: lambda ctx, img: ctx.is_admin or ctx.has_role(READER),
-    Action.GET_IMAGES: lambda ctx, img: ctx.is_admin or ctx.has_role(READER),
-    Action.ADD_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.MODIFY_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.DELETE_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.PUBLICIZE_IMAGE: lambda ctx, img: ctx.is_admin,
-    Action.COMMUNITIZE_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.DEACTIVATE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.REACTIVATE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.UPLOAD_IMAGE: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.DOWNLOAD_IMAGE: lambda ctx, img: ctx.is_admin or ctx.has_role(READER),
-    # Glance checks member rules against the image: "member_id" is the caller's own
-    # project when the image is shared and the caller does not own it.
-    Action.ADD_MEMBER: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.GET_MEMBER: lambda ctx, img: (
-        ctx.is_admin or (ctx.has_role(READER) and _owner_or_member(ctx, img))
-    ),
-    Action.GET_MEMBERS: lambda ctx, img: (
-        ctx.is_admin or (ctx.has_role(READER) and _owner_or_member(ctx, img))
-    ),
-    Action.MODIFY_MEMBER: lambda ctx, img: (
-        ctx.is_admin or (ctx.has_role(MEMBER) and _shared_with(ctx, img))
-    ),
-    Action.DELETE_MEMBER: lambda ctx, img: ctx.is_admin or _project_member(ctx, img),
-    Action.DELETE_IMAGE_LOCATION: lambda ctx, img: ctx.is_admin,
-    Action.STORES_INFO_DETAIL: lambda ctx, img: ctx.is_admin or ctx.has_role(SERVICE),
-}
-
-
-def is_allowed(context: RequestContext, action: Action, image: Image | None = None) -> bool:
-    if context.scope != "project":
-        return False  # Glance's image rules all have scope_types ["project"]
-    return bool(_DEFAULT_RULES[action](context, image))
-
-
-def authorize(context: RequestContext, action: Action, image: Image | None = None) -> None:
-    """Raise `Forbidden` with Glance's policy message unless the rule allows it."""
-    if not is_allowed(context, action, image):
-        raise Forbidden(f"You are not authorized to complete {action.value} action.")
 
 
 def is_visible(

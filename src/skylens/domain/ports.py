@@ -7,11 +7,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from skylens.domain.access import RequestContext
+from skylens.domain.access import Action, RequestContext
 from skylens.domain.data import DataFormat
 from skylens.domain.images import Image, ImageStatus, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
+
+
+class Policy(Protocol):
+    """Decides Glance's policy rules (`Action`) for a caller, over an image if any."""
+
+    def allows(self, context: RequestContext, action: Action, image: Image | None = None) -> bool:
+        """True if the rule named `action` allows the caller; never raises."""
 
 
 class ImageRepository(Protocol):

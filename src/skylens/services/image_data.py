@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from skylens.domain.access import Action, RequestContext, authorize
+from skylens.domain.access import Action, RequestContext
 from skylens.domain.data import DataDigest
 from skylens.domain.errors import (
     Conflict,
@@ -23,7 +23,8 @@ from skylens.domain.errors import (
     UnsupportedMediaType,
 )
 from skylens.domain.images import Image, ImageStatus, utc_now
-from skylens.domain.ports import BlobStore, BlobWriter, FormatInspector, ImageRepository
+from skylens.domain.policy import authorize
+from skylens.domain.ports import BlobStore, BlobWriter, FormatInspector, ImageRepository, Policy
 from skylens.domain.stores import ConfiguredStore, StoreInfo
 from skylens.services.images import ImageService
 from skylens.services.ingest import ImageTooLarge, ingest
@@ -76,6 +77,7 @@ class ImageDataService:
         key_of: Callable[[str], str],
         inspector: Callable[[], FormatInspector],
         policy: DataPolicy,
+        access: Policy,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         if default_store not in stores:
@@ -87,6 +89,7 @@ class ImageDataService:
         self._key_of = key_of
         self._inspector = inspector
         self._policy = policy
+        self._access = access
         self._clock = clock
 
     def store_ids(self) -> tuple[str, ...]:
@@ -97,7 +100,7 @@ class ImageDataService:
         """The stores users may choose from; with `detail` (admins) their kind,
         weight and non-secret settings too."""
         if detail:
-            authorize(context, Action.STORES_INFO_DETAIL)
+            authorize(self._access, context, Action.STORES_INFO_DETAIL)
         return [
             StoreInfo(
                 id=store.id,
@@ -218,7 +221,7 @@ class ImageDataService:
     def open_download(self, context: RequestContext, image_id: str) -> Download | None:
         """What to stream for the image, or None when it has no data yet."""
         image = self._images.get(context, image_id)
-        authorize(context, Action.DOWNLOAD_IMAGE, image)
+        authorize(self._access, context, Action.DOWNLOAD_IMAGE, image)
         if image.status is ImageStatus.DEACTIVATED and not context.is_admin:
             raise Forbidden(
                 "The requested image has been deactivated. Image data download is forbidden."

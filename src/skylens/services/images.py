@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from skylens.domain.access import Action, RequestContext, authorize, is_allowed, is_visible
+from skylens.domain.access import Action, RequestContext, is_visible
 from skylens.domain.changes import Change, ImageLimits, apply_changes, check_counts
 from skylens.domain.errors import (
     Forbidden,
@@ -26,7 +26,8 @@ from skylens.domain.images import (
     utc_now,
 )
 from skylens.domain.listing import ImagePage, ListQuery
-from skylens.domain.ports import ImageRepository
+from skylens.domain.policy import authorize
+from skylens.domain.ports import ImageRepository, Policy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,31 +45,31 @@ class ImageService:
         self,
         repository: ImageRepository,
         limits: ImageLimits,
+        policy: Policy,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         self._repository = repository
         self._limits = limits
+        self._policy = policy
         self._clock = clock
 
     # -- reading ---------------------------------------------------------------
 
     def get(self, context: RequestContext, image_id: str) -> Image:
-        image = self._visible(context, image_id)
-        authorize(context, Action.GET_IMAGE, image)
-        return image
+        return self.visible(context, image_id, ImageNotFound)
 
     def visible(
         self, context: RequestContext, image_id: str, missing: Callable[[str], NotFound]
     ) -> Image:
-        """The image, if the caller may see it; `missing(image_id)` is raised if not
-        (for callers that answer 404 where `get` would answer 403)."""
+        """The image, if the caller may see it and `get_image` allows it; otherwise
+        `missing(image_id)`: Glance answers a refused `get_image` with 404 too."""
         image = self._visible(context, image_id, missing)
-        if not is_allowed(context, Action.GET_IMAGE, image):
+        if not self._policy.allows(context, Action.GET_IMAGE, image):
             raise missing(image_id)
         return image
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
-        authorize(context, Action.GET_IMAGES)
+        authorize(self._policy, context, Action.GET_IMAGES)
         return self._repository.list(context, query)
 
     # -- writing ---------------------------------------------------------------
@@ -94,7 +95,7 @@ class ImageService:
             properties=dict(request.properties),
             **attributes,
         )
-        authorize(context, Action.ADD_IMAGE, image)
+        authorize(self._policy, context, Action.ADD_IMAGE, image)
         self._authorize_visibility(context, image, None)
         check_counts(image, self._limits)
         self._repository.add(image)
@@ -218,17 +219,18 @@ class ImageService:
         missing: Callable[[str], NotFound] = ImageNotFound,
     ) -> Image:
         image = self._visible(context, image_id, missing)
-        authorize(context, action, image)
+        authorize(self._policy, context, action, image)
         return image
 
-    @staticmethod
-    def _authorize_visibility(context: RequestContext, image: Image, before: Image | None) -> None:
+    def _authorize_visibility(
+        self, context: RequestContext, image: Image, before: Image | None
+    ) -> None:
         if before is not None and before.visibility is image.visibility:
             return
         if image.visibility is Visibility.PUBLIC:
-            authorize(context, Action.PUBLICIZE_IMAGE, image)
+            authorize(self._policy, context, Action.PUBLICIZE_IMAGE, image)
         elif image.visibility is Visibility.COMMUNITY:
-            authorize(context, Action.COMMUNITIZE_IMAGE, image)
+            authorize(self._policy, context, Action.COMMUNITIZE_IMAGE, image)
 
     @staticmethod
     def _authorize_owner_change(context: RequestContext, before: Image, after: Image) -> None:

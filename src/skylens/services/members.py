@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from skylens.domain.access import Action, RequestContext, authorize
+from skylens.domain.access import Action, RequestContext
 from skylens.domain.errors import Forbidden, InvalidRequest, NotFound
 from skylens.domain.images import Image, MemberStatus, Visibility, utc_now
 from skylens.domain.members import MAX_MEMBER_ID_LENGTH, ImageMember
-from skylens.domain.ports import ImageRepository
+from skylens.domain.policy import authorize
+from skylens.domain.ports import ImageRepository, Policy
 from skylens.services.images import ImageService
 
 
@@ -27,9 +28,11 @@ class MemberService:
         images: ImageService,
         repository: ImageRepository,
         quota: int,
+        policy: Policy,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         self._images = images
+        self._policy = policy
         self._repository = repository
         self._quota = quota
         self._clock = clock
@@ -37,14 +40,14 @@ class MemberService:
     def list(self, context: RequestContext, image_id: str) -> Sequence[ImageMember]:
         """The owner (and admins) see every member; a member sees only itself."""
         image = self._shared_image(context, image_id, "list")
-        authorize(context, Action.GET_MEMBERS, image)
+        authorize(self._policy, context, Action.GET_MEMBERS, image)
         return [m for m in self._repository.members(image_id) if _may_see(context, image, m)]
 
     def get(self, context: RequestContext, image_id: str, member_id: str) -> ImageMember:
         image = self._images.visible(context, image_id, _image_not_found)
         if image.visibility is not Visibility.SHARED:
             raise NotFound("Only shared images have members.")  # 404: Glance leaks nothing
-        authorize(context, Action.GET_MEMBER, image)
+        authorize(self._policy, context, Action.GET_MEMBER, image)
         return self._find(context, image, member_id)
 
     def add(self, context: RequestContext, image_id: str, member_id: str) -> ImageMember:
@@ -53,7 +56,7 @@ class MemberService:
                 f"Member id should not be longer than {MAX_MEMBER_ID_LENGTH} characters."
             )
         image = self._shared_image(context, image_id, "create")
-        authorize(context, Action.ADD_MEMBER, image)
+        authorize(self._policy, context, Action.ADD_MEMBER, image)
         now = self._clock()
         member = ImageMember(image_id, member_id, MemberStatus.PENDING, now, now)
         self._repository.add_member(member, self._quota)
@@ -70,7 +73,7 @@ class MemberService:
         caller has been found allowed to change this membership."""
         image = self._shared_image(context, image_id, "update")
         self._find(context, image, member_id)
-        authorize(context, Action.MODIFY_MEMBER, image)
+        authorize(self._policy, context, Action.MODIFY_MEMBER, image)
         changed = self._repository.set_member_status(image_id, member_id, status(), self._clock())
         if changed is None:
             raise _member_not_found(image_id, member_id)
@@ -79,7 +82,7 @@ class MemberService:
     def remove(self, context: RequestContext, image_id: str, member_id: str) -> None:
         image = self._shared_image(context, image_id, "delete")
         self._find(context, image, member_id)
-        authorize(context, Action.DELETE_MEMBER, image)
+        authorize(self._policy, context, Action.DELETE_MEMBER, image)
         if not self._repository.remove_member(image_id, member_id):
             raise _member_not_found(image_id, member_id)
 

@@ -1,0 +1,1 @@
+"""Policy adapters: implementations of `skylens.domain.ports.Policy`."""

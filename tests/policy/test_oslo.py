@@ -1,0 +1,138 @@
+"""oslo.policy over Glance's rules, and the twin test for the built-in fast path.
+
+House rule 7: `BuiltinPolicy` (plain Python) and oslo.policy's evaluation of
+Glance's default check strings agree over every combination of roles, scope,
+caller project, image owner, visibility and action.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from skylens.domain.access import Action, RequestContext
+from skylens.domain.images import Image, ImageStatus, Visibility
+from skylens.domain.policy import BuiltinPolicy
+from skylens.policy.oslo import InvalidPolicyFile, OsloPolicy
+
+NOW = dt.datetime(2026, 1, 1)
+ROLES = ("admin", "member", "reader", "service")
+PROJECTS = ("owner", "other", None)
+
+IMAGES: tuple[Image | None, ...] = (
+    None,
+    *(
+        Image(
+            id=f"{owner}-{visibility.value}",
+            owner=owner,
+            status=ImageStatus.ACTIVE,
+            visibility=visibility,
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        for owner, visibility in itertools.product(PROJECTS, Visibility)
+    ),
+)
+
+
+def contexts() -> list[RequestContext]:
+    """Every literal role set (no implied roles, so each role counts on its own)."""
+    found = []
+    for count in range(len(ROLES) + 1):
+        for roles in itertools.combinations(ROLES, count):
+            for project, scope in itertools.product(PROJECTS, ("project", "domain", "system")):
+                found.append(RequestContext(project, "user", frozenset(roles), scope))
+    return found
+
+
+def test_the_builtin_policy_agrees_with_oslo_policy_on_glances_defaults() -> None:
+    builtin, oslo = BuiltinPolicy(), OsloPolicy()
+    disagreements = []
+    checked = 0
+    for context, image, action in itertools.product(contexts(), IMAGES, Action):
+        checked += 1
+        expected = oslo.allows(context, action, image)
+        if builtin.allows(context, action, image) is not expected:
+            disagreements.append((action.value, context, image and image.id, expected))
+    assert checked > 30_000
+    assert disagreements == []
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+MEMBER = RequestContext.create("owner", "u", ["member"])
+STRANGER = RequestContext.create("other", "u", ["member"])
+ADMIN = RequestContext.create("admin-project", "u", ["admin"])
+PRIVATE = IMAGES[1 + list(Visibility).index(Visibility.PRIVATE)]
+
+
+def test_a_policy_file_overrides_rules_by_name_and_may_add_its_own(tmp_path: Path) -> None:
+    policy = OsloPolicy(
+        _write(
+            tmp_path / "policy.yaml",
+            '"owner_only": "project_id:%(project_id)s"\n'
+            '"publicize_image": "role:member and rule:owner_only"\n'
+            '"delete_image": "rule:context_is_admin"\n'
+            '"modify_image": "role:member and \'cirros\':%(os_distro)s"\n',
+        )
+    )
+    assert policy.allows(MEMBER, Action.PUBLICIZE_IMAGE, PRIVATE)
+    assert not policy.allows(STRANGER, Action.PUBLICIZE_IMAGE, PRIVATE)
+    assert not policy.allows(MEMBER, Action.DELETE_IMAGE, PRIVATE)
+    assert policy.allows(ADMIN, Action.DELETE_IMAGE, PRIVATE)
+    assert policy.allows(MEMBER, Action.DEACTIVATE, PRIVATE)  # untouched: Glance's default
+    assert PRIVATE is not None
+    cirros = dataclasses.replace(PRIVATE, properties={"os_distro": "cirros"})
+    assert policy.allows(STRANGER, Action.MODIFY_IMAGE, cirros)
+    assert not policy.allows(STRANGER, Action.MODIFY_IMAGE, PRIVATE)  # no such property
+
+
+def test_json_is_read_as_well(tmp_path: Path) -> None:
+    policy = OsloPolicy(_write(tmp_path / "policy.json", '{"get_images": "!"}'))
+    assert not policy.allows(ADMIN, Action.GET_IMAGES)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("get_images: [role:admin\n", "neither YAML nor JSON"),
+        ("- role:admin\n", "a map of rule name to check string"),
+        ("get_images: 1\n", "must be a string"),
+        ('get_images: "role:admin or"\n', "cannot parse check string"),
+        ('get_images: "(role:admin"\n', "cannot parse check string"),
+        ('get_images: "project_id:%(project_id"\n', "bad target reference"),
+        ('get_images: "rule:no_such_rule"\n', "no_such_rule"),
+        ('a: "rule:b"\nb: "rule:a"\n', "cycle"),
+    ],
+)
+def test_a_broken_policy_file_is_refused(tmp_path: Path, text: str, says: str) -> None:
+    with pytest.raises(InvalidPolicyFile, match=says):
+        OsloPolicy(_write(tmp_path / "policy.yaml", text))
+
+
+def test_the_file_is_re_read_when_it_changes_and_a_broken_one_is_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path / "policy.yaml", '"get_images": "!"\n')
+    policy = OsloPolicy(path)
+    assert not policy.allows(ADMIN, Action.GET_IMAGES)
+    _write(path, '"get_images": "@"\n')
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    deadline = time.monotonic() + 5
+    while not policy.allows(MEMBER, Action.GET_IMAGES) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert policy.allows(MEMBER, Action.GET_IMAGES)
+    _write(path, '"get_images": "role:admin or"\n')
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
+    time.sleep(1.1)
+    assert policy.allows(MEMBER, Action.GET_IMAGES)  # the previous rules stay in force
+    assert "not reloaded, previous rules kept" in caplog.text
