@@ -43,7 +43,6 @@ from skylens.domain.policy import BuiltinPolicy
 from skylens.domain.ports import Authenticator, Policy
 from skylens.domain.stores import ConfiguredStore
 from skylens.inspection.formats import OsloFormatInspector
-from skylens.policy.oslo import InvalidPolicyFile, OsloPolicy
 from skylens.services.image_data import DataPolicy, ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.members import MemberService
@@ -240,6 +239,9 @@ def _policy(settings: Settings) -> Policy:
     them), or oslo.policy itself when a policy file overrides them."""
     if not settings.auth.policy_file:
         return BuiltinPolicy()
+    # Imported only when used: oslo.policy and oslo.config cost ~7 MiB of every worker.
+    from skylens.policy.oslo import InvalidPolicyFile, OsloPolicy
+
     try:
         return OsloPolicy(settings.auth.policy_file)
     except (OSError, InvalidPolicyFile) as error:
