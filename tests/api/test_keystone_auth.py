@@ -216,3 +216,42 @@ def test_the_openstack_command_with_keystone(
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["owner"] == keystone.projects["alpha"]
     assert name in {image["Name"] for image in json.loads(listed.stdout)}
+
+
+def test_sharing_with_the_openstack_command_across_two_keystone_projects(
+    guarded: RunningServer, keystone: RunningKeystone, region: str
+) -> None:
+    """`openstack image add project` shares with the other project; its member accepts
+    with `image set --accept`, then lists the image."""
+
+    def openstack(user: str, *args: str) -> str:
+        env = keystone.openstack_env(user, region=region)
+        options = [
+            f"--os-{key[3:].lower().replace('_', '-')}={value}" for key, value in env.items()
+        ]
+        result = run_in_terminal([str(BIN / "openstack"), *options, *args])
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    image_id = json.loads(
+        openstack("alpha-member", "image", "create", "--shared", name, "-f", "json")
+    )["id"]
+
+    # A member cannot look projects up by name in Keystone: the command takes an id.
+    beta = keystone.projects["beta"]
+    added = json.loads(
+        openstack("alpha-member", "image", "add", "project", name, beta, "-f", "json")
+    )
+    before = json.loads(openstack("beta-member", "image", "list", "-f", "json"))
+    openstack("beta-member", "image", "set", "--accept", image_id)
+    after = json.loads(openstack("beta-member", "image", "list", "-f", "json"))
+    members = json.loads(openstack("alpha-member", "image", "member", "list", name, "-f", "json"))
+
+    assert added["member_id"] == keystone.projects["beta"]
+    assert added["status"] == "pending"
+    assert image_id not in {image["ID"] for image in before}
+    assert image_id in {image["ID"] for image in after}
+    assert [(m["Member ID"], m["Status"]) for m in members] == [
+        (keystone.projects["beta"], "accepted")
+    ]

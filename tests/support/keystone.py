@@ -137,14 +137,24 @@ class RunningKeystone:
         """Make the catalogue's public `image` endpoint in `region` `url` (a Skylens).
 
         One region has one such endpoint: the last URL set wins. Several Skylens servers
-        in one session can each have a region of their own (made on first use), which
-        clients then name (`region_name`, `OS_REGION_NAME`). Tokens carry the catalogue as
+        in one session can each have a region of their own (made on first use, with
+        Keystone's own public endpoint in it too), which clients then name
+        (`region_name`, `OS_REGION_NAME`). Tokens carry the catalogue as
         it is when they are issued or validated, so a change shows at once.
         """
         with contextlib.closing(self.session("admin")) as admin:
             api = self.auth_url
             if admin.get(f"{api}/regions/{region}", raise_exc=False).status_code == 404:
                 admin.post(f"{api}/regions", json={"region": {"id": region}})
+                # Clients look every service up in their one region: Keystone too.
+                identity = admin.get(f"{api}/services", params={"type": "identity"}).json()
+                endpoint = {
+                    "service_id": identity["services"][0]["id"],
+                    "interface": "public",
+                    "region_id": region,
+                    "url": self.url,
+                }
+                admin.post(f"{api}/endpoints", json={"endpoint": endpoint})
             query = {"service_id": self.image_service_id, "interface": "public"}
             listed = admin.get(f"{api}/endpoints", params=query).json()["endpoints"]
             existing = [e for e in listed if e["region_id"] == region]

@@ -105,11 +105,9 @@ def test_a_revoked_token_stops_validating(keystone: RunningKeystone) -> None:
     keystone.revoke(token)
 
     assert _validate(keystone, token).status_code == 404
-    # Nor does it authenticate its bearer any more; another token of the same user does.
-    me = f"{keystone.auth_url}/users/{keystone.users['alpha-member']}"
-    assert httpx.get(me, headers={"X-Auth-Token": token}).status_code == 401
+    # Another token of the same user still validates. (Whether Keystone's own API still
+    # takes the revoked token depends on its in-memory cache: not what Skylens asks.)
     assert _validate(keystone, other).status_code == 200
-    assert httpx.get(me, headers={"X-Auth-Token": other}).status_code == 200
 
 
 @pytest.mark.parametrize("token", ["", "not-a-token", "gAAAAA" + "x" * 180])
@@ -131,9 +129,13 @@ def test_the_catalogue_lists_the_image_endpoint_that_was_set(keystone: RunningKe
     image = [e for e in by_type["image"]["endpoints"] if e["region_id"] == region]
     assert [(e["interface"], e["url"]) for e in image] == [("public", "http://127.0.0.1:1/second")]
     identity = by_type["identity"]["endpoints"]
-    assert {(e["interface"], e["region_id"], e["url"]) for e in identity} == {
-        (interface, keystone.region, keystone.url) for interface in ("public", "internal", "admin")
+    # Bootstrap's three in RegionOne, and a public one in each region made since.
+    assert {(e["interface"], e["url"]) for e in identity if e["region_id"] == keystone.region} == {
+        (interface, keystone.url) for interface in ("public", "internal", "admin")
     }
+    assert [(e["interface"], e["url"]) for e in identity if e["region_id"] == region] == [
+        ("public", keystone.url)
+    ]
 
     # openstacksdk finds it from the catalogue, as it would to reach Skylens.
     connection = keystone.connection("alpha-member", region=region)
