@@ -108,10 +108,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         writes=handlers.writes,
     )
     store_handlers = StoreHandlers(
-        service=data_service,
-        authenticator=handlers.authenticator,
-        reads=handlers.reads,
-        writes=handlers.writes,
+        service=data_service, authenticator=handlers.authenticator, writes=handlers.writes
     )
     member_handlers = MemberHandlers(
         service=MemberService(service, repository, settings.images.member_quota, policy),

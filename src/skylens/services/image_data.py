@@ -92,10 +92,6 @@ class ImageDataService:
         self._access = access
         self._clock = clock
 
-    def store_ids(self) -> tuple[str, ...]:
-        """Every store an upload may name, in configuration order."""
-        return tuple(self._stores)
-
     def stores_info(self, context: RequestContext, detail: bool = False) -> list[StoreInfo]:
         """The stores users may choose from; with `detail` (admins) their kind,
         weight and non-secret settings too."""

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 from skylens.domain.errors import LimitExceeded
 
@@ -132,3 +133,11 @@ def range_header(start: int, end: int | None) -> str | None:
     if not start and end is None:
         return None
     return f"bytes={start}-{'' if end is None else end - 1}"
+
+
+def endpoint_origin(url: str) -> str:
+    """Where a store is, for messages and details: scheme, host and port only (never
+    the `user:password@` a URL may carry)."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"

@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from skylens.domain.errors import BlobNotFound, SkylensError, StorageUnavailable
 from skylens.storage.keys import check_key
-from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, range_header
+from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, endpoint_origin, range_header
 
 MIB = 1 << 20
 READ_CHUNK = 1 << 20
@@ -408,9 +407,7 @@ def _code(error: Exception) -> str:
 
 
 def _describe_endpoint(endpoint_url: str | None, region: str | None) -> str:
-    """Where the store is, for messages: scheme, host and port only (never user:password@)."""
+    """Where the store is, for messages (never the credentials a URL may carry)."""
     if endpoint_url is None:
         return f"AWS region {region or 'default'}"
-    parts = urlsplit(endpoint_url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
+    return endpoint_origin(endpoint_url)

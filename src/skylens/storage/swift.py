@@ -32,11 +32,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from skylens.domain.errors import BlobNotFound, SkylensError, StorageUnavailable
 from skylens.storage.keys import check_key
-from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, range_header
+from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, endpoint_origin, range_header
 
 MIB = 1 << 20
 READ_CHUNK = 1 << 20
@@ -98,7 +97,7 @@ class SwiftStore:
         import urllib3.exceptions
 
         self._name = name
-        self._where = _describe_endpoint(auth_url)
+        self._where = endpoint_origin(auth_url)
         self._auth_version = auth_version
         self._container = container
         self._segments = segments_container or f"{container}_segments"
@@ -505,13 +504,6 @@ def _group_name(key: str, upload: str, number: int) -> str:
 def _status(error: Exception) -> int | None:
     status = getattr(error, "http_status", None)
     return status if isinstance(status, int) else None
-
-
-def _describe_endpoint(url: str) -> str:
-    """Where the store is, for messages: scheme, host and port only (never user:password@)."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
 def _timestamp(last_modified: str) -> float:

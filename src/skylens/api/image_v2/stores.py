@@ -21,7 +21,6 @@ from skylens.services.image_data import ImageDataService
 class StoreHandlers:
     service: ImageDataService
     authenticator: Authenticator
-    reads: Offload
     writes: Offload
 
     async def index(self, request: Request) -> Response:
