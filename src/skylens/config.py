@@ -111,6 +111,27 @@ class KeystoneSettings:
     cafile: str = ""
     insecure: bool = False
     timeout_seconds: int = 10
+    # quotas.source = "keystone": the image endpoint whose limits apply (Glance's
+    # [oslo_limit] endpoint_id).
+    endpoint_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class QuotaSettings:
+    """Per-project limits of Glance's four unified-limit resources."""
+
+    # "none": no limits (as Glance without use_keystone_limits); "config": the limits
+    # below; "keystone": Keystone's unified limits of `keystone.endpoint_id`.
+    source: str = "none"
+    # source = "config": every project's limits (-1: unlimited; sizes in MiB) ...
+    image_count_total: int = -1
+    image_count_uploading: int = -1
+    image_size_total: int = -1
+    image_stage_total: int = -1
+    # ... and [quotas.projects.<project id>] tables overriding them per project.
+    projects: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # source = "keystone": how long limits read from Keystone are used.
+    cache_seconds: int = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +143,7 @@ class Settings:
     auth: AuthSettings = AuthSettings()
     keystone: KeystoneSettings = KeystoneSettings()
     storage: StorageSettings = StorageSettings()
+    quotas: QuotaSettings = QuotaSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)
 

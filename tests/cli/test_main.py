@@ -247,3 +247,39 @@ def test_a_missing_policy_file_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "configuration error: auth.policy_file:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[quotas]\nsource = 'ldap'\n", "unknown quotas.source 'ldap'"),
+        (
+            "[quotas]\nsource = 'config'\n[quotas.projects.alpha]\nimage_count = 3\n",
+            "quotas.projects.alpha.image_count: unknown resource",
+        ),
+        (
+            "[quotas]\nsource = 'config'\n[quotas.projects.alpha]\nimage_count_total = 'many'\n",
+            "quotas.projects.alpha.image_count_total: not an integer",
+        ),
+        (
+            "[quotas]\nsource = 'keystone'\n",
+            'quotas.source = "keystone" needs keystone.endpoint_id',
+        ),
+        (
+            "[quotas]\nsource = 'keystone'\n[keystone]\nendpoint_id = 'e1'\n",
+            'quotas.source = "keystone" needs keystone.auth_url, keystone.username',
+        ),
+    ],
+)
+def test_broken_quota_settings_exit_2_before_serving(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "skylens.toml"
+    config.write_text(text)
+
+    result = _skylens("serve", "--config", str(config), "--data-dir", str(tmp_path))
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "serving on" not in result.stderr
+    assert "Traceback" not in result.stderr

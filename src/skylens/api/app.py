@@ -25,13 +25,15 @@ from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_resources, schema_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
+from skylens.api.image_v2.usage import UsageHandlers, usage_resources
 from skylens.api.middleware import RequestIdMiddleware
 from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
 from skylens.api.versions import VersionNegotiation, version_resources
-from skylens.auth.keystone import KeystoneAuthenticator
+from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials
+from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import ConfigError, Settings
@@ -41,11 +43,14 @@ from skylens.domain.changes import ImageLimits
 from skylens.domain.errors import SkylensError
 from skylens.domain.policy import BuiltinPolicy
 from skylens.domain.ports import Authenticator, Policy
+from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
+from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.services.image_data import DataPolicy, ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.members import MemberService
+from skylens.services.quotas import QuotaService
 from skylens.services.sweep import OrphanSweep
 from skylens.storage.keys import image_data_key, image_id_of_key
 from skylens.storage.registry import InvalidStoreSettings, build_stores
@@ -82,7 +87,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     repository = SqlImageRepository(engine)
     policy = _policy(settings)
-    service = ImageService(repository, limits, policy)
+    quotas = QuotaService(repository, _limit_source(settings))
+    service = ImageService(repository, limits, policy, quotas)
     # One thread per pooled connection: more would only queue for connections.
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
     schemas = load_schemas()
@@ -100,7 +106,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         public_endpoint=settings.server.public_endpoint,
         store_ids=tuple(stores),
     )
-    data_service = _data_service(settings, service, repository, stores, policy)
+    data_service = _data_service(settings, service, repository, stores, policy, quotas)
     data = DataHandlers(
         service=data_service,
         authenticator=handlers.authenticator,
@@ -116,12 +122,16 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         reads=handlers.reads,
         writes=handlers.writes,
     )
+    usage_handlers = UsageHandlers(
+        service=quotas, authenticator=handlers.authenticator, reads=threads
+    )
     resources = [
         *version_resources(settings.server.public_endpoint),
         *schema_resources(schemas),
         *image_resources(handlers, data),
         *member_resources(member_handlers),
         *store_resources(store_handlers),
+        *usage_resources(usage_handlers),
     ]
     resources.extend(_service_resources(engine, resources, schemas))
 
@@ -213,6 +223,7 @@ def _data_service(
     repository: SqlImageRepository,
     stores: dict[str, ConfiguredStore],
     policy: Policy,
+    quotas: QuotaService,
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -228,6 +239,7 @@ def _data_service(
             lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
         ),
         access=policy,
+        quotas=quotas,
     )
 
 
@@ -243,6 +255,46 @@ def _policy(settings: Settings) -> Policy:
         return OsloPolicy(settings.auth.policy_file)
     except (OSError, InvalidPolicyFile) as error:
         raise ConfigError(f"auth.policy_file: {error}") from error
+
+
+def _limit_source(settings: Settings) -> LimitSource:
+    quotas = settings.quotas
+    if quotas.source == "none":
+        return NoLimits()
+    if quotas.source == "config":
+        defaults = {resource: getattr(quotas, resource.value) for resource in QuotaResource}
+        return ConfiguredLimits(
+            defaults,
+            {
+                project: _project_limits(project, table)
+                for project, table in quotas.projects.items()
+            },
+        )
+    if quotas.source == "keystone":
+        if not settings.keystone.endpoint_id:
+            raise ConfigError('quotas.source = "keystone" needs keystone.endpoint_id')
+        return KeystoneLimits(
+            _service_credentials(settings, 'quotas.source = "keystone"'),
+            settings.keystone.endpoint_id,
+            cache_seconds=quotas.cache_seconds,
+        )
+    raise ConfigError(
+        f"unknown quotas.source {quotas.source!r} (supported: none, config, keystone)"
+    )
+
+
+def _project_limits(project: str, table: dict[str, Any]) -> dict[QuotaResource, int]:
+    names = {resource.value: resource for resource in QuotaResource}
+    limits = {}
+    for name, value in table.items():
+        if name not in names:
+            raise ConfigError(
+                f"quotas.projects.{project}.{name}: unknown resource (known: {', '.join(names)})"
+            )
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"quotas.projects.{project}.{name}: not an integer: {value!r}")
+        limits[names[name]] = value
+    return limits
 
 
 def _authenticator(settings: Settings) -> Authenticator:
@@ -262,27 +314,31 @@ def _authenticator(settings: Settings) -> Authenticator:
             raise ConfigError(f"auth.token_file: {error}") from error
     if mode == "keystone":
         keystone = settings.keystone
-        missing = [
-            name for name in ("auth_url", "username", "password") if not getattr(keystone, name)
-        ]
-        if missing:
-            raise ConfigError(
-                'auth.mode = "keystone" needs ' + ", ".join(f"keystone.{m}" for m in missing)
-            )
         return KeystoneAuthenticator(
-            auth_url=keystone.auth_url,
-            username=keystone.username,
-            password=keystone.password,
-            project_name=keystone.project_name,
-            user_domain_name=keystone.user_domain_name,
-            project_domain_name=keystone.project_domain_name,
+            _service_credentials(settings, 'auth.mode = "keystone"'),
             www_authenticate_uri=keystone.www_authenticate_uri,
             cache_seconds=keystone.cache_seconds,
-            cafile=keystone.cafile,
-            insecure=keystone.insecure,
-            timeout=keystone.timeout_seconds,
         )
     raise ConfigError(f"unknown auth.mode {mode!r} (supported: trusted-headers, tokens, keystone)")
+
+
+def _service_credentials(settings: Settings, needed_by: str) -> ServiceCredentials:
+    """The service user's [keystone] credentials, which `needed_by` (an option) needs."""
+    keystone = settings.keystone
+    missing = [name for name in ("auth_url", "username", "password") if not getattr(keystone, name)]
+    if missing:
+        raise ConfigError(f"{needed_by} needs " + ", ".join(f"keystone.{m}" for m in missing))
+    return ServiceCredentials(
+        auth_url=keystone.auth_url,
+        username=keystone.username,
+        password=keystone.password,
+        project_name=keystone.project_name,
+        user_domain_name=keystone.user_domain_name,
+        project_domain_name=keystone.project_domain_name,
+        cafile=keystone.cafile,
+        insecure=keystone.insecure,
+        timeout=keystone.timeout_seconds,
+    )
 
 
 def check_settings(settings: Settings) -> None:
@@ -290,6 +346,7 @@ def check_settings(settings: Settings) -> None:
     (a worker failing at start would be restarted for ever)."""
     _authenticator(settings)
     _policy(settings)
+    _limit_source(settings)
     configured_stores(settings)
     if settings.storage.sweep_grace_seconds < 1:
         raise ConfigError("storage.sweep_grace_seconds must be at least 1")

@@ -38,52 +38,71 @@ class _Validated:
     cached_until: float
 
 
-class KeystoneAuthenticator:
-    def __init__(
-        self,
-        *,
-        auth_url: str,
-        username: str,
-        password: str,
-        project_name: str,
-        user_domain_name: str = "Default",
-        project_domain_name: str = "Default",
-        www_authenticate_uri: str = "",
-        cache_seconds: float = 300.0,
-        cache_size: int = 10_000,
-        cafile: str = "",
-        insecure: bool = False,
-        timeout: float = 10.0,
-    ) -> None:
-        from keystoneauth1 import exceptions as keystone_errors
+@dataclasses.dataclass(frozen=True)
+class ServiceCredentials:
+    """The image service's own Keystone user, and how to reach Keystone."""
+
+    auth_url: str
+    username: str
+    password: str
+    project_name: str
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    cafile: str = ""
+    insecure: bool = False
+    timeout: float = 10.0
+
+    def session(self) -> Any:
+        """A keystoneauth1 session that authenticates as the service user."""
         from keystoneauth1 import session as keystone_session
         from keystoneauth1.identity import v3
 
-        self._auth_url = auth_url.rstrip("/")
+        service = v3.Password(
+            auth_url=self.auth_url.rstrip("/"),
+            username=self.username,
+            password=self.password,
+            project_name=self.project_name,
+            user_domain_name=self.user_domain_name,
+            project_domain_name=self.project_domain_name,
+        )
+        return keystone_session.Session(
+            auth=service, verify=self.cafile or not self.insecure, timeout=self.timeout
+        )
+
+
+def connection_errors() -> tuple[type[Exception], ...]:
+    """keystoneauth1's ways of saying Keystone could not be reached."""
+    from keystoneauth1 import exceptions as keystone_errors
+
+    return (
+        keystone_errors.ConnectFailure,
+        keystone_errors.ConnectTimeout,
+        keystone_errors.DiscoveryFailure,
+        keystone_errors.RetriableConnectionFailure,
+        keystone_errors.SSLError,
+    )
+
+
+class KeystoneAuthenticator:
+    def __init__(
+        self,
+        credentials: ServiceCredentials,
+        *,
+        www_authenticate_uri: str = "",
+        cache_seconds: float = 300.0,
+        cache_size: int = 10_000,
+    ) -> None:
+        from keystoneauth1 import exceptions as keystone_errors
+
+        self._auth_url = credentials.auth_url.rstrip("/")
         self._challenge = f'Keystone uri="{www_authenticate_uri or self._auth_url}"'
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
         self._cache: collections.OrderedDict[bytes, _Validated] = collections.OrderedDict()
         self._lock = threading.Lock()
-        self._connection_errors: tuple[type[Exception], ...] = (
-            keystone_errors.ConnectFailure,
-            keystone_errors.ConnectTimeout,
-            keystone_errors.DiscoveryFailure,
-            keystone_errors.RetriableConnectionFailure,
-            keystone_errors.SSLError,
-        )
+        self._connection_errors = connection_errors()
         self._unauthorized: type[Exception] = keystone_errors.Unauthorized
-        service = v3.Password(
-            auth_url=self._auth_url,
-            username=username,
-            password=password,
-            project_name=project_name,
-            user_domain_name=user_domain_name,
-            project_domain_name=project_domain_name,
-        )
-        self._session = keystone_session.Session(
-            auth=service, verify=cafile or not insecure, timeout=timeout
-        )
+        self._session = credentials.session()
 
     async def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
         token = headers.get("x-auth-token") or headers.get("x-storage-token")

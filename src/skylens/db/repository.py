@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from skylens.db import listing, visibility
+from skylens.db import listing, quotas, visibility
 from skylens.db.engine import autocommit_reads
 from skylens.db.expressions import json_array_agg, json_object_agg
 from skylens.db.tables import (
@@ -25,6 +25,7 @@ from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter
 from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility, utc_now
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember, MemberLimitExceeded
+from skylens.domain.quotas import QuotaClaim, Resource
 
 _COLUMNS = tuple(column for column in images.c if column.name != "version")
 _ATTRIBUTES = tuple(column.name for column in _COLUMNS)
@@ -152,10 +153,19 @@ class SqlImageRepository:
 
     # -- writes ----------------------------------------------------------------
 
-    def add(self, image: Image) -> None:
+    def usage(self, project_id: str) -> dict[Resource, int]:
+        with self._reader.connect() as connection:
+            return {
+                resource: quotas.usage(connection, project_id, resource) for resource in Resource
+            }
+
+    def add(self, image: Image, claims: Sequence[QuotaClaim] = ()) -> None:
         conflict = Conflict(f"Image ID {image.id} already exists!")
         try:
             with self._engine.begin() as connection:
+                if claims and image.owner is not None:
+                    quotas.lock_project(connection, image.owner)
+                    quotas.check_claims(connection, image.owner, claims)
                 retired = connection.execute(
                     sa.select(image_tombstones.c.id).where(image_tombstones.c.id == image.id)
                 ).first()
@@ -256,7 +266,12 @@ class SqlImageRepository:
         with self._engine.begin() as connection:
             connection.execute(sa.delete(image_uploads).where(image_uploads.c.image_id == image_id))
 
-    def update(self, image_id: str, change: Callable[[Image], Image]) -> Image:
+    def update(
+        self,
+        image_id: str,
+        change: Callable[[Image], Image],
+        claims: Callable[[Image], Sequence[QuotaClaim]] | None = None,
+    ) -> Image:
         for _attempt in range(_MAX_ATTEMPTS):
             with self._reader.connect() as connection:
                 loaded = self._load(connection, image_id)
@@ -266,7 +281,11 @@ class SqlImageRepository:
             changed = change(current)
             if changed is current:
                 return current
+            claimed = claims(current) if claims is not None else ()
             with self._engine.begin() as connection:
+                if claimed and current.owner is not None:
+                    quotas.lock_project(connection, current.owner)
+                    quotas.check_claims(connection, current.owner, claimed)
                 if changed.status is ImageStatus.DELETED:
                     stored = self._delete(connection, current, version)
                 else:

@@ -12,6 +12,7 @@ from skylens.domain.data import DataFormat
 from skylens.domain.images import Image, ImageStatus, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
+from skylens.domain.quotas import QuotaClaim, Resource
 
 
 class Policy(Protocol):
@@ -22,8 +23,13 @@ class Policy(Protocol):
 
 
 class ImageRepository(Protocol):
-    def add(self, image: Image) -> None:
-        """Insert a new image; raise `Conflict` if its id was ever used."""
+    def add(self, image: Image, claims: Sequence[QuotaClaim] = ()) -> None:
+        """Insert a new image; raise `Conflict` if its id was ever used.
+
+        Each of `claims` is checked against the owner's usage in the same transaction,
+        serialised with every other claiming write of that project, so concurrent
+        writes never take it past a limit; raise `QuotaExceeded` if one cannot be met.
+        """
 
     def get(self, image_id: str) -> Image | None:
         """The live image with this id, whoever owns it."""
@@ -37,14 +43,24 @@ class ImageRepository(Protocol):
     def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
         """The project's member status on the image, if it is a member."""
 
-    def update(self, image_id: str, change: Callable[[Image], Image]) -> Image:
+    def update(
+        self,
+        image_id: str,
+        change: Callable[[Image], Image],
+        claims: Callable[[Image], Sequence[QuotaClaim]] | None = None,
+    ) -> Image:
         """Apply `change` to the current image atomically and store the result.
 
         `change` may run more than once (it is retried when another writer got
         there first), so it must be a pure function of the image it is given.
         A result whose status is `deleted` removes the image and retires its id
-        for good. Raise `ImageNotFound` when the image is gone.
+        for good. Raise `ImageNotFound` when the image is gone. `claims` are checked
+        (a function of the image as it is) are checked against its owner's usage before
+        the change is stored, as for `add`.
         """
+
+    def usage(self, project_id: str) -> Mapping[Resource, int]:
+        """The project's use of every quota resource (bytes for sizes)."""
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         """One page of the images the caller may list, filtered and ordered."""

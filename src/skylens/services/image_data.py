@@ -25,9 +25,11 @@ from skylens.domain.errors import (
 from skylens.domain.images import Image, ImageStatus, utc_now
 from skylens.domain.policy import authorize
 from skylens.domain.ports import BlobStore, BlobWriter, FormatInspector, ImageRepository, Policy
+from skylens.domain.quotas import QuotaClaim, QuotaExceeded, Resource
 from skylens.domain.stores import ConfiguredStore, StoreInfo
 from skylens.services.images import ImageService
 from skylens.services.ingest import ImageTooLarge, ingest
+from skylens.services.quotas import QuotaService
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class ImageDataService:
         inspector: Callable[[], FormatInspector],
         policy: DataPolicy,
         access: Policy,
+        quotas: QuotaService,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         if default_store not in stores:
@@ -90,6 +93,7 @@ class ImageDataService:
         self._inspector = inspector
         self._policy = policy
         self._access = access
+        self._quotas = quotas
         self._clock = clock
 
     def stores_info(self, context: RequestContext, detail: bool = False) -> list[StoreInfo]:
@@ -125,7 +129,7 @@ class ImageDataService:
         claimed = await asyncio.to_thread(self._claim, context, image_id)
         lease = asyncio.create_task(self._hold_lease(image_id))
         try:
-            return await self._stream(claimed, store, chunks, expected_size)
+            return await self._stream(claimed, store, chunks, expected_size or None)
         finally:
             lease.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -142,15 +146,28 @@ class ImageDataService:
         key = self._key_of(claimed.id)
         writer: BlobWriter | None = None
         try:
+            budget = await asyncio.to_thread(self._quotas.size_budget, claimed.owner)
+            size_cap = self._policy.size_cap
+            if budget is not None and budget < size_cap:
+                # The quota is the tighter limit: it stops the stream, as early as the
+                # client's announced size tells it cannot fit.
+                if expected_size is not None and expected_size > budget:
+                    raise self._over_budget(claimed, budget, expected_size)
+                size_cap = max(budget, 0)
             writer = await asyncio.to_thread(store.writer, key)
-            digest = await ingest(
-                chunks,
-                writer,
-                self._inspector(),
-                hash_algo=self._policy.hash_algo,
-                size_cap=self._policy.size_cap,
-                expected_size=expected_size or None,
-            )
+            try:
+                digest = await ingest(
+                    chunks,
+                    writer,
+                    self._inspector(),
+                    hash_algo=self._policy.hash_algo,
+                    size_cap=size_cap,
+                    expected_size=expected_size,
+                )
+            except ImageTooLarge:
+                if budget is None or size_cap == self._policy.size_cap:
+                    raise
+                raise self._over_budget(claimed, budget, size_cap + 1) from None
             self._check_format(claimed.disk_format, digest)
             await asyncio.to_thread(self._check_still_saving, claimed.id)
             await asyncio.to_thread(writer.commit)
@@ -166,6 +183,15 @@ class ImageDataService:
             # Deleted while uploading: its data has no image to belong to.
             await asyncio.to_thread(store.delete, key)
             raise
+        except QuotaExceeded:
+            # Other uploads of the project took the room first: this data goes.
+            await asyncio.to_thread(store.delete, key)
+            await asyncio.to_thread(self._release, claimed.id)
+            raise
+
+    def _over_budget(self, image: Image, budget: int, delta: int) -> Exception:
+        assert image.owner is not None  # only owned images have a budget
+        return self._quotas.over_budget(image.owner, budget, delta)
 
     async def _hold_lease(self, image_id: str) -> None:
         """Renew the upload's lease until cancelled, so the sweep knows it is alive."""
@@ -256,8 +282,19 @@ class ImageDataService:
             log.exception("could not delete the data of image %s from %s", image_id, store_id)
 
     def _claim(self, context: RequestContext, image_id: str) -> Image:
-        """queued -> saving, atomically: of two concurrent uploads one wins."""
-        return self._images.change(context, image_id, Action.UPLOAD_IMAGE, self._saving)
+        """queued -> saving, atomically: of two concurrent uploads one wins, and no more
+        uploads than `image_count_uploading` run at once. Like Glance, refuse an owner
+        already over `image_size_total` before any data is read."""
+
+        def claims(image: Image) -> list[QuotaClaim]:
+            return self._quotas.claims(
+                image.owner,
+                {Resource.IMAGE_SIZE_TOTAL: 0, Resource.IMAGE_COUNT_UPLOADING: 1},
+            )
+
+        return self._images.change(
+            context, image_id, Action.UPLOAD_IMAGE, self._saving, claims=claims
+        )
 
     def _saving(self, image: Image) -> Image:
         missing = [name for name in _FORMATS_REQUIRED if getattr(image, name) is None]
@@ -313,7 +350,12 @@ class ImageDataService:
                 stores=(store,),
             )
 
-        return self._repository.update(image_id, active)
+        def claims(image: Image) -> list[QuotaClaim]:
+            # Checked with the activation, under the owner's lock: however many
+            # uploads finish at once, the stored total stays within the limit.
+            return self._quotas.claims(image.owner, {Resource.IMAGE_SIZE_TOTAL: digest.size})
+
+        return self._repository.update(image_id, active, claims)
 
 
 def back_to_queued(image: Image, now: dt.datetime) -> Image:

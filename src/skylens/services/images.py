@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from skylens.domain.access import Action, RequestContext, is_visible
@@ -28,6 +28,8 @@ from skylens.domain.images import (
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.policy import authorize
 from skylens.domain.ports import ImageRepository, Policy
+from skylens.domain.quotas import QuotaClaim, Resource
+from skylens.services.quotas import QuotaService
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,11 +48,13 @@ class ImageService:
         repository: ImageRepository,
         limits: ImageLimits,
         policy: Policy,
+        quotas: QuotaService,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         self._repository = repository
         self._limits = limits
         self._policy = policy
+        self._quotas = quotas
         self._clock = clock
 
     # -- reading ---------------------------------------------------------------
@@ -98,7 +102,9 @@ class ImageService:
         authorize(self._policy, context, Action.ADD_IMAGE, image)
         self._authorize_visibility(context, image, None)
         check_counts(image, self._limits)
-        self._repository.add(image)
+        # The owner's count, where Glance counts the caller's project: the same for
+        # everyone but an admin creating for another project, whose count then grows.
+        self._repository.add(image, self._quotas.claims(owner, {Resource.IMAGE_COUNT_TOTAL: 1}))
         return image
 
     def update(
@@ -184,10 +190,12 @@ class ImageService:
         action: Action,
         change: Callable[[Image], Image],
         missing: Callable[[str], NotFound] = ImageNotFound,
+        claims: Callable[[Image], Sequence[QuotaClaim]] | None = None,
     ) -> Image:
-        """Apply `change` atomically to an image the caller may see and `action`."""
+        """Apply `change` atomically to an image the caller may see and `action`,
+        with the quota `claims` it makes, if any, on the image's owner."""
         self._writable(context, image_id, action, missing)
-        return self._repository.update(image_id, change)
+        return self._repository.update(image_id, change, claims)
 
     # -- rules -----------------------------------------------------------------
 
