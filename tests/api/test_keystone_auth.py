@@ -80,6 +80,20 @@ def test_discovery_and_health_need_no_token(guarded: RunningServer) -> None:
         assert anonymous.get("/healthcheck").status_code == 200
 
 
+@pytest.mark.parametrize("schema", ["image", "images", "member", "members"])
+def test_the_schemas_need_a_token_as_in_glance(
+    guarded: RunningServer, keystone: RunningKeystone, schema: str
+) -> None:
+    with client(guarded, None) as anonymous:
+        refused = anonymous.get(f"/v2/schemas/{schema}")
+    with client(guarded, keystone.token("alpha-reader")) as reader:
+        served = reader.get(f"/v2/schemas/{schema}")
+
+    assert_error(refused, 401, UNAUTHORIZED)
+    assert served.status_code == 200
+    assert served.json()["name"] == schema
+
+
 def test_a_token_is_its_users_project_and_roles(
     guarded: RunningServer, keystone: RunningKeystone
 ) -> None:

@@ -127,7 +127,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     resources = [
         *version_resources(settings.server.public_endpoint),
-        *schema_resources(schemas),
+        *schema_resources(schemas, handlers.authenticator),
         *image_resources(handlers, data),
         *member_resources(member_handlers),
         *store_resources(store_handlers),

@@ -11,18 +11,22 @@ from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
 from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
+from skylens.domain.ports import Authenticator
 
 _JSON = "application/json"
 
 
-def schema_resources(schemas: ImageSchemas) -> list[Resource]:
+def schema_resources(schemas: ImageSchemas, authenticator: Authenticator) -> list[Resource]:
     def resource(schema: Schema) -> Resource:
-        async def show_schema(_request: Request) -> Response:
+        async def show_schema(request: Request) -> Response:
+            # Nothing in a schema is private, but Glance serves them behind its auth
+            # middleware like every /v2 path, and clients expect the same 401.
+            await authenticator.authenticate(request.headers)
             return json_response(schema.document)
 
         return Resource(
             f"/v2/schemas/{schema.name}",
-            [Operation("GET", show_schema, f"Show the {schema.name} schema")],
+            [Operation("GET", show_schema, f"Show the {schema.name} schema", errors=(401,))],
             tag="schemas",
         )
 
