@@ -40,9 +40,10 @@ from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.errors import SkylensError
 from skylens.domain.policy import BuiltinPolicy
-from skylens.domain.ports import Authenticator, Policy
+from skylens.domain.ports import Authenticator, Policy, PropertyProtections
 from skylens.domain.stores import ConfiguredStore
 from skylens.inspection.formats import OsloFormatInspector
+from skylens.policy.protections import InvalidProtectionsFile, ProtectionsFile
 from skylens.services.image_data import DataPolicy, ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.members import MemberService
@@ -82,7 +83,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     repository = SqlImageRepository(engine)
     policy = _policy(settings)
-    service = ImageService(repository, limits, policy)
+    service = ImageService(repository, limits, policy, protections=_protections(settings))
     # One thread per pooled connection: more would only queue for connections.
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
     schemas = load_schemas()
@@ -245,6 +246,26 @@ def _policy(settings: Settings) -> Policy:
         raise ConfigError(f"auth.policy_file: {error}") from error
 
 
+def _protections(settings: Settings) -> PropertyProtections | None:
+    """Glance's property protections (roles format) from their file, if one is set."""
+    rule_format = settings.images.property_protection_rule_format
+    if rule_format == "policies":
+        raise ConfigError(
+            'images.property_protection_rule_format = "policies" is not supported: '
+            'only "roles" is (name the roles in the protections file itself)'
+        )
+    if rule_format != "roles":
+        raise ConfigError(
+            f"unknown images.property_protection_rule_format {rule_format!r} (supported: roles)"
+        )
+    if not settings.images.property_protection_file:
+        return None
+    try:
+        return ProtectionsFile(settings.images.property_protection_file)
+    except (OSError, InvalidProtectionsFile) as error:
+        raise ConfigError(f"images.property_protection_file: {error}") from error
+
+
 def _authenticator(settings: Settings) -> Authenticator:
     mode = settings.auth.mode
     if mode == "trusted-headers":
@@ -290,6 +311,7 @@ def check_settings(settings: Settings) -> None:
     (a worker failing at start would be restarted for ever)."""
     _authenticator(settings)
     _policy(settings)
+    _protections(settings)
     configured_stores(settings)
     if settings.storage.sweep_grace_seconds < 1:
         raise ConfigError("storage.sweep_grace_seconds must be at least 1")
