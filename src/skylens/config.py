@@ -62,6 +62,11 @@ class ImageSettings:
     hashing_algorithm: str = "sha512"
     # Refuse data whose detected format differs from the image's disk_format.
     verify_disk_format: bool = True
+    # Glance's property protections: an INI file of property-name patterns and the
+    # roles that may create/read/update/delete them; empty: no protections.
+    property_protection_file: str = ""
+    # Only Glance's "roles" format is supported ("policies" is refused at start-up).
+    property_protection_rule_format: str = "roles"
 
 
 @dataclasses.dataclass(frozen=True)

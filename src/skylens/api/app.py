@@ -42,11 +42,12 @@ from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.errors import SkylensError
 from skylens.domain.policy import BuiltinPolicy
-from skylens.domain.ports import Authenticator, Policy
+from skylens.domain.ports import Authenticator, Policy, PropertyProtections
 from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
 from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore
 from skylens.inspection.formats import OsloFormatInspector
+from skylens.policy.protections import InvalidProtectionsFile, ProtectionsFile
 from skylens.services.image_data import DataPolicy, ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.members import MemberService
@@ -88,7 +89,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     repository = SqlImageRepository(engine)
     policy = _policy(settings)
     quotas = QuotaService(repository, _limit_source(settings))
-    service = ImageService(repository, limits, policy, quotas)
+    service = ImageService(repository, limits, policy, quotas, protections=_protections(settings))
     # One thread per pooled connection: more would only queue for connections.
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
     schemas = load_schemas()
@@ -297,6 +298,26 @@ def _project_limits(project: str, table: dict[str, Any]) -> dict[QuotaResource, 
     return limits
 
 
+def _protections(settings: Settings) -> PropertyProtections | None:
+    """Glance's property protections (roles format) from their file, if one is set."""
+    rule_format = settings.images.property_protection_rule_format
+    if rule_format == "policies":
+        raise ConfigError(
+            'images.property_protection_rule_format = "policies" is not supported: '
+            'only "roles" is (name the roles in the protections file itself)'
+        )
+    if rule_format != "roles":
+        raise ConfigError(
+            f"unknown images.property_protection_rule_format {rule_format!r} (supported: roles)"
+        )
+    if not settings.images.property_protection_file:
+        return None
+    try:
+        return ProtectionsFile(settings.images.property_protection_file)
+    except (OSError, InvalidProtectionsFile) as error:
+        raise ConfigError(f"images.property_protection_file: {error}") from error
+
+
 def _authenticator(settings: Settings) -> Authenticator:
     mode = settings.auth.mode
     if mode == "trusted-headers":
@@ -347,6 +368,7 @@ def check_settings(settings: Settings) -> None:
     _authenticator(settings)
     _policy(settings)
     _limit_source(settings)
+    _protections(settings)
     configured_stores(settings)
     if settings.storage.sweep_grace_seconds < 1:
         raise ConfigError("storage.sweep_grace_seconds must be at least 1")

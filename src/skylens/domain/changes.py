@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +24,7 @@ from skylens.domain.images import (
     check_minimums,
     check_property_name,
 )
+from skylens.domain.protections import PropertyOperation
 
 # Formats describe the data, so they can change only before there is data.
 _FORMAT_ATTRIBUTES = ("disk_format", "container_format")
@@ -76,11 +77,14 @@ def apply_changes(
     now: dt.datetime,
     *,
     add_replaces: bool = True,
+    guard: Callable[[str, PropertyOperation], None] | None = None,
 ) -> Image:
     """Return the image with every change applied, in order.
 
     `add_replaces` is the v2.1 json-patch behaviour (add on an existing member
-    replaces it); the deprecated v2.0 media type refuses it with 409.
+    replaces it); the deprecated v2.0 media type refuses it with 409. `guard`, if
+    given, is told of each extra property about to be created, updated or deleted,
+    just before it is, and may refuse by raising (property protections).
     """
     attributes: dict[str, Any] = {}
     properties = dict(image.properties)
@@ -95,6 +99,8 @@ def apply_changes(
                 raise PropertyNotRemovable(name)
             if name not in properties:
                 raise PropertyNotFound(name)
+            if guard is not None:
+                guard(name, PropertyOperation.DELETE)
             del properties[name]
             continue
         if change.op is ChangeOp.ADD and exists and not add_replaces:
@@ -105,6 +111,8 @@ def apply_changes(
             attributes[name] = _attribute_value(name, change.value)
         else:
             check_property_name(name)
+            if guard is not None:
+                guard(name, PropertyOperation.UPDATE if exists else PropertyOperation.CREATE)
             properties[name] = change.value
     for name in _FORMAT_ATTRIBUTES:
         # As Glance's setters: refused even when the value would stay the same.

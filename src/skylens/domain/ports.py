@@ -12,6 +12,7 @@ from skylens.domain.data import DataFormat
 from skylens.domain.images import Image, ImageStatus, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
+from skylens.domain.protections import PropertyRules
 from skylens.domain.quotas import QuotaClaim, Resource
 
 
@@ -20,6 +21,13 @@ class Policy(Protocol):
 
     def allows(self, context: RequestContext, action: Action, image: Image | None = None) -> bool:
         """True if the rule named `action` allows the caller; never raises."""
+
+
+class PropertyProtections(Protocol):
+    """Where the property protection rules come from (a file, re-read on change)."""
+
+    def current(self) -> PropertyRules:
+        """The rules in force now; a request asks once and keeps them throughout."""
 
 
 class ImageRepository(Protocol):

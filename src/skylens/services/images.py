@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -27,7 +28,8 @@ from skylens.domain.images import (
 )
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.policy import authorize
-from skylens.domain.ports import ImageRepository, Policy
+from skylens.domain.ports import ImageRepository, Policy, PropertyProtections
+from skylens.domain.protections import PropertyOperation, PropertyRules, restore_hidden
 from skylens.domain.quotas import QuotaClaim, Resource
 from skylens.services.quotas import QuotaService
 
@@ -50,12 +52,14 @@ class ImageService:
         policy: Policy,
         quotas: QuotaService,
         clock: Callable[[], Any] = utc_now,
+        protections: PropertyProtections | None = None,
     ) -> None:
         self._repository = repository
         self._limits = limits
         self._policy = policy
         self._quotas = quotas
         self._clock = clock
+        self._protections = protections
 
     # -- reading ---------------------------------------------------------------
 
@@ -74,7 +78,14 @@ class ImageService:
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         authorize(self._policy, context, Action.GET_IMAGES)
-        return self._repository.list(context, query)
+        rules = self._rules()
+        if rules is None:
+            return self._repository.list(context, query)
+        if not rules.readable(context, query.properties):
+            # To this caller no image has the property: nothing matches the filter.
+            return ImagePage((), None)
+        page = self._repository.list(context, query)
+        return ImagePage(tuple(rules.shown(context, i) for i in page.images), page.next_marker)
 
     # -- writing ---------------------------------------------------------------
 
@@ -84,6 +95,9 @@ class ImageService:
         owner = attributes.pop("owner", context.project_id)
         if owner != context.project_id and not context.is_admin:
             raise ForeignOwnerForbidden(owner)
+        rules = self._rules()
+        if rules is not None:
+            rules.check_all(context, request.properties, PropertyOperation.CREATE)
         visibility = Visibility(attributes.pop("visibility", Visibility.SHARED))
         check_minimums(attributes)
         for name in request.properties:
@@ -105,7 +119,7 @@ class ImageService:
         # The owner's count, where Glance counts the caller's project: the same for
         # everyone but an admin creating for another project, whose count then grows.
         self._repository.add(image, self._quotas.claims(owner, {Resource.IMAGE_COUNT_TOTAL: 1}))
-        return image
+        return image if rules is None else rules.shown(context, image)
 
     def update(
         self,
@@ -116,15 +130,23 @@ class ImageService:
         add_replaces: bool = True,
     ) -> Image:
         changes = tuple(changes)
+        rules = self._rules()
 
         def change(image: Image) -> Image:
-            changed = apply_changes(image, changes, self._clock(), add_replaces=add_replaces)
-            self._authorize_owner_change(context, image, changed)
-            self._authorize_visibility(context, changed, image)
+            # The caller changes the image as it sees it; what it cannot see stays.
+            shown = image if rules is None else rules.shown(context, image)
+            guard = None if rules is None else functools.partial(rules.check, context)
+            changed = apply_changes(
+                shown, changes, self._clock(), add_replaces=add_replaces, guard=guard
+            )
+            self._authorize_owner_change(context, shown, changed)
+            self._authorize_visibility(context, changed, shown)
+            changed = restore_hidden(changed, image, shown)
             check_counts(changed, self._limits, before=image)
             return changed
 
-        return self.change(context, image_id, Action.MODIFY_IMAGE, change)
+        updated = self.change(context, image_id, Action.MODIFY_IMAGE, change)
+        return updated if rules is None else rules.shown(context, updated)
 
     def delete(self, context: RequestContext, image_id: str) -> Image:
         """Delete the image record; returns it as it was last (its `stores` included)."""
@@ -199,6 +221,9 @@ class ImageService:
 
     # -- rules -----------------------------------------------------------------
 
+    def _rules(self) -> PropertyRules | None:
+        return None if self._protections is None else self._protections.current()
+
     def _visible(
         self,
         context: RequestContext,
@@ -208,6 +233,10 @@ class ImageService:
         image = self._repository.get(image_id)
         if image is None:
             raise missing(image_id)
+        rules = self._rules()
+        if rules is not None:
+            # As Glance: every use of the image sees only the properties the caller may read.
+            image = rules.shown(context, image)
         membership = None
         if (
             image.visibility is Visibility.SHARED

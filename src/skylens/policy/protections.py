@@ -1,0 +1,145 @@
+"""Glance's property protection file (roles format), read and kept current.
+
+    # protections.conf: INI; each section name is a regular expression
+    [^x_billing_]
+    create = admin
+    read = admin,member
+    update = admin
+    delete = admin
+
+    [.*]
+    create = @
+    read = @
+    update = @
+    delete = @
+
+Each section needs all four operations; a value is a comma-separated list of
+roles, `@` for anyone or `!` for no one, and an empty value means no one (a
+warning says so, as Glance's does). A `[DEFAULT]` section gives every section the
+options it lacks, as in any configparser file. What the rules mean is
+`skylens.domain.protections`.
+
+The file is re-read within a second of any change. One that is broken at
+start-up stops the service; one that breaks later keeps the previous rules in
+force, and the error is logged.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+
+from skylens.domain.protections import (
+    ANY_ROLE,
+    NO_ROLE,
+    PropertyOperation,
+    PropertyRule,
+    PropertyRules,
+)
+
+log = logging.getLogger(__name__)
+
+_RECHECK_SECONDS = 1.0
+_OPERATIONS = tuple(PropertyOperation)
+
+
+class InvalidProtectionsFile(ValueError):
+    """The protections file cannot be used; the message names the section and why."""
+
+
+class ProtectionsFile:
+    """A `PropertyProtections` read from a file and re-read when it changes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        self._rules, self._stamp = self._read()  # a broken file at start-up is fatal
+        self._checked = time.monotonic()
+
+    def current(self) -> PropertyRules:
+        now = time.monotonic()
+        if now - self._checked < _RECHECK_SECONDS:
+            return self._rules
+        with self._lock:
+            if now - self._checked >= _RECHECK_SECONDS:
+                self._checked = now
+                self._reload_if_changed()
+        return self._rules
+
+    def _reload_if_changed(self) -> None:
+        try:
+            if _stamp(self._path) == self._stamp:
+                return
+            self._rules, self._stamp = self._read()
+            log.info(
+                "property protection file %s reloaded: %d rule(s)",
+                self._path,
+                len(self._rules.rules),
+            )
+        except (OSError, InvalidProtectionsFile) as error:
+            log.error(
+                "property protection file %s not reloaded, previous rules kept: %s",
+                self._path,
+                error,
+            )
+
+    def _read(self) -> tuple[PropertyRules, tuple[int, int, int]]:
+        stamp = _stamp(self._path)
+        try:
+            text = self._path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidProtectionsFile(f"{self._path} is not UTF-8 text: {error}") from None
+        return parse_rules(text, str(self._path)), stamp
+
+
+def parse_rules(text: str, source: str = "<string>") -> PropertyRules:
+    """The rules of a roles-format protections file, in the file's order."""
+    parser = configparser.RawConfigParser()  # no %-interpolation; strict about duplicates
+    try:
+        parser.read_string(text, source)
+    except configparser.Error as error:
+        raise InvalidProtectionsFile(f"{source}: {error}") from None
+    return PropertyRules([_rule(parser, section, source) for section in parser.sections()])
+
+
+def _rule(parser: configparser.RawConfigParser, section: str, source: str) -> PropertyRule:
+    where = f"{source}: section [{section}]"
+    try:
+        pattern = re.compile(section)
+    except re.error as error:
+        raise InvalidProtectionsFile(f"{where}: invalid regular expression: {error}") from None
+    unknown = sorted(set(parser.options(section)) - set(_OPERATIONS))
+    if unknown:
+        log.warning("%s: option(s) %s ignored", where, ", ".join(unknown))
+    roles: dict[PropertyOperation, frozenset[str]] = {}
+    for operation in _OPERATIONS:
+        if not parser.has_option(section, operation):
+            raise InvalidProtectionsFile(
+                f"{where} has no {operation.value!r} "
+                "(every section needs create, read, update and delete)"
+            )
+        value = parser.get(section, operation)
+        names = [role.strip().lower() for role in value.split(",")] if value else []
+        if ANY_ROLE in names and NO_ROLE in names:
+            raise InvalidProtectionsFile(
+                f"{where}: {operation.value} = {value}: "
+                f"'{ANY_ROLE}' and '{NO_ROLE}' are mutually exclusive"
+            )
+        if not names:
+            log.warning(
+                "%s: %s names no role: no one will be allowed to %s these properties",
+                where,
+                operation.value,
+                operation.value,
+            )
+        roles[operation] = frozenset(name for name in names if name)
+    return PropertyRule(pattern, roles)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size, status.st_ino
