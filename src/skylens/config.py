@@ -75,7 +75,8 @@ class StorageSettings:
     default_store: str = "local"
     # Leftovers of uploads that saw no write for this long belong to a dead process.
     sweep_grace_seconds: int = 3600
-    # How often each server process sweeps its stores; 0 sweeps only at start-up.
+    # How often each server process sweeps its stores; 0 sweeps only at start-up,
+    # negative never (run `skylens sweep` from one place instead).
     sweep_interval_seconds: int = 3600
 
 

@@ -181,7 +181,10 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
 
 
 async def _sweep_periodically(sweep: OrphanSweep, interval: float) -> None:
-    """At start-up, then every `interval` seconds (never again if 0)."""
+    """At start-up, then every `interval` seconds (never again if 0; not even at
+    start-up if negative: with many processes, `skylens sweep` from one place)."""
+    if interval < 0:
+        return
     while True:
         await asyncio.to_thread(sweep.run)
         if interval <= 0:

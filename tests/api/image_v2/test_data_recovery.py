@@ -285,3 +285,30 @@ def test_skylens_sweep_reports_a_failing_store_and_still_sweeps_the_others(
         "store local: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
         "store gone: FAILED (see the log); removed 0 unfinished upload(s), 0 orphaned blob(s)",
     ]
+
+
+def test_with_a_negative_interval_only_skylens_sweep_sweeps(
+    swift: RunningSwift, tmp_path: Path
+) -> None:
+    """Deployments with many processes leave the sweep to one cron job: a server
+    with `sweep_interval_seconds = -1` does not sweep, even at start-up."""
+    config = stores_config(swift, tmp_path, sweep_grace_seconds=GRACE, sweep_interval_seconds=-1)
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+    member = member_of(new_project())
+    with skylens_server(tmp_path, url, "sqlite", extra_args=("--config", str(config))) as server:
+        image_id = create_image(server, member)
+        with unfinished_upload(server, member, image_id, "local", 12 * MIB):
+            wait_for(lambda: status_of(server, member, image_id) == "saving")
+            os.kill(server.pid, signal.SIGKILL)
+            os.waitpid(server.pid, 0)
+    time.sleep(GRACE + 1.5)
+
+    with skylens_server(tmp_path, url, "sqlite", extra_args=("--config", str(config))) as server:
+        time.sleep(1)  # what a start-up sweep would have needed
+        assert status_of(server, member, image_id) == "saving"
+
+        swept = run_sweep(config, "--data-dir", str(tmp_path), "--database-url", url)
+
+        assert swept.returncode == 0, swept.stderr
+        assert "1 abandoned upload(s) back to queued" in swept.stdout
+        assert status_of(server, member, image_id) == "queued"
