@@ -25,7 +25,7 @@ from glanceclient.v2.client import Client as GlanceClient
 
 from tests.api.test_keystone_auth import client, keystone_env
 from tests.support.clients import BIN, run_in_terminal
-from tests.support.errors import assert_error
+from tests.support.errors import assert_error, over_limit
 from tests.support.keystone import RunningKeystone
 from tests.support.servers import RunningServer, skylens_server
 
@@ -33,15 +33,6 @@ MIB = 1 << 20
 QUOTA_CACHE_SECONDS = 1
 UPLOAD = {"Content-Type": "application/octet-stream"}
 DEFAULTS = {"image_count_total": 2, "image_count_uploading": 1, "image_size_total": 1}
-
-
-def over_limit(project: str, resource: str, limit: int, usage: int, delta: int) -> str:
-    return (
-        "The request returned a 413 Request Entity Too Large. This generally means that "
-        "rate limiting or a quota threshold was breached.\n\nThe response body:\n"
-        f"Project {project} is over a limit for [Resource {resource} is over limit of "
-        f"{limit} due to current usage {usage} and delta {delta}]"
-    )
 
 
 @contextlib.contextmanager

@@ -9,9 +9,7 @@ One server per backend and per file form (YAML, JSON), each started with
 
 from __future__ import annotations
 
-import contextlib
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pytest
 
 from tests.support.errors import assert_error
 from tests.support.identities import Identity, admin_of, member_of, new_project
-from tests.support.servers import RunningServer, postgres_database, skylens_server
+from tests.support.servers import RunningServer, dedicated_server
 
 RULES = {
     "owner_only": "project_id:%(project_id)s",
@@ -54,12 +52,8 @@ def policy_server(
     backend, form = request.param
     data_dir = tmp_path_factory.mktemp(f"policy-{backend}-{form}")
     env = {"SKYLENS_AUTH_POLICY_FILE": str(_policy_file(data_dir, form))}
-    with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{data_dir / 'skylens.db'}"
-        else:
-            url = stack.enter_context(postgres_database(f"skylens_policy_{uuid.uuid4().hex[:12]}"))
-        yield stack.enter_context(skylens_server(data_dir, url, backend, extra_env=env))
+    with dedicated_server(data_dir, backend, extra_env=env) as server:
+        yield server
 
 
 @pytest.fixture

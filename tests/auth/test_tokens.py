@@ -96,7 +96,7 @@ def test_a_broken_file_keeps_the_previous_tokens_and_logs_no_token(
         context = authenticate(authenticator, MEMBER_TOKEN)
 
     assert context.project_id == "alpha"
-    assert "previous tokens kept" in caplog.text
+    assert "not reloaded, its previous version stays in force" in caplog.text
     assert secret not in caplog.text
     assert MEMBER_TOKEN not in caplog.text
 

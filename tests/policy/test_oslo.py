@@ -135,4 +135,4 @@ def test_the_file_is_re_read_when_it_changes_and_a_broken_one_is_ignored(
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
     time.sleep(1.1)
     assert policy.allows(MEMBER, Action.GET_IMAGES)  # the previous rules stay in force
-    assert "not reloaded, previous rules kept" in caplog.text
+    assert "not reloaded, its previous version stays in force" in caplog.text

@@ -141,7 +141,7 @@ def test_a_broken_edit_keeps_the_previous_rules(
 
     assert rules.allows(caller("member"), "x_a", READ)
     assert not rules.allows(caller("reader"), "x_a", READ)
-    assert "previous rules kept" in caplog.text
+    assert "not reloaded, its previous version stays in force" in caplog.text
     assert "invalid regular expression" in caplog.text
 
 

@@ -51,3 +51,14 @@ def error_message(response: httpx.Response) -> str:
     """The first line of a JSON error's message (schema errors run on for lines)."""
     message: str = response.json()["message"]
     return message.split("\n", 1)[0]
+
+
+def over_limit(project: str, resource: str, limit: int, usage: int, delta: int) -> str:
+    """Glance's 413 for a project over a unified limit: oslo.limit's text inside
+    Glance's LimitExceeded."""
+    return (
+        "The request returned a 413 Request Entity Too Large. This generally means that "
+        "rate limiting or a quota threshold was breached.\n\nThe response body:\n"
+        f"Project {project} is over a limit for [Resource {resource} is over limit of "
+        f"{limit} due to current usage {usage} and delta {delta}]"
+    )

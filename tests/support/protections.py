@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.servers import RunningServer, postgres_database, skylens_server
+from tests.support.servers import RunningServer, dedicated_server
 
 ENV = "SKYLENS_IMAGES_PROPERTY_PROTECTION_FILE"
 PROTECTIONS = r"""
@@ -58,11 +57,5 @@ def protected_server(data_dir: Path, backend: str) -> Iterator[RunningServer]:
     rules = data_dir / "property-protections.conf"
     data_dir.mkdir(parents=True, exist_ok=True)
     rules.write_text(PROTECTIONS)
-    with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{data_dir / 'skylens.db'}"
-        else:
-            name = f"skylens_protections_{uuid.uuid4().hex[:12]}"
-            url = stack.enter_context(postgres_database(name))
-        env = {ENV: str(rules)}
-        yield stack.enter_context(skylens_server(data_dir, url, backend, extra_env=env))
+    with dedicated_server(data_dir, backend, extra_env={ENV: str(rules)}) as server:
+        yield server

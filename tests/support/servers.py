@@ -68,6 +68,25 @@ def postgres_database(name: str) -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def dedicated_server(
+    data_dir: Path,
+    backend: str,
+    extra_env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[RunningServer]:
+    """A server of a test's own on `backend`: an SQLite file in `data_dir`, or a fresh
+    PostgreSQL database dropped afterwards."""
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{data_dir / 'skylens.db'}"
+        else:
+            url = stack.enter_context(postgres_database(f"skylens_own_{uuid.uuid4().hex[:12]}"))
+        yield stack.enter_context(
+            skylens_server(data_dir, url, backend, extra_env=extra_env, extra_args=extra_args)
+        )
+
+
 def stores_config(swift: RunningSwift, data_dir: Path, **storage: object) -> Path:
     """A config file with three stores: `local` (file, the default), and `swift` and `s3`
     in fresh containers of the real Swift server (one through its Swift API, one through

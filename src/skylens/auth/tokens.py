@@ -21,20 +21,17 @@ import dataclasses
 import hashlib
 import hmac
 import logging
-import os
-import threading
-import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import NotAuthenticated
+from skylens.reloading import ReloadingFile
 
 log = logging.getLogger(__name__)
 
-_RECHECK_SECONDS = 1.0
 _HEX_SHA256_LENGTH = 64
 
 
@@ -51,10 +48,10 @@ class _Entry:
 
 class StaticTokenAuthenticator:
     def __init__(self, path: str | Path) -> None:
-        self._path = Path(path)
-        self._lock = threading.Lock()
-        self._entries, self._stamp = self._read()  # a broken file at start-up is fatal
-        self._checked = time.monotonic()
+        # A broken file at start-up is fatal; a broken edit keeps the previous tokens.
+        self._file = ReloadingFile(
+            Path(path), _read, what="token file", invalid=(InvalidTokenFile,)
+        )
 
     async def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
         token = headers.get("x-auth-token")
@@ -62,7 +59,7 @@ class StaticTokenAuthenticator:
             raise NotAuthenticated()
         digest = hashlib.sha256(token.encode()).digest()
         matched: RequestContext | None = None
-        for entry in self._current():
+        for entry in self._file.current():
             # Compare with every entry, whichever matches, so the time taken is the same.
             if hmac.compare_digest(entry.digest, digest):
                 matched = entry.context
@@ -70,41 +67,17 @@ class StaticTokenAuthenticator:
             raise NotAuthenticated()
         return matched
 
-    def _current(self) -> Sequence[_Entry]:
-        now = time.monotonic()
-        if now - self._checked < _RECHECK_SECONDS:
-            return self._entries
-        with self._lock:
-            if now - self._checked >= _RECHECK_SECONDS:
-                self._checked = now
-                self._reload_if_changed()
-        return self._entries
 
-    def _reload_if_changed(self) -> None:
-        try:
-            if _stamp(self._path) == self._stamp:
-                return
-            self._entries, self._stamp = self._read()
-            log.info("token file %s reloaded: %d token(s)", self._path, len(self._entries))
-        except (OSError, InvalidTokenFile) as error:
-            log.error("token file %s not reloaded, previous tokens kept: %s", self._path, error)
-
-    def _read(self) -> tuple[tuple[_Entry, ...], tuple[int, int, int]]:
-        stamp = _stamp(self._path)
-        try:
-            with open(self._path, "rb") as handle:
-                document = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise InvalidTokenFile(f"{self._path} is not valid TOML: {error}") from None
-        tokens = document.get("token", [])
-        if not isinstance(tokens, list):
-            raise InvalidTokenFile(f"{self._path}: [[token]] entries expected")
-        return tuple(_entry(i, item) for i, item in enumerate(tokens, start=1)), stamp
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    status = os.stat(path)
-    return status.st_mtime_ns, status.st_size, status.st_ino
+def _read(path: Path) -> tuple[_Entry, ...]:
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidTokenFile(f"{path} is not valid TOML: {error}") from None
+    tokens = document.get("token", [])
+    if not isinstance(tokens, list):
+        raise InvalidTokenFile(f"{path}: [[token]] entries expected")
+    return tuple(_entry(i, item) for i, item in enumerate(tokens, start=1))
 
 
 def _entry(number: int, item: Any) -> _Entry:

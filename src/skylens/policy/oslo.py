@@ -11,8 +11,6 @@ one that breaks later keeps the previous rules in force, and the error is logged
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,10 +26,10 @@ from skylens.domain.policy import (
     PROJECT_SCOPED,
     policy_target,
 )
+from skylens.reloading import ReloadingFile
 
 log = logging.getLogger(__name__)
 
-_RECHECK_SECONDS = 1.0
 _C = TypeVar("_C", bound=_checks.BaseCheck)
 _KEYWORDS = frozenset({"and", "or", "not", "@", "!"})
 
@@ -53,10 +51,18 @@ class OsloPolicy:
     """A `Policy` decided by an oslo.policy `Enforcer` of its own (no global config)."""
 
     def __init__(self, policy_file: str | Path | None = None) -> None:
-        self._path = Path(policy_file) if policy_file else None
-        self._lock = threading.Lock()
-        self._enforcer, self._stamp = self._load()  # a broken file at start-up is fatal
-        self._checked = time.monotonic()
+        # A broken file at start-up is fatal; a broken edit keeps the previous rules.
+        self._file = (
+            ReloadingFile(
+                Path(policy_file),
+                _enforcer_of,
+                what="policy file",
+                invalid=(InvalidPolicyFile,),
+            )
+            if policy_file
+            else None
+        )
+        self._defaults = None if self._file else build_enforcer({})
 
     def allows(self, context: RequestContext, action: Action, image: Image | None = None) -> bool:
         if context.scope != "project" and action in PROJECT_SCOPED:
@@ -64,37 +70,17 @@ class OsloPolicy:
                 False  # oslo.policy always enforces scope_types (and the file cannot change them)
             )
         target = policy_target(context, action, image)
-        return bool(self._current().enforce(action.value, target, _creds(context)))
+        return bool(self._enforcer().enforce(action.value, target, _creds(context)))
 
-    def _current(self) -> policy.Enforcer:
-        if self._path is None:
-            return self._enforcer
-        now = time.monotonic()
-        if now - self._checked < _RECHECK_SECONDS:
-            return self._enforcer
-        with self._lock:
-            if now - self._checked >= _RECHECK_SECONDS:
-                self._checked = now
-                self._reload_if_changed()
-        return self._enforcer
+    def _enforcer(self) -> policy.Enforcer:
+        if self._file is None:
+            assert self._defaults is not None
+            return self._defaults
+        return self._file.current()
 
-    def _reload_if_changed(self) -> None:
-        assert self._path is not None
-        try:
-            if _stamp(self._path) == self._stamp:
-                return
-            self._enforcer, self._stamp = self._load()
-            log.info("policy file %s reloaded", self._path)
-        except (OSError, InvalidPolicyFile) as error:
-            log.error("policy file %s not reloaded, previous rules kept: %s", self._path, error)
 
-    def _load(self) -> tuple[policy.Enforcer, tuple[int, int, int] | None]:
-        overrides: dict[str, str] = {}
-        stamp = None
-        if self._path is not None:
-            stamp = _stamp(self._path)
-            overrides = read_policy_file(self._path)
-        return build_enforcer(overrides), stamp
+def _enforcer_of(path: Path) -> policy.Enforcer:
+    return build_enforcer(read_policy_file(path))
 
 
 def read_policy_file(path: Path) -> dict[str, str]:
@@ -201,8 +187,3 @@ def _creds(context: RequestContext) -> dict[str, Any]:
         "domain_id": None,
         "is_admin_project": True,
     }
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    status = path.stat()
-    return status.st_mtime_ns, status.st_size, status.st_ino

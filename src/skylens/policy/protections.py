@@ -29,8 +29,6 @@ from __future__ import annotations
 import configparser
 import logging
 import re
-import threading
-import time
 from pathlib import Path
 
 from skylens.domain.protections import (
@@ -40,10 +38,10 @@ from skylens.domain.protections import (
     PropertyRule,
     PropertyRules,
 )
+from skylens.reloading import ReloadingFile
 
 log = logging.getLogger(__name__)
 
-_RECHECK_SECONDS = 1.0
 _OPERATIONS = tuple(PropertyOperation)
 
 
@@ -55,45 +53,21 @@ class ProtectionsFile:
     """A `PropertyProtections` read from a file and re-read when it changes."""
 
     def __init__(self, path: str | Path) -> None:
-        self._path = Path(path)
-        self._lock = threading.Lock()
-        self._rules, self._stamp = self._read()  # a broken file at start-up is fatal
-        self._checked = time.monotonic()
+        # A broken file at start-up is fatal; a broken edit keeps the previous rules.
+        self._file = ReloadingFile(
+            Path(path), _read, what="property protection file", invalid=(InvalidProtectionsFile,)
+        )
 
     def current(self) -> PropertyRules:
-        now = time.monotonic()
-        if now - self._checked < _RECHECK_SECONDS:
-            return self._rules
-        with self._lock:
-            if now - self._checked >= _RECHECK_SECONDS:
-                self._checked = now
-                self._reload_if_changed()
-        return self._rules
+        return self._file.current()
 
-    def _reload_if_changed(self) -> None:
-        try:
-            if _stamp(self._path) == self._stamp:
-                return
-            self._rules, self._stamp = self._read()
-            log.info(
-                "property protection file %s reloaded: %d rule(s)",
-                self._path,
-                len(self._rules.rules),
-            )
-        except (OSError, InvalidProtectionsFile) as error:
-            log.error(
-                "property protection file %s not reloaded, previous rules kept: %s",
-                self._path,
-                error,
-            )
 
-    def _read(self) -> tuple[PropertyRules, tuple[int, int, int]]:
-        stamp = _stamp(self._path)
-        try:
-            text = self._path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise InvalidProtectionsFile(f"{self._path} is not UTF-8 text: {error}") from None
-        return parse_rules(text, str(self._path)), stamp
+def _read(path: Path) -> PropertyRules:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidProtectionsFile(f"{path} is not UTF-8 text: {error}") from None
+    return parse_rules(text, str(path))
 
 
 def parse_rules(text: str, source: str = "<string>") -> PropertyRules:
@@ -138,8 +112,3 @@ def _rule(parser: configparser.RawConfigParser, section: str, source: str) -> Pr
             )
         roles[operation] = frozenset(name for name in names if name)
     return PropertyRule(pattern, roles)
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    status = path.stat()
-    return status.st_mtime_ns, status.st_size, status.st_ino

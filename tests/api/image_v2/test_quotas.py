@@ -14,32 +14,21 @@ which it alone uses.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.errors import assert_error
+from tests.support.errors import assert_error, over_limit
 from tests.support.identities import Identity, member_of, new_project
-from tests.support.servers import RunningServer, postgres_database, skylens_server
+from tests.support.servers import RunningServer, dedicated_server
 
 MIB = 1 << 20
 SIZE_ONLY = "quota-size-only"
 UPLOAD_HEADERS = {"Content-Type": "application/octet-stream"}
-
-
-def over_limit(project: str, resource: str, limit: int, usage: int, delta: int) -> str:
-    return (
-        "The request returned a 413 Request Entity Too Large. This generally means that "
-        "rate limiting or a quota threshold was breached.\n\nThe response body:\n"
-        f"Project {project} is over a limit for [Resource {resource} is over limit of "
-        f"{limit} due to current usage {usage} and delta {delta}]"
-    )
 
 
 def _config(directory: Path) -> Path:
@@ -60,12 +49,8 @@ def quota_server(
     backend = request.param
     data_dir = tmp_path_factory.mktemp(f"quotas-{backend}")
     args = ("--config", str(_config(data_dir)))
-    with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{data_dir / 'skylens.db'}"
-        else:
-            url = stack.enter_context(postgres_database(f"skylens_quotas_{uuid.uuid4().hex[:12]}"))
-        yield stack.enter_context(skylens_server(data_dir, url, backend, extra_args=args))
+    with dedicated_server(data_dir, backend, extra_args=args) as server:
+        yield server
 
 
 @pytest.fixture
