@@ -67,6 +67,9 @@ class ImageSettings:
     property_protection_file: str = ""
     # Only Glance's "roles" format is supported ("policies" is refused at start-up).
     property_protection_rule_format: str = "roles"
+    # The Huawei Cloud IMS profile of GET /v2/images (docs/compatibility.md):
+    # its `__` filters and attributes, image types and `X-Api-Version`.
+    ims_profile: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
 from skylens.api.image_v2.data import DataHandlers
 from skylens.api.image_v2.images import ImageHandlers
+from skylens.api.image_v2.ims import ImsProfile
 from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_resources, schema_resources
@@ -92,7 +93,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     service = ImageService(repository, limits, policy, quotas, protections=_protections(settings))
     # One thread per pooled connection: more would only queue for connections.
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
-    schemas = load_schemas()
+    schemas = load_schemas(ims_profile=settings.images.ims_profile)
     stores = configured_stores(settings)
     handlers = ImageHandlers(
         service=service,
@@ -106,6 +107,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         writes=threads,
         public_endpoint=settings.server.public_endpoint,
         store_ids=tuple(stores),
+        ims=ImsProfile(schemas.image) if settings.images.ims_profile else None,
     )
     data_service = _data_service(settings, service, repository, stores, policy, quotas)
     data = DataHandlers(

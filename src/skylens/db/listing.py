@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from skylens.db import visibility
+from skylens.db import ims, visibility
 from skylens.db.tables import image_properties, image_tags, images
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import InvalidFilter
@@ -39,23 +39,30 @@ def filter_conditions(context: RequestContext, query: ListQuery) -> list[sa.Colu
         # Killed images are never listed (they can still be shown), as in Glance.
         images.c.status != ImageStatus.KILLED.value,
     ]
-    if query.visibility is not None:
+    widened = query.ims is not None and query.ims.visibilities
+    if query.visibility is not None and not widened:
         conditions.append(images.c.visibility == query.visibility.value)
     conditions.extend(_attribute_condition(f) for f in query.attributes)
     conditions.extend(_time_condition(f) for f in query.times)
+    if query.ims is not None:
+        conditions.extend(ims.conditions(query.ims, query.tags))
+        return conditions + _property_conditions(query)
     for tag in query.tags:
         conditions.append(
             sa.exists().where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag)
         )
-    for name, value in query.properties.items():
-        conditions.append(
-            sa.exists().where(
-                image_properties.c.image_id == images.c.id,
-                image_properties.c.name == name,
-                image_properties.c.value == value,
-            )
+    return conditions + _property_conditions(query)
+
+
+def _property_conditions(query: ListQuery) -> list[sa.ColumnElement[bool]]:
+    return [
+        sa.exists().where(
+            image_properties.c.image_id == images.c.id,
+            image_properties.c.name == name,
+            image_properties.c.value == value,
         )
-    return conditions
+        for name, value in query.properties.items()
+    ]
 
 
 def _attribute_condition(attribute_filter: AttributeFilter) -> sa.ColumnElement[bool]:

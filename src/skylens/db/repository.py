@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from skylens.db import listing, quotas, visibility
+from skylens.db import ims, listing, quotas, visibility
 from skylens.db.engine import autocommit_reads
 from skylens.db.expressions import json_array_agg, json_object_agg
 from skylens.db.tables import (
@@ -113,6 +113,10 @@ class SqlImageRepository:
                 _MEMBERSHIP, {"image_id": image_id, "member": project_id}
             ).scalar()
         return MemberStatus(status) if status else None
+
+    def shared_out(self, image_ids: Sequence[str]) -> set[str]:
+        with self._reader.connect() as connection:
+            return ims.shared_out(connection, list(image_ids))
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         if query.limit <= 0:

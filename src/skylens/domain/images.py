@@ -105,10 +105,15 @@ class Image:
     properties: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
     # Names of the stores holding the image data, in the order they got it.
     stores: tuple[str, ...] = ()
+    # When the image first became active (IMS shows it as `active_at`).
+    active_at: dt.datetime | None = None
 
     def with_status(self, target: ImageStatus, now: dt.datetime) -> Image:
         check_transition(self.status, target)
-        return dataclasses.replace(self, status=target, updated_at=now)
+        active_at = self.active_at
+        if target is ImageStatus.ACTIVE and active_at is None:
+            active_at = now
+        return dataclasses.replace(self, status=target, updated_at=now, active_at=active_at)
 
     def with_changes(self, now: dt.datetime, **attributes: Any) -> Image:
         return dataclasses.replace(self, updated_at=now, **attributes)

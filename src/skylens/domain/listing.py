@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from skylens.domain.images import Image, MemberStatus, Visibility
+from skylens.domain.ims import ImsQuery
 
 
 class SortDirection(StrEnum):
@@ -73,6 +74,7 @@ class ListQuery:
     times: tuple[TimeFilter, ...] = ()
     tags: tuple[str, ...] = ()
     properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    ims: ImsQuery | None = None  # the IMS profile's filters, when it is on
 
     @property
     def visibility_filter_given(self) -> bool:

@@ -73,6 +73,9 @@ class ImageRepository(Protocol):
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         """One page of the images the caller may list, filtered and ordered."""
 
+    def shared_out(self, image_ids: Sequence[str]) -> set[str]:
+        """Those of `image_ids` that have at least one member, in any status."""
+
     def members(self, image_id: str) -> Sequence[ImageMember]:
         """Every membership of the image, oldest first."""
 

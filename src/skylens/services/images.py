@@ -26,6 +26,7 @@ from skylens.domain.images import (
     check_property_name,
     utc_now,
 )
+from skylens.domain.ims import ImageType, image_type
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.policy import authorize
 from skylens.domain.ports import ImageRepository, Policy, PropertyProtections
@@ -86,6 +87,12 @@ class ImageService:
             return ImagePage((), None)
         page = self._repository.list(context, query)
         return ImagePage(tuple(rules.shown(context, i) for i in page.images), page.next_marker)
+
+    def image_types(self, images: Sequence[Image]) -> dict[str, ImageType]:
+        """The IMS `__imagetype` of each of `images` (already shown to the caller)."""
+        candidates = [image.id for image in images if image.visibility is Visibility.SHARED]
+        shared = self._repository.shared_out(candidates) if candidates else set()
+        return {image.id: image_type(image, image.id in shared) for image in images}
 
     # -- writing ---------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from skylens.api.image_v2 import patch, views
+from skylens.api.image_v2.ims import ImsProfile
 from skylens.api.image_v2.query import ListLimits, parse_list_query
 from skylens.api.image_v2.schemas import ImageSchemas
 from skylens.api.offload import Offload
@@ -27,6 +28,7 @@ from skylens.domain.images import (
     READ_ONLY_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
     RESERVED_PREFIX,
+    Image,
 )
 from skylens.domain.ports import Authenticator
 from skylens.services.images import ImageService, NewImage
@@ -45,6 +47,7 @@ class ImageHandlers:
     writes: Offload  # runs everything else
     public_endpoint: str = ""
     store_ids: tuple[str, ...] = ()  # announced on create, as Glance does with multi-store
+    ims: ImsProfile | None = None  # the Huawei Cloud IMS profile, when it is on
 
     async def _context(self, request: Request) -> RequestContext:
         return await self.authenticator.authenticate(request.headers)
@@ -58,7 +61,7 @@ class ImageHandlers:
         }
         if self.store_ids:
             headers["OpenStack-image-store-ids"] = ",".join(self.store_ids)
-        return json_response(views.image_view(image), status=201, headers=headers)
+        return json_response(await self._view(request, image), status=201, headers=headers)
 
     def _new_image(self, document: Any) -> NewImage:
         if not isinstance(document, dict):
@@ -72,7 +75,8 @@ class ImageHandlers:
         self.schemas.image.validate(document)
         body = dict(document)
         for key in body:
-            if key in READ_ONLY_ATTRIBUTES and key != "id":
+            read_only = key in READ_ONLY_ATTRIBUTES or key in self.schemas.image.read_only
+            if read_only and key != "id":
                 raise ReadOnlyAttribute(key)
         if "locations" in body:
             raise ReservedAttribute("locations")
@@ -90,14 +94,29 @@ class ImageHandlers:
     async def index(self, request: Request) -> Response:
         context = await self._context(request)
         params = request.query_params.multi_items()
-        query = parse_list_query(params, self.list_limits)
+        if self.ims is None:
+            query = parse_list_query(params, self.list_limits)
+            page = await self.reads(self.service.list, context, query)
+            return json_response(views.images_view(page.images, params, page.next_marker))
+        release = self.ims.release(request.headers)
+        query = self.ims.parse_query(params, self.list_limits, release)
         page = await self.reads(self.service.list, context, query)
-        return json_response(views.images_view(page.images, params, page.next_marker))
+        types = await self.reads(self.service.image_types, page.images)
+        view = self.ims.viewer(release, types)
+        return json_response(views.images_view(page.images, params, page.next_marker, view))
+
+    async def _view(self, request: Request, image: Image) -> dict[str, Any]:
+        """One image as the Image API shows it (with the IMS profile's attributes)."""
+        if self.ims is None:
+            return views.image_view(image)
+        release = self.ims.release(request.headers)
+        types = await self.reads(self.service.image_types, (image,))
+        return self.ims.viewer(release, types)(image)
 
     async def show(self, request: Request) -> Response:
         context = await self._context(request)
         image = await self.reads(self.service.get, context, request.path_params["image_id"])
-        return json_response(views.image_view(image))
+        return json_response(await self._view(request, image))
 
     async def update(self, request: Request) -> Response:
         v21 = patch.check_media_type(request.headers.get("content-type"))
@@ -115,7 +134,7 @@ class ImageHandlers:
             )
         else:
             image = await self.reads(self.service.get, context, image_id)
-        return json_response(views.image_view(image))
+        return json_response(await self._view(request, image))
 
     async def deactivate(self, request: Request) -> Response:
         context = await self._context(request)

@@ -38,7 +38,9 @@ class ListLimits:
     maximum: int = 1000
 
 
-def parse_list_query(params: Sequence[tuple[str, str]], limits: ListLimits) -> ListQuery:
+def parse_list_query(
+    params: Sequence[tuple[str, str]], limits: ListLimits, sort_keys: Sequence[str] = SORT_KEYS
+) -> ListQuery:
     last = dict(params)
     values: dict[str, list[str]] = {}
     for key, value in params:
@@ -46,7 +48,7 @@ def parse_list_query(params: Sequence[tuple[str, str]], limits: ListLimits) -> L
 
     limit = _limit(last.get("limit"), limits)
     member_status = _member_status(last.get("member_status", "accepted"))
-    sort, default_direction = _sort(last, values)
+    sort, default_direction = _sort(last, values, sort_keys)
     tags = tuple(tag.strip() for tag in values.get("tag", []))
 
     filters = {key: value for key, value in last.items() if key not in _RESERVED}
@@ -161,7 +163,7 @@ def _integer(key: str, raw: str) -> int:
 
 
 def _sort(
-    last: dict[str, str], values: dict[str, list[str]]
+    last: dict[str, str], values: dict[str, list[str]], sort_keys: Sequence[str]
 ) -> tuple[tuple[SortKey, ...], SortDirection]:
     keys: list[str] = []
     directions: list[SortDirection] = []
@@ -170,10 +172,10 @@ def _sort(
             raise InvalidFilter("Old and new sorting syntax cannot be combined")
         for item in last["sort"].strip().split(","):
             key, _, direction = item.partition(":")
-            keys.append(_sort_key(key.strip()))
+            keys.append(_sort_key(key.strip(), sort_keys))
             directions.append(_sort_direction(direction.strip() or "desc"))
     else:
-        keys = [_sort_key(key.strip()) for key in values.get("sort_key", [])]
+        keys = [_sort_key(key.strip(), sort_keys) for key in values.get("sort_key", [])]
         directions = [_sort_direction(d.strip()) for d in values.get("sort_dir", [])]
         if len(directions) > 1 and len(directions) != len(keys):
             raise InvalidFilter("Number of sort dirs does not match the number of sort keys")
@@ -187,10 +189,10 @@ def _sort(
     return tuple(SortKey(k, d) for k, d in zip(keys, directions, strict=True)), default
 
 
-def _sort_key(key: str) -> str:
-    if key not in SORT_KEYS:
+def _sort_key(key: str, sort_keys: Sequence[str]) -> str:
+    if key not in sort_keys:
         raise InvalidFilter(
-            f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}."
+            f"Invalid sort key: {key}. It must be one of the following: {', '.join(sort_keys)}."
         )
     return key
 

@@ -82,8 +82,13 @@ class ImageSchemas:
         return (self.image, self.images, self.member, self.members)
 
 
-def load_schemas() -> ImageSchemas:
+def load_schemas(ims_profile: bool = False) -> ImageSchemas:
+    """The published schemas; with the IMS profile, the image schema also holds the
+    properties IMS defines (`schemas/ims-image.json`), so that the values IMS
+    enumerates are validated on create and PATCH, and clients can read them."""
     image = _load("image")
+    if ims_profile:
+        image["properties"].update(_load("ims-image")["properties"])
     member = _load("member")
     return ImageSchemas(
         image=Schema("image", image),

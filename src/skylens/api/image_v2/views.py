@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -60,7 +60,10 @@ def image_view(image: Image) -> dict[str, Any]:
 
 
 def images_view(
-    images: Iterable[Image], params: Iterable[tuple[str, str]], next_marker: str | None
+    images: Iterable[Image],
+    params: Iterable[tuple[str, str]],
+    next_marker: str | None,
+    view: Callable[[Image], dict[str, Any]] = image_view,
 ) -> dict[str, Any]:
     """The list envelope with Glance's relative, URL-encoded paging links.
 
@@ -70,7 +73,7 @@ def images_view(
     order mid-way (Glance keeps only the last one of these too).
     """
     query = _link_params(params)
-    body: dict[str, Any] = {"images": [image_view(image) for image in images]}
+    body: dict[str, Any] = {"images": [view(image) for image in images]}
     body["first"] = "/v2/images" + (f"?{urlencode(query)}" if query else "")
     body["schema"] = IMAGES_SCHEMA_PATH
     if next_marker is not None:
