@@ -19,20 +19,19 @@ otherwise, and each asserts the exact set of images it must return.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.clients import glance_client
 from tests.support.identities import Identity, admin_of, member_of, new_project
 from tests.support.images import PATCH_V21
 from tests.support.listing import assert_bad_request, walk_pages
 from tests.support.seeding import set_image_columns
-from tests.support.servers import RunningServer, postgres_database, skylens_server
+from tests.support.servers import RunningServer, dedicated_server
 
 QUEENS = {"X-Api-Version": "Queens"}
 MITAKA = {"X-Api-Version": "M"}
@@ -170,12 +169,7 @@ def catalogue(
     backend = request.param
     data_dir = tmp_path_factory.mktemp(f"ims-{backend}")
     env = {"SKYLENS_IMAGES_IMS_PROFILE": "true"}
-    with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{data_dir / 'skylens.db'}"
-        else:
-            url = stack.enter_context(postgres_database(f"skylens_ims_{uuid.uuid4().hex[:12]}"))
-        server = stack.enter_context(skylens_server(data_dir, url, backend, extra_env=env))
+    with dedicated_server(data_dir, backend, extra_env=env) as server:
         seeded = Catalogue(server)
         _seed(seeded)
         yield seeded
@@ -585,3 +579,17 @@ def test_the_schema_publishes_the_ims_properties(catalogue: Catalogue) -> None:
 
     assert schema["properties"]["__os_type"]["enum"] == ["Linux", "Windows", "Other"]
     assert schema["properties"]["__imagetype"]["readOnly"] is True
+
+
+def test_glanceclient_lists_with_ims_filters_following_the_ims_next_links(
+    catalogue: Catalogue,
+) -> None:
+    """A real client passes the extension filters through and pages with the
+    profile's `next` links (query kept, marker appended)."""
+    glance = glance_client(catalogue.server.url, catalogue.identity("a"))
+
+    images = list(
+        glance.images.list(filters={"__imagetype": "gold", "__os_type": "Linux"}, page_size=1)
+    )
+
+    assert catalogue.names([image["id"] for image in images]) == {"gold_centos", "gold_ubuntu"}
