@@ -144,6 +144,16 @@ class QuotaSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ComputeSettings:
+    """The Compute API v2.1 image proxy (`/v2.1/images`), served from the catalogue."""
+
+    enabled: bool = True
+    # The path before `/v2.1`: empty serves `/v2.1/...` (which then is no longer the
+    # Image API's `v2.1` alias); e.g. "/compute" serves `/compute/v2.1/...`.
+    prefix: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: str = dataclasses.field(default_factory=lambda: default_data_dir(os.environ))
     server: ServerSettings = ServerSettings()
@@ -153,6 +163,7 @@ class Settings:
     keystone: KeystoneSettings = KeystoneSettings()
     storage: StorageSettings = StorageSettings()
     quotas: QuotaSettings = QuotaSettings()
+    compute: ComputeSettings = ComputeSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)
 

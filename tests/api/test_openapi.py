@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from skylens.api.app import create_app
+from skylens.api.compute_v21.routes import ComputeMount
 from skylens.api.routing import ResourceEndpoint
 from skylens.config import load
 from tests.support.servers import RunningServer
@@ -24,6 +25,8 @@ UNAUTHENTICATED = {
     ("/versions", "get"),
     ("/healthcheck", "get"),
     ("/openapi.json", "get"),
+    ("/v2.1", "get"),  # the Compute proxy's version document
+    ("/v2.1/", "get"),
 }
 
 
@@ -36,10 +39,15 @@ def served_routes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[tupl
         overrides={"data_dir": str(data_dir), "database.url": f"sqlite:///{data_dir}/o.db"},
     )
     app: Any = create_app(settings)
-    while not isinstance(app, Starlette):  # through the pure-ASGI middleware
+    while not isinstance(app, ComputeMount):  # through the pure-ASGI middleware
         app = app.app
+    compute: Any = app.compute
+    while not isinstance(app, Starlette):
+        app = app.app
+    while not isinstance(compute, Starlette):
+        compute = compute.app
     routes: set[tuple[str, str]] = set()
-    for route in app.routes:
+    for route in [*app.routes, *compute.routes]:
         assert isinstance(route, Route), route
         if isinstance(route.endpoint, ResourceEndpoint):
             operations = route.endpoint.resource.operations

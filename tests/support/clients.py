@@ -34,6 +34,21 @@ def sdk_connection(url: str, identity: Identity) -> Connection:
     return Connection(session=auth_session, image_endpoint_override=url, image_api_version="2")
 
 
+def sdk_compute_connection(url: str, identity: Identity, microversion: str) -> Connection:
+    """An openstacksdk Connection whose compute proxy is Skylens's `/v2.1` image proxy,
+    at `microversion` (the image proxy routes end at 2.35)."""
+    auth_session = session.Session(
+        auth=noauth.NoAuth(), additional_headers=identity.headers, timeout=30
+    )
+    return Connection(
+        session=auth_session,
+        image_endpoint_override=url,
+        image_api_version="2",
+        compute_endpoint_override=f"{url}/v2.1",
+        compute_api_version=microversion,
+    )
+
+
 def glance_client(url: str, identity: Identity) -> GlanceClient:
     """A glanceclient v2 Client using its own way to act for someone: identity headers."""
     return GlanceClient(

@@ -17,6 +17,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
 
+from skylens.api.compute_v21 import errors as compute_errors
+from skylens.api.compute_v21.images import ComputeImageHandlers
+from skylens.api.compute_v21.microversions import Microversions
+from skylens.api.compute_v21.routes import ComputeMount
+from skylens.api.compute_v21.routes import image_resources as compute_image_resources
+from skylens.api.compute_v21.routes import version_resources as compute_version_resources
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
 from skylens.api.image_v2.data import DataHandlers
 from skylens.api.image_v2.images import ImageHandlers
@@ -32,7 +38,12 @@ from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
-from skylens.api.versions import VersionNegotiation, version_resources
+from skylens.api.versions import (
+    UNVERSIONED_PREFIXES,
+    VersionNegotiation,
+    allowed_prefixes,
+    version_resources,
+)
 from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials
 from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
@@ -136,7 +147,24 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         *store_resources(store_handlers),
         *usage_resources(usage_handlers),
     ]
-    resources.extend(_service_resources(engine, resources, schemas))
+    compute = (
+        _compute_resources(
+            settings,
+            ComputeImageHandlers(
+                images=service,
+                data=data_service,
+                authenticator=handlers.authenticator,
+                reads=handlers.reads,
+                writes=handlers.writes,
+                prefix=settings.compute.prefix,
+                max_limit=settings.images.api_limit_max,
+                public_endpoint=settings.server.public_endpoint,
+            ),
+        )
+        if settings.compute.enabled
+        else []
+    )
+    resources.extend(_service_resources(engine, [*resources, *compute], schemas))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -179,7 +207,50 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         },
     )
     app.state.engine = engine
-    return RequestIdMiddleware(VersionNegotiation(app, settings.server.public_endpoint))
+    served: ASGIApp = VersionNegotiation(app, settings.server.public_endpoint)
+    if compute:
+        served = ComputeMount(served, _compute_app(compute), settings.compute.prefix)
+    return RequestIdMiddleware(served)
+
+
+def _compute_resources(settings: Settings, handlers: ComputeImageHandlers) -> list[Resource]:
+    _check_compute_prefix(settings.compute.prefix)
+    return [
+        *compute_version_resources(settings.compute.prefix, settings.server.public_endpoint),
+        *compute_image_resources(handlers),
+    ]
+
+
+def _compute_app(resources: list[Resource]) -> ASGIApp:
+    """The Compute API v2.1 image proxy: its own routes, error format and microversions."""
+    app = Starlette(
+        routes=[resource.route() for resource in resources],
+        exception_handlers={
+            SkylensError: compute_errors.handle_error,
+            HTTPException: compute_errors.http_error,
+            Exception: compute_errors.unexpected_error,
+        },
+    )
+    return Microversions(app, compute_errors.render)
+
+
+def _check_compute_prefix(prefix: str) -> None:
+    """Empty, or `/segment[/...]` whose first segment the Image API does not own."""
+    if not prefix:
+        return
+    first = prefix.lstrip("/").split("/", 1)[0]
+    owned = {*allowed_prefixes(), "versions", *(p.lstrip("/") for p in UNVERSIONED_PREFIXES)}
+    if (
+        not prefix.startswith("/")
+        or prefix.endswith("/")
+        or "//" in prefix
+        or any(c in prefix for c in "{}?#")
+        or first in owned
+    ):
+        raise ConfigError(
+            f"compute.prefix {prefix!r}: must be empty or a path like /compute, "
+            "outside the Image API's own paths"
+        )
 
 
 async def _sweep_periodically(sweep: OrphanSweep, interval: float) -> None:
@@ -375,6 +446,7 @@ def check_settings(settings: Settings) -> None:
     _limit_source(settings)
     _protections(settings)
     configured_stores(settings)
+    _check_compute_prefix(settings.compute.prefix)
     if settings.storage.sweep_grace_seconds < 1:
         raise ConfigError("storage.sweep_grace_seconds must be at least 1")
 

@@ -12,6 +12,7 @@ from skylens.domain.errors import (
     Forbidden,
     LimitExceeded,
     PropertyExists,
+    PropertyLimitExceeded,
     PropertyNotFound,
     PropertyNotRemovable,
 )
@@ -65,7 +66,8 @@ def check_counts(image: Image, limits: ImageLimits, before: Image | None = None)
 
 def _check_limit(what: str, attempted: int, maximum: int) -> None:
     if 0 <= maximum < attempted:
-        raise LimitExceeded(
+        error = PropertyLimitExceeded if what == "properties" else LimitExceeded
+        raise error(
             f"The limit has been exceeded on the number of allowed image {what}. "
             f"Attempted: {attempted}, Maximum: {maximum}"
         )

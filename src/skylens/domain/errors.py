@@ -68,8 +68,8 @@ class NotFound(SkylensError):
 
 
 class ImageNotFound(NotFound):
-    def __init__(self, image_id: str) -> None:
-        super().__init__(f"No image found with ID {image_id}")
+    def __init__(self, image_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"No image found with ID {image_id}")
         self.image_id = image_id
 
 
@@ -84,6 +84,10 @@ class InvalidStatusTransition(Conflict):
 
 class LimitExceeded(SkylensError):
     """A quota or size limit would be exceeded (413)."""
+
+
+class PropertyLimitExceeded(LimitExceeded):
+    """An image would have more properties than the per-image quota allows."""
 
 
 class UnsupportedMediaType(SkylensError):

@@ -137,6 +137,20 @@ class ImageService:
         add_replaces: bool = True,
     ) -> Image:
         changes = tuple(changes)
+        return self.update_with(
+            context, image_id, lambda _image: changes, add_replaces=add_replaces
+        )
+
+    def update_with(
+        self,
+        context: RequestContext,
+        image_id: str,
+        plan: Callable[[Image], Iterable[Change]],
+        *,
+        add_replaces: bool = True,
+    ) -> Image:
+        """`update` with the changes `plan` makes of the image as the caller sees it,
+        inside the same atomic update (e.g. "remove every property but these")."""
         rules = self._rules()
 
         def change(image: Image) -> Image:
@@ -144,7 +158,7 @@ class ImageService:
             shown = image if rules is None else rules.shown(context, image)
             guard = None if rules is None else functools.partial(rules.check, context)
             changed = apply_changes(
-                shown, changes, self._clock(), add_replaces=add_replaces, guard=guard
+                shown, plan(shown), self._clock(), add_replaces=add_replaces, guard=guard
             )
             self._authorize_owner_change(context, shown, changed)
             self._authorize_visibility(context, changed, shown)
@@ -283,7 +297,7 @@ class ImageService:
 
 
 def _missing_for_delete(image_id: str) -> NotFound:
-    return NotFound(f"Failed to find image {image_id} to delete")
+    return ImageNotFound(image_id, f"Failed to find image {image_id} to delete")
 
 
 def _missing_for_tags(image_id: str) -> NotFound:
