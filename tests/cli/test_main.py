@@ -13,12 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 
+import skylens.db
 from skylens import __version__
 from tests.support.servers import free_port, postgres_database, skylens_server
 
 SKYLENS = str(Path(sys.executable).parent / "skylens")
-HEAD = "0003"
+# The newest migration: what `db upgrade` must reach.
+HEAD = ScriptDirectory(str(Path(skylens.db.__file__).parent / "migrations")).get_current_head()
 
 
 def _skylens(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
