@@ -81,6 +81,19 @@ def test_discovery_and_health_need_no_token(token_server: RunningServer) -> None
         assert anonymous.get("/healthcheck").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/v2.1/images", "/v2.1/alpha/images/detail"])
+def test_the_compute_routes_need_a_token_too(token_server: RunningServer, path: str) -> None:
+    with client(token_server) as anonymous:
+        refused = anonymous.get(path)
+    with client(token_server, ALPHA_READER) as reader:
+        served = reader.get(path)
+
+    assert refused.status_code == 401
+    assert refused.json()["unauthorized"]["code"] == 401  # a Compute fault
+    assert served.status_code == 200, served.text
+    assert "images" in served.json()
+
+
 def test_a_token_is_its_projects_identity_and_headers_cannot_add_roles(
     token_server: RunningServer,
 ) -> None:
