@@ -329,3 +329,33 @@ def test_the_policies_format_is_refused(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert 'property_protection_rule_format = "policies" is not supported' in result.stderr
+
+
+# -- through the Compute API's image metadata ----------------------------------------
+
+
+def test_compute_metadata_hides_and_guards_protected_properties(
+    client: httpx.Client, admin: Identity, member: Identity
+) -> None:
+    """Metadata is the image's properties, so the same rules apply on /v2.1."""
+    image_id = _created(client, admin, x_billing_code="42", x_secret="s", x_team="blue")
+    metadata = f"/v2.1/images/{image_id}/metadata"
+
+    seen = client.get(metadata, headers=_as(member)).json()["metadata"]
+    refused = client.put(
+        f"{metadata}/x_billing_code",
+        json={"meta": {"x_billing_code": "43"}},
+        headers=_as(member),
+    )
+    allowed = client.post(metadata, json={"metadata": {"x_team": "red"}}, headers=_as(member))
+
+    assert seen == {"x_billing_code": "42", "x_team": "blue"}  # x_secret: admins only
+    assert refused.status_code == 403
+    assert "forbidden" in refused.json()
+    assert allowed.status_code == 200, allowed.text
+    properties = _show(client, admin, image_id)
+    assert (properties["x_billing_code"], properties["x_secret"], properties["x_team"]) == (
+        "42",
+        "s",
+        "red",
+    )
