@@ -1,21 +1,22 @@
 """One streaming pass over upload data: size cap, md5 + secure hash, format
 inspection and the store write, with memory bounded whatever the image size.
 
-Hashing and writing run on worker threads (hashlib and file writes release the
-GIL), two jobs per block side by side (md5 + write, secure hash + inspection),
-while the next block is received into the other of two reused buffers.
+The body is read straight into one of two reused blocks (`BodySource.readinto`;
+under `skylens serve`, by the socket's own `recv_into`). Hashing and writing run on
+worker threads (hashlib and file writes release the GIL), two jobs per block side by
+side (md5 + write, secure hash + inspection), while the next block is received into
+the other block.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from skylens.domain.data import DataDigest
 from skylens.domain.errors import InvalidRequest, LimitExceeded
-from skylens.domain.ports import BlobWriter, FormatInspector
+from skylens.domain.ports import BlobWriter, BodySource, FormatInspector
 
 BLOCK_SIZE = 8 << 20  # work unit; at most two blocks are held at once
 
@@ -26,7 +27,7 @@ class ImageTooLarge(LimitExceeded):
 
 
 async def ingest(
-    chunks: AsyncIterator[bytes],
+    body: BodySource,
     writer: BlobWriter,
     inspector: FormatInspector,
     *,
@@ -34,13 +35,15 @@ async def ingest(
     size_cap: int,
     expected_size: int | None = None,
 ) -> DataDigest:
-    """Stream `chunks` into `writer`; stop as soon as the data passes `size_cap` or the
+    """Stream `body` into `writer`; stop as soon as the data passes `size_cap` or the
     size the client announced (`expected_size`), and refuse data short of the latter."""
     md5 = hashlib.md5(usedforsecurity=False)
     secure = hashlib.new(hash_algo)
     size = 0
     # Two blocks, filled in place in turn: one fills while the other is processed.
-    blocks = (bytearray(BLOCK_SIZE), bytearray(BLOCK_SIZE))
+    blocks = (memoryview(bytearray(BLOCK_SIZE)), memoryview(bytearray(BLOCK_SIZE)))
+    # Never ask for more than one byte past what may come, so too much is told at once.
+    limit = size_cap if expected_size is None else min(size_cap, expected_size)
     current = 0
     filled = 0
     in_flight: asyncio.Future[Any] | None = None
@@ -63,27 +66,26 @@ async def ingest(
         nonlocal in_flight, current, filled
         if in_flight is not None:
             await in_flight
-        in_flight = asyncio.ensure_future(process(memoryview(blocks[current])[:filled]))
+        in_flight = asyncio.ensure_future(process(blocks[current][:filled]))
         current ^= 1
         filled = 0
 
     try:
-        async for chunk in chunks:
-            size += len(chunk)
+        while True:
+            room = min(BLOCK_SIZE - filled, limit + 1 - size)
+            count = await body.readinto(blocks[current][filled : filled + room])
+            if not count:
+                break
+            size += count
+            filled += count
             if size > size_cap:
                 raise ImageTooLarge()
             if expected_size is not None and size > expected_size:
                 raise InvalidRequest(
                     f"Size exceeds: expected {expected_size} bytes, got {size} bytes"
                 )
-            view = memoryview(chunk)
-            while view:
-                take = min(len(view), BLOCK_SIZE - filled)
-                blocks[current][filled : filled + take] = view[:take]
-                filled += take
-                view = view[take:]
-                if filled == BLOCK_SIZE:
-                    await hand_over()
+            if filled == BLOCK_SIZE:
+                await hand_over()
         if filled:
             await hand_over()
         if in_flight is not None:
