@@ -15,9 +15,12 @@ import io
 import json
 import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,14 +39,21 @@ App = Callable[[dict[str, Any], Any, Any], Any]
 
 
 @pytest.fixture(params=["uvloop", "asyncio"])
-def serve(request: pytest.FixtureRequest) -> Iterator[Callable[[App], ThreadServer]]:
-    """Start an app on the protocol, on each event loop `serve` may run."""
+def serve_options(request: pytest.FixtureRequest) -> Iterator[Callable[..., ThreadServer]]:
+    """Start an app on the protocol, with uvicorn options, on each event loop `serve`
+    may run."""
     with contextlib.ExitStack() as stack:
 
-        def start(app: App) -> ThreadServer:
-            return stack.enter_context(uvicorn_thread(app, GlanceHttpToolsProtocol, request.param))
+        def start(app: App, **options: Any) -> ThreadServer:
+            server = uvicorn_thread(app, GlanceHttpToolsProtocol, request.param, **options)
+            return stack.enter_context(server)
 
         yield start
+
+
+@pytest.fixture
+def serve(serve_options: Callable[..., ThreadServer]) -> Callable[[App], ThreadServer]:
+    return serve_options
 
 
 @pytest.fixture
@@ -312,6 +322,40 @@ def test_receive_is_refused_mid_body_and_says_the_body_ended_after(
         "RuntimeError",
         {"type": "http.request", "body": b"", "more_body": False},
     ]
+
+
+def test_tls_connections_get_no_extension(
+    serve_options: Callable[..., ThreadServer], tmp_path: Path
+) -> None:
+    """TLS decrypts in user space: the socket's bytes are not the body's."""
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", "key.pem", "-out", "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    seen = Seen()
+    server = serve_options(
+        digest_app(seen),
+        ssl_certfile=str(tmp_path / "cert.pem"),
+        ssl_keyfile=str(tmp_path / "key.pem"),
+    )
+    body = os.urandom(3 * MIB)
+    context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+
+    with (
+        socket.create_connection((server.host, server.port), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+        sock.makefile("rb") as reader,
+    ):
+        sock.sendall(put(server.host, len(body)) + body)
+        answer = read_answer(reader)
+
+    assert (answer["extension"], answer["sha256"]) == (False, sha256(body))
 
 
 def test_plain_uvicorn_does_not_advertise_the_extension() -> None:

@@ -31,8 +31,11 @@ class ThreadServer:
 
 
 @contextlib.contextmanager
-def uvicorn_thread(app: Any, http: type[Any] | str, loop: str = "uvloop") -> Iterator[ThreadServer]:
-    """Serve `app` with uvicorn's `http` protocol (a class or a name) until the block ends."""
+def uvicorn_thread(
+    app: Any, http: type[Any] | str, loop: str = "uvloop", **options: Any
+) -> Iterator[ThreadServer]:
+    """Serve `app` with uvicorn's `http` protocol (a class or a name) until the block ends;
+    `options` go to `uvicorn.Config` (e.g. `ssl_certfile`)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -43,6 +46,7 @@ def uvicorn_thread(app: Any, http: type[Any] | str, loop: str = "uvloop") -> Ite
         lifespan="off",
         log_config=None,  # leave the test process's logging alone
         access_log=False,
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
