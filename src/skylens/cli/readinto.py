@@ -100,7 +100,7 @@ def can_receive_into(transport: asyncio.BaseTransport) -> bool:
 
 
 class _State(enum.Enum):
-    UNUSED = "the parser has all of the body the application read"
+    UNUSED = "not read through the extension yet"
     HELD = "the connection's input is the reader's"
     ENDED = "the body was read to its end"
     LEFT = "the application stopped reading before the end"
@@ -269,9 +269,14 @@ class BodyReader:
     def _wake_at(self, size: int) -> None:
         """Be woken up once `size` bytes can be received, or WAKE_AT."""
         low_water = max(1, min(WAKE_AT, size))
-        if low_water != self._low_water and self._socket is not None:
+        if low_water == self._low_water or self._socket is None:
+            return
+        try:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, low_water)
-            self._low_water = low_water
+        except OSError:
+            self._fail(abort=True)
+            return
+        self._low_water = low_water
 
     def _fail(self, abort: bool) -> None:
         """The body cannot be completed: the connection ends, as after a disconnect."""
