@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,8 +31,11 @@ class ThreadServer:
 
 
 @contextlib.contextmanager
-def uvicorn_thread(app: Any, http: type[Any] | str, loop: str = "uvloop") -> Iterator[ThreadServer]:
-    """Serve `app` with uvicorn's `http` protocol (a class or a name) until the block ends."""
+def uvicorn_thread(
+    app: Any, http: type[Any] | str, loop: str = "uvloop", **options: Any
+) -> Iterator[ThreadServer]:
+    """Serve `app` with uvicorn's `http` protocol (a class or a name) until the block ends;
+    `options` go to `uvicorn.Config` (e.g. `ssl_certfile`)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -42,6 +46,7 @@ def uvicorn_thread(app: Any, http: type[Any] | str, loop: str = "uvloop") -> Ite
         lifespan="off",
         log_config=None,  # leave the test process's logging alone
         access_log=False,
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -71,3 +76,28 @@ def watch_sendfile(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(os, "sendfile", watched)
     return sent
+
+
+class ReceivedInto:
+    """What `socket.recv_into` calls received on the server side of connections."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []  # (the socket's local port, bytes)
+
+    def by(self, server: ThreadServer) -> list[int]:
+        return [count for port, count in self.calls if port == server.port]
+
+
+def watch_recv_into(monkeypatch: pytest.MonkeyPatch) -> ReceivedInto:
+    """Record what every `socket.recv_into` call of this process receives (the real call)."""
+    watch = ReceivedInto()
+    real = socket.socket.recv_into
+
+    def watched(self: socket.socket, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        port = self.getsockname()[1]
+        count = real(self, buffer, nbytes, flags)
+        watch.calls.append((port, count))
+        return count
+
+    monkeypatch.setattr(socket.socket, "recv_into", watched)
+    return watch

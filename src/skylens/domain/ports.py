@@ -109,6 +109,17 @@ class Authenticator(Protocol):
         """The identity the request carries; raise `NotAuthenticated` if none."""
 
 
+class BodySource(Protocol):
+    """A request body on its way in, read into the caller's own buffers (so the bytes
+    are not copied on the way, when the server can help it)."""
+
+    async def readinto(self, buffer: memoryview) -> int:
+        """Fill `buffer` with the next bytes of the body and say how many there were:
+        fewer than `len(buffer)` only when the body has ended (0 once it has). Raise when
+        the body cannot be read to its end (the client went away)."""
+        ...
+
+
 class BlobWriter(Protocol):
     """Bytes on their way into a store; nothing is visible under the key until
     `commit` returns, and `abort` leaves nothing behind (it is safe after a failed

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from skylens.domain.access import Action, RequestContext
@@ -24,7 +24,14 @@ from skylens.domain.errors import (
 )
 from skylens.domain.images import Image, ImageStatus, utc_now
 from skylens.domain.policy import authorize
-from skylens.domain.ports import BlobStore, BlobWriter, FormatInspector, ImageRepository, Policy
+from skylens.domain.ports import (
+    BlobStore,
+    BlobWriter,
+    BodySource,
+    FormatInspector,
+    ImageRepository,
+    Policy,
+)
 from skylens.domain.quotas import QuotaClaim, QuotaExceeded, Resource
 from skylens.domain.stores import ConfiguredStore, StoreInfo
 from skylens.services.images import ImageService
@@ -117,7 +124,7 @@ class ImageDataService:
         self,
         context: RequestContext,
         image_id: str,
-        chunks: AsyncIterator[bytes],
+        body: BodySource,
         store_name: str | None = None,
         expected_size: int | None = None,
     ) -> Image:
@@ -129,7 +136,7 @@ class ImageDataService:
         claimed = await asyncio.to_thread(self._claim, context, image_id)
         lease = asyncio.create_task(self._hold_lease(image_id))
         try:
-            return await self._stream(claimed, store, chunks, expected_size or None)
+            return await self._stream(claimed, store, body, expected_size or None)
         finally:
             lease.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -140,7 +147,7 @@ class ImageDataService:
         self,
         claimed: Image,
         store: BlobStore,
-        chunks: AsyncIterator[bytes],
+        body: BodySource,
         expected_size: int | None,
     ) -> Image:
         key = self._key_of(claimed.id)
@@ -157,7 +164,7 @@ class ImageDataService:
             writer = await asyncio.to_thread(store.writer, key)
             try:
                 digest = await ingest(
-                    chunks,
+                    body,
                     writer,
                     self._inspector(),
                     hash_algo=self._policy.hash_algo,

@@ -1,23 +1,28 @@
 """One streaming pass over upload data: size cap, md5 + secure hash, format
 inspection and the store write, with memory bounded whatever the image size.
 
-Hashing and writing run on worker threads (hashlib and file writes release the
-GIL), two jobs per block side by side (md5 + write, secure hash + inspection),
-while the next block is received into the other of two reused buffers.
+The body is read straight into one of three reused blocks (`BodySource.readinto`;
+under `skylens serve`, by the socket's own `recv_into`). Hashing and writing run on
+worker threads (hashlib and file writes release the GIL) as two streams of jobs, one
+job per block in each: md5 + write, and secure hash + inspection. Each stream takes
+the blocks in order but at its own pace, so neither waits for the other at every
+block, while the next block is received; a block is filled again once both streams
+are done with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 from skylens.domain.data import DataDigest
 from skylens.domain.errors import InvalidRequest, LimitExceeded
-from skylens.domain.ports import BlobWriter, FormatInspector
+from skylens.domain.ports import BlobWriter, BodySource, FormatInspector
 
-BLOCK_SIZE = 8 << 20  # work unit; at most two blocks are held at once
+BLOCK_SIZE = 8 << 20  # work unit
+BLOCKS = 3  # held at once: one being received, two for the streams to work through
 
 
 class ImageTooLarge(LimitExceeded):
@@ -25,8 +30,25 @@ class ImageTooLarge(LimitExceeded):
         super().__init__("The incoming image is too large: The provided image is too large.")
 
 
+class _Stream:
+    """Jobs on worker threads, one at a time, in the order they were submitted."""
+
+    def __init__(self, work: Callable[[memoryview], None]) -> None:
+        self._work = work
+        self.last: asyncio.Future[None] | None = None  # done: every earlier job is too
+
+    def submit(self, block: memoryview) -> asyncio.Future[None]:
+        self.last = asyncio.ensure_future(self._run(self.last, block))
+        return self.last
+
+    async def _run(self, previous: asyncio.Future[None] | None, block: memoryview) -> None:
+        if previous is not None:
+            await previous  # a failed job fails the ones after it, unrun
+        await asyncio.to_thread(self._work, block)
+
+
 async def ingest(
-    chunks: AsyncIterator[bytes],
+    body: BodySource,
     writer: BlobWriter,
     inspector: FormatInspector,
     *,
@@ -34,16 +56,10 @@ async def ingest(
     size_cap: int,
     expected_size: int | None = None,
 ) -> DataDigest:
-    """Stream `chunks` into `writer`; stop as soon as the data passes `size_cap` or the
+    """Stream `body` into `writer`; stop as soon as the data passes `size_cap` or the
     size the client announced (`expected_size`), and refuse data short of the latter."""
     md5 = hashlib.md5(usedforsecurity=False)
     secure = hashlib.new(hash_algo)
-    size = 0
-    # Two blocks, filled in place in turn: one fills while the other is processed.
-    blocks = (bytearray(BLOCK_SIZE), bytearray(BLOCK_SIZE))
-    current = 0
-    filled = 0
-    in_flight: asyncio.Future[Any] | None = None
 
     def md5_and_store(block: memoryview) -> None:
         md5.update(block)
@@ -53,45 +69,54 @@ async def ingest(
         secure.update(block)
         inspector.feed(block)
 
-    async def process(block: memoryview) -> None:
-        await asyncio.gather(
-            asyncio.to_thread(md5_and_store, block),
-            asyncio.to_thread(hash_and_inspect, block),
-        )
+    streams = (_Stream(md5_and_store), _Stream(hash_and_inspect))
+    blocks = [memoryview(bytearray(BLOCK_SIZE)) for _ in range(BLOCKS)]
+    in_use: list[asyncio.Future[Any] | None] = [None] * BLOCKS  # both streams' jobs on it
+    current = 0
+    filled = 0
+    size = 0
+    # Never ask for more than one byte past what may come, so too much is told at once.
+    limit = size_cap if expected_size is None else min(size_cap, expected_size)
 
     async def hand_over() -> None:
-        nonlocal in_flight, current, filled
-        if in_flight is not None:
-            await in_flight
-        in_flight = asyncio.ensure_future(process(memoryview(blocks[current])[:filled]))
-        current ^= 1
+        """Give the current block to both streams; make the next one free to fill."""
+        nonlocal current, filled
+        view = blocks[current][:filled]
+        in_use[current] = asyncio.gather(*(stream.submit(view) for stream in streams))
+        current = (current + 1) % BLOCKS
         filled = 0
+        pending, in_use[current] = in_use[current], None
+        if pending is not None:
+            await pending
 
     try:
-        async for chunk in chunks:
-            size += len(chunk)
+        while True:
+            room = min(BLOCK_SIZE - filled, limit + 1 - size)
+            count = await body.readinto(blocks[current][filled : filled + room])
+            if not count:
+                break
+            size += count
+            filled += count
             if size > size_cap:
                 raise ImageTooLarge()
             if expected_size is not None and size > expected_size:
                 raise InvalidRequest(
                     f"Size exceeds: expected {expected_size} bytes, got {size} bytes"
                 )
-            view = memoryview(chunk)
-            while view:
-                take = min(len(view), BLOCK_SIZE - filled)
-                blocks[current][filled : filled + take] = view[:take]
-                filled += take
-                view = view[take:]
-                if filled == BLOCK_SIZE:
-                    await hand_over()
+            if filled == BLOCK_SIZE:
+                await hand_over()
         if filled:
             await hand_over()
-        if in_flight is not None:
-            await in_flight
-            in_flight = None
+        for pending in in_use:
+            if pending is not None:
+                await pending
     finally:
-        if in_flight is not None:
-            await asyncio.gather(in_flight, return_exceptions=True)
+        # Whatever happened, no job may still touch a block, the writer or the hashes
+        # once this returns (the caller aborts the writer next): wait for the last job
+        # of each stream, and retrieve what failed.
+        unfinished = [stream.last for stream in streams if stream.last is not None]
+        unfinished += [future for future in in_use if future is not None]
+        await asyncio.gather(*unfinished, return_exceptions=True)
     if expected_size is not None and size != expected_size:
         raise InvalidRequest(f"Size mismatch: expected {expected_size} bytes, got {size} bytes")
     verdict = await asyncio.to_thread(inspector.verdict)

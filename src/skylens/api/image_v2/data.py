@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from skylens.api.errors import RangeNotSatisfiable
 from skylens.api.offload import Offload
+from skylens.api.readinto import request_body
 from skylens.api.responses import no_content
 from skylens.api.sendfile import FileRangeResponse, server_sends_files
 from skylens.domain.errors import BlobNotFound, InvalidRequest, UnsupportedMediaType
@@ -40,7 +41,7 @@ class DataHandlers:
         await self.service.upload(
             context,
             request.path_params["image_id"],
-            request.stream(),
+            request_body(request),
             request.headers.get("x-image-meta-store"),
             expected_size=_announced_size(request.headers.get("x-openstack-image-size")),
         )
