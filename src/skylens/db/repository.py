@@ -157,10 +157,12 @@ class SqlImageRepository:
 
     # -- writes ----------------------------------------------------------------
 
-    def usage(self, project_id: str) -> dict[Resource, int]:
+    def usage(
+        self, project_id: str, resources: Iterable[Resource] = tuple(Resource)
+    ) -> dict[Resource, int]:
         with self._reader.connect() as connection:
             return {
-                resource: quotas.usage(connection, project_id, resource) for resource in Resource
+                resource: quotas.usage(connection, project_id, resource) for resource in resources
             }
 
     def add(self, image: Image, claims: Sequence[QuotaClaim] = ()) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -67,8 +67,10 @@ class ImageRepository(Protocol):
         the change is stored, as for `add`.
         """
 
-    def usage(self, project_id: str) -> Mapping[Resource, int]:
-        """The project's use of every quota resource (bytes for sizes)."""
+    def usage(
+        self, project_id: str, resources: Iterable[Resource] = tuple(Resource)
+    ) -> Mapping[Resource, int]:
+        """The project's use of each of `resources` (bytes for sizes)."""
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         """One page of the images the caller may list, filtered and ordered."""

@@ -43,7 +43,8 @@ class QuotaService:
         claims = self.claims(project_id, {Resource.IMAGE_SIZE_TOTAL: 0})
         if project_id is None or not claims:
             return None
-        used = self._repository.usage(project_id)[Resource.IMAGE_SIZE_TOTAL]
+        size = Resource.IMAGE_SIZE_TOTAL
+        used = self._repository.usage(project_id, (size,))[size]
         return claims[0].limit * MIB - used
 
     def over_budget(self, project_id: str, budget: int, delta: int) -> Exception:

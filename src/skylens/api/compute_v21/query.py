@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from skylens.api.image_v2.query import ListLimits, parse_list_query
-from skylens.domain.errors import InvalidFilter
+from skylens.api.image_v2.query import ListLimits, parse_list_query, requested_limit
 from skylens.domain.listing import ListQuery
 
 _RENAMED = {
@@ -44,7 +43,7 @@ def parse_compute_query(params: Sequence[tuple[str, str]], maximum: int) -> Comp
             glance.append((key[len(_PROPERTY_PREFIX) :], value))
     if "marker" in last:
         glance.append(("marker", last["marker"]))
-    limit = _limit(last.get("limit"))
+    limit = requested_limit(last.get("limit"))
     # No limit (or 0) lists up to `maximum`; a full page then gets a link, as one
     # at an explicit limit (capped at `maximum`) does.
     size = maximum if not limit else min(limit, maximum)
@@ -59,15 +58,3 @@ def _filter_value(key: str, value: str) -> str:
     if key == "server":
         return value.rsplit("/", 1)[-1]  # a server's id, or its URL
     return value
-
-
-def _limit(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise InvalidFilter("limit param must be an integer") from None
-    if limit < 0:
-        raise InvalidFilter("limit param must be positive")
-    return limit

@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from skylens.api.image_v2.query import ListLimits, parse_list_query
+from skylens.api.image_v2.query import ListLimits, invalid_value, parse_list_query
 from skylens.api.image_v2.schemas import Schema
 from skylens.api.image_v2.views import image_view, timestamp
 from skylens.domain.errors import InvalidFilter, InvalidRequest
@@ -79,7 +79,7 @@ class ImsProfile:
     def _check_value(self, name: str, value: str) -> None:
         allowed = self.image_schema.properties.get(name, {}).get("enum")
         if allowed is not None and value not in allowed:
-            raise InvalidFilter(_invalid_value(name, value, allowed))
+            raise InvalidFilter(invalid_value(name, value, allowed))
 
     def viewer(self, release: ApiRelease, types: ImageTypes) -> Callable[[Image], dict[str, Any]]:
         """The image view the release asks for, with the IMS attributes."""
@@ -105,7 +105,7 @@ def _image_type(raw: str | None) -> ImageType | None:
         return ImageType(raw)
     except ValueError:
         raise InvalidFilter(
-            _invalid_value("__imagetype", raw, [t.value for t in ImageType])
+            invalid_value("__imagetype", raw, [t.value for t in ImageType])
         ) from None
 
 
@@ -113,12 +113,5 @@ def _registered(raw: str | None) -> bool:
     if raw is None:
         return True
     if raw not in ("true", "false"):
-        raise InvalidFilter(_invalid_value("__isregistered", raw, ["true", "false"]))
+        raise InvalidFilter(invalid_value("__isregistered", raw, ["true", "false"]))
     return raw == "true"
-
-
-def _invalid_value(name: str, value: str, allowed: Sequence[str]) -> str:
-    """Worded as the standard filters' refusals (`protected`, `os_hidden`)."""
-    quoted = [f"'{item}'" for item in allowed]
-    listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-    return f"Invalid value '{value}' for '{name}' filter. Valid values are {listed}."

@@ -97,15 +97,28 @@ def parse_list_query(
 
 
 def _limit(raw: str | None, limits: ListLimits) -> int:
+    limit = requested_limit(raw)
+    return limits.default if limit is None else min(limit, limits.maximum)
+
+
+def requested_limit(raw: str | None) -> int | None:
+    """The `limit` parameter as given (None if absent), refused as Glance refuses it."""
     if raw is None:
-        return limits.default
+        return None
     try:
         limit = int(raw)
     except ValueError:
         raise InvalidFilter("limit param must be an integer") from None
     if limit < 0:
         raise InvalidFilter("limit param must be positive")
-    return min(limit, limits.maximum)
+    return limit
+
+
+def invalid_value(name: str, value: str, allowed: Sequence[str]) -> str:
+    """Glance's refusal of a filter value outside `allowed` (`protected`, `os_hidden`)."""
+    quoted = [f"'{item}'" for item in allowed]
+    listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return f"Invalid value '{value}' for '{name}' filter. Valid values are {listed}."
 
 
 def _member_status(raw: str) -> MemberStatus | None:
@@ -131,17 +144,13 @@ def _visibility(raw: str | None) -> tuple[Visibility | None, bool]:
 def _os_hidden(raw: str | None) -> bool:
     value = ("false" if raw is None else raw).lower()  # present but empty is invalid
     if value not in ("true", "false"):
-        raise InvalidFilter(
-            f"Invalid value '{value}' for 'os_hidden' filter. Valid values are 'true' or 'false'."
-        )
+        raise InvalidFilter(invalid_value("os_hidden", value, ("true", "false")))
     return value == "true"
 
 
 def _protected(raw: str) -> bool:
     if raw not in ("true", "false"):
-        raise InvalidFilter(
-            f"Invalid value '{raw}' for 'protected' filter. Valid values are 'true' or 'false'."
-        )
+        raise InvalidFilter(invalid_value("protected", raw, ("true", "false")))
     return raw == "true"
 
 
