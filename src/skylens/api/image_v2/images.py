@@ -29,6 +29,7 @@ from skylens.domain.images import (
     RESERVED_ATTRIBUTES,
     RESERVED_PREFIX,
     Image,
+    canonical_image_id,
 )
 from skylens.domain.ports import Authenticator
 from skylens.services.images import ImageService, NewImage
@@ -82,6 +83,8 @@ class ImageHandlers:
         if "locations" in body:
             raise ReservedAttribute("locations")
         image_id = body.pop("id", None)
+        if image_id is not None:
+            image_id = canonical_image_id(image_id)
         tags = frozenset(body.pop("tags", ()))
         attributes = {key: body.pop(key) for key in MUTABLE_ATTRIBUTES & body.keys()}
         attributes.pop("tags", None)
