@@ -37,6 +37,9 @@ class ServerSettings:
     public_endpoint: str = ""
     log_level: str = "info"
     access_log: bool = True
+    # Largest JSON request body, in bytes (oslo.middleware's max_request_body_size);
+    # image data is bounded by images.image_size_cap instead.
+    max_request_body_size: int = 114688
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +57,10 @@ class ImageSettings:
     property_quota: int = 128
     tag_quota: int = 128
     member_quota: int = 128
+    # Characters in one extra property's value (negative: unlimited).
+    property_value_max_length: int = 65535
+    # Operations in one PATCH request (negative: unlimited).
+    patch_operations_max: int = 256
     limit_param_default: int = 25
     api_limit_max: int = 1000
     # Largest image data accepted, in bytes; enforced while the bytes stream in.

@@ -278,6 +278,28 @@ def test_properties_hidden_from_the_caller_survive_its_changes(
     assert shown["x_secret"] == "s"
 
 
+def test_the_property_quota_counts_only_what_the_caller_sees(
+    client: httpx.Client, admin: Identity, member: Identity
+) -> None:
+    """A hidden property once showed through the count: "Attempted: 129" to a caller
+    who sees 128 (issue 18, item 12)."""
+    visible = {f"x_p{n:03d}": "v" for n in range(127)}
+    image_id = _created(client, member, x_secret="s", **visible)  # 128, 127 of them seen
+
+    seen = _patch(client, member, image_id, {"op": "add", "path": "/x_p127", "value": "v"})
+    over = _patch(client, member, image_id, {"op": "add", "path": "/x_p128", "value": "v"})
+
+    assert seen.status_code == 200, seen.text
+    assert sum(key.startswith("x_") for key in seen.json()) == 128
+    assert_error(
+        over,
+        413,
+        "The limit has been exceeded on the number of allowed image properties. "
+        "Attempted: 129, Maximum: 128",
+    )
+    assert _show(client, admin, image_id)["x_secret"] == "s"
+
+
 # -- start-up -------------------------------------------------------------------
 
 

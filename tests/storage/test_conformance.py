@@ -135,7 +135,7 @@ def test_local_path_declines_or_holds_the_bytes(store: BlobStore) -> None:
 
 def test_threads_write_and_read_different_blobs_at_once(store: BlobStore) -> None:
     blobs = {
-        image_data_key(f"{n:02d}aaaaa-0000-4000-8000-000000000000"): os.urandom(65536 + n)
+        image_data_key(f"{n:02d}aaaaaa-0000-4000-8000-000000000000"): os.urandom(65536 + n)
         for n in range(8)
     }
 

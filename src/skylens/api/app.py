@@ -36,6 +36,7 @@ from skylens.api.image_v2.usage import UsageHandlers, usage_resources
 from skylens.api.middleware import RequestIdMiddleware
 from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
+from skylens.api.requests import RefuseNul, RequestLimits, install_limits
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
 from skylens.api.versions import (
@@ -97,6 +98,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         properties=settings.images.property_quota,
         tags=settings.images.tag_quota,
         members=settings.images.member_quota,
+        property_value_length=settings.images.property_value_max_length,
     )
     repository = SqlImageRepository(engine)
     policy = _policy(settings)
@@ -207,9 +209,15 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         },
     )
     app.state.engine = engine
-    served: ASGIApp = VersionNegotiation(app, settings.server.public_endpoint)
+    request_limits = _request_limits(settings)
+    install_limits(app, request_limits)
+    served: ASGIApp = VersionNegotiation(
+        RefuseNul(app, handle_error), settings.server.public_endpoint
+    )
     if compute:
-        served = ComputeMount(served, _compute_app(compute), settings.compute.prefix)
+        served = ComputeMount(
+            served, _compute_app(compute, request_limits), settings.compute.prefix
+        )
     return RequestIdMiddleware(served)
 
 
@@ -221,7 +229,14 @@ def _compute_resources(settings: Settings, handlers: ComputeImageHandlers) -> li
     ]
 
 
-def _compute_app(resources: list[Resource]) -> ASGIApp:
+def _request_limits(settings: Settings) -> RequestLimits:
+    return RequestLimits(
+        body_bytes=settings.server.max_request_body_size,
+        patch_operations=settings.images.patch_operations_max,
+    )
+
+
+def _compute_app(resources: list[Resource], limits: RequestLimits) -> ASGIApp:
     """The Compute API v2.1 image proxy: its own routes, error format and microversions."""
     app = Starlette(
         routes=[resource.route() for resource in resources],
@@ -231,7 +246,8 @@ def _compute_app(resources: list[Resource]) -> ASGIApp:
             Exception: compute_errors.unexpected_error,
         },
     )
-    return Microversions(app, compute_errors.render)
+    install_limits(app, limits)
+    return Microversions(RefuseNul(app, compute_errors.handle_error), compute_errors.render)
 
 
 def _check_compute_prefix(prefix: str) -> None:
@@ -449,6 +465,8 @@ def check_settings(settings: Settings) -> None:
     _check_compute_prefix(settings.compute.prefix)
     if settings.storage.sweep_grace_seconds < 1:
         raise ConfigError("storage.sweep_grace_seconds must be at least 1")
+    if settings.server.max_request_body_size < 1:
+        raise ConfigError("server.max_request_body_size must be at least 1")
 
 
 def _service_resources(

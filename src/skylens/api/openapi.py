@@ -26,6 +26,7 @@ _PATCH_SCHEMA: dict[str, Any] = {
     },
 }
 _ERROR_SCHEMA: dict[str, Any] = {
+    "description": "An Image API error, as Glance (webob) words it.",
     "type": "object",
     "properties": {
         "message": {"type": "string"},
@@ -33,6 +34,18 @@ _ERROR_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
     },
     "required": ["message", "code", "title"],
+}
+_COMPUTE_FAULT_SCHEMA: dict[str, Any] = {
+    "description": "A Compute API fault: one member named for the kind of error "
+    '(`itemNotFound`, `badRequest`...), e.g. `{"itemNotFound": {"code": 404, "message": "..."}}`.',
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "additionalProperties": {
+        "type": "object",
+        "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+        "required": ["code", "message"],
+    },
 }
 
 
@@ -43,6 +56,7 @@ def openapi_document(
     components["image_patch"] = _PATCH_SCHEMA
     components["image_data"] = {"type": "string", "format": "binary"}
     components["error"] = _ERROR_SCHEMA
+    components["compute_fault"] = _COMPUTE_FAULT_SCHEMA
     paths: dict[str, Any] = {}
     for resource in resources:
         item: dict[str, Any] = {}
@@ -85,10 +99,11 @@ def _operation(resource: Resource, operation: Any) -> dict[str, Any]:
             }
         }
     responses: dict[str, Any] = {str(operation.success): success}
+    error = resource.error_schema
     for status in operation.errors:
         responses[str(status)] = {
             "description": REASONS.get(status, "Error"),
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}},
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{error}"}}},
         }
     result: dict[str, Any] = {
         "summary": operation.summary,

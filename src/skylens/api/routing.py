@@ -40,6 +40,8 @@ class Resource:
     path: str
     operations: Sequence[Operation]
     tag: str
+    # The `#/components/schemas/...` name of its error bodies (each API surface has its own).
+    error_schema: str = "error"
 
     def route(self) -> Route:
         # An ASGI object (not a function) with no `methods`: every method

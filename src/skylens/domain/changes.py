@@ -10,6 +10,7 @@ from typing import Any
 
 from skylens.domain.errors import (
     Forbidden,
+    InvalidRequest,
     LimitExceeded,
     PropertyExists,
     PropertyLimitExceeded,
@@ -54,14 +55,30 @@ class ImageLimits:
     properties: int = 128
     tags: int = 128
     members: int = 128
+    # Characters in one extra property's value: what Glance can store on MySQL (TEXT).
+    property_value_length: int = 65535
 
 
 def check_counts(image: Image, limits: ImageLimits, before: Image | None = None) -> None:
-    """Enforce the per-image quotas; properties only when a new key is added."""
+    """Enforce the per-image limits on `image`, `before` changed: the property count
+    only when a new key is added, value lengths only of values set anew.
+
+    Both images are as the caller sees them (without the properties property
+    protections hide from it), so that a refusal tells nothing of hidden properties.
+    """
     if before is None or set(image.properties) - set(before.properties):
         _check_limit("properties", len(image.properties), limits.properties)
     if before is None or image.tags != before.tags:
         _check_limit("tags", len(image.tags), limits.tags)
+    maximum = limits.property_value_length
+    if maximum < 0:
+        return
+    old = {} if before is None else before.properties
+    for name, value in image.properties.items():
+        if value is not None and len(value) > maximum and old.get(name) != value:
+            raise InvalidRequest(
+                f"The value of property {name} should not be greater than {maximum} characters."
+            )
 
 
 def _check_limit(what: str, attempted: int, maximum: int) -> None:

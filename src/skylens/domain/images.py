@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -157,6 +158,25 @@ def check_property_name(name: str) -> None:
         raise ReservedAttribute(name)
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidRequest("Custom property should not be greater than 255 characters.")
+
+
+# An image id: a UUID, stored in lower case. Ids compare as text (a primary key on
+# PostgreSQL and SQLite alike), so `canonical_image_id` lower-cases what clients send:
+# an upper-case copy of an existing id is that id (409 on create), never a new image.
+_IMAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_image_id(text: str) -> bool:
+    """Is `text` an id exactly as it is stored (a lower-case UUID, nothing around it)?"""
+    return _IMAGE_ID.fullmatch(text) is not None
+
+
+def canonical_image_id(text: str) -> str:
+    """The id a client chose for a new image, as it is stored: 400 unless a UUID."""
+    lowered = text.lower()
+    if not is_image_id(lowered):
+        raise InvalidRequest(f"Invalid image id {text!r}: an image id is a UUID.")
+    return lowered
 
 
 MAX_INT32 = 2**31 - 1

@@ -162,9 +162,9 @@ class ImageService:
             )
             self._authorize_owner_change(context, shown, changed)
             self._authorize_visibility(context, changed, shown)
-            changed = restore_hidden(changed, image, shown)
-            check_counts(changed, self._limits, before=image)
-            return changed
+            # Counted as the caller sees the image: hidden properties must not show.
+            check_counts(changed, self._limits, before=shown)
+            return restore_hidden(changed, image, shown)
 
         updated = self.change(context, image_id, Action.MODIFY_IMAGE, change)
         return updated if rules is None else rules.shown(context, updated)

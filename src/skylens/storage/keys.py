@@ -5,14 +5,22 @@ from __future__ import annotations
 import re
 
 from skylens.domain.errors import InvalidBlobKey
+from skylens.domain.images import is_image_id
 
 # Keys are slash-separated segments of safe characters; no segment is `.` or `..`.
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+# Matched whole (`fullmatch`): `$` would also let a segment end in a newline.
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 
 def image_data_key(image_id: str) -> str:
     """`images/<first two characters>/<image id>`: sharded so no directory or
-    listing prefix grows past a few thousand entries per 100,000 images."""
+    listing prefix grows past a few thousand entries per 100,000 images.
+
+    Only an image id names data: a UUID (in any case, for images created before ids
+    were stored in lower case), with nothing before or after it.
+    """
+    if not is_image_id(image_id.lower()):
+        raise InvalidBlobKey(f"images/{image_id}")
     key = f"images/{image_id[:2]}/{image_id}"
     check_key(key)
     return key
@@ -29,5 +37,5 @@ def image_id_of_key(key: str) -> str | None:
 def check_key(key: str) -> None:
     """Refuse any key that could name something outside the store's space."""
     segments = key.split("/")
-    if len(key) > 1024 or not all(_SEGMENT.match(s) for s in segments):
+    if len(key) > 1024 or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise InvalidBlobKey(key)

@@ -208,6 +208,52 @@ def test_a_uuid_attribute_that_is_not_a_uuid_is_400(api: httpx.Client, key: str)
     )
 
 
+_UUID = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
+
+
+@pytest.mark.parametrize("key", ["kernel_id", "ramdisk_id", "id"])
+def test_a_uuid_with_a_trailing_newline_is_400(api: httpx.Client, key: str) -> None:
+    """Python's `$` matches before a final newline; JSON Schema's does not."""
+    taken = create_image(api)["id"]
+
+    response = api.post("/v2/images", json={key: f"{taken}\n"})
+
+    assert response.status_code == 400
+    assert error_message(response) == (
+        f"Provided object does not match schema 'image': '{taken}\\n' does not match '{_UUID}'"
+    )
+
+
+def test_an_upper_case_id_is_stored_in_lower_case(api: httpx.Client) -> None:
+    image_id = str(uuid.uuid4())
+
+    response = api.post("/v2/images", json={"id": image_id.upper()})
+
+    assert response.status_code == 201
+    assert response.json()["id"] == image_id
+    assert response.headers["location"].endswith(f"/v2/images/{image_id}")
+    assert api.get(f"/v2/images/{image_id}").status_code == 200
+
+
+def test_an_upper_case_copy_of_a_taken_id_is_409(api: httpx.Client) -> None:
+    image_id = create_image(api)["id"]
+
+    response = api.post("/v2/images", json={"id": image_id.upper()})
+
+    assert response.status_code == 409
+    assert response.json()["message"].startswith(f"Image ID {image_id} already exists!")
+
+
+def test_a_property_value_over_65535_characters_is_400(api: httpx.Client) -> None:
+    assert create_image(api, x="v" * 65535)["x"] == "v" * 65535
+
+    response = api.post("/v2/images", json={"name": "long", "x": "v" * 65536})
+
+    assert_error(
+        response, 400, "The value of property x should not be greater than 65535 characters."
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "first_line"),
     [

@@ -105,7 +105,12 @@ def test_download_streams_the_bytes_with_content_md5(api: httpx.Client) -> None:
         ("bytes=0-1,5-6", 200, slice(0, 1000), None),  # multi-range: the whole body
         ("items=0-1", 200, slice(0, 1000), None),
         ("bytes=9-3", 200, slice(0, 1000), None),
+        # Numbers longer than any position (int() refuses 5000 digits: it was a 500).
+        (f"bytes=-{'9' * 5000}", 206, slice(0, 1000), "bytes 0-999/1000"),
+        (f"bytes=10-{'9' * 5000}", 206, slice(10, 1000), "bytes 10-999/1000"),
+        (f"bytes={'0' * 5000}10-19", 206, slice(10, 20), "bytes 10-19/1000"),
     ],
+    ids=lambda value: value[:24] if isinstance(value, str) else None,
 )
 def test_a_single_range_gives_206_with_content_range(
     api: httpx.Client, header: str, status: int, expected: slice, content_range: str | None
@@ -123,7 +128,11 @@ def test_a_single_range_gives_206_with_content_range(
     assert response.headers["content-md5"] == md5(data)
 
 
-@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0"])
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=1000-", "bytes=5000-6000", "bytes=-0", f"bytes={'5' * 5000}-", f"bytes=-{'0' * 5000}"],
+    ids=lambda header: header[:24],
+)
 def test_an_unsatisfiable_range_is_416(api: httpx.Client, header: str) -> None:
     image_id = new_image(api)
     upload(api, image_id, os.urandom(1000))

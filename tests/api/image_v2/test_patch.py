@@ -683,3 +683,52 @@ def test_pointer_tokens_are_stripped_of_whitespace(
     )
 
     assert changed["name"] == "x"
+
+
+# -- bounds (issue 18, item 2) ----------------------------------------------------
+
+
+def _renames(count: int) -> list[dict[str, Any]]:
+    return [{"op": "replace", "path": "/name", "value": f"n{n}"} for n in range(count)]
+
+
+def test_256_operations_apply_in_order(api: httpx.Client, image: dict[str, Any]) -> None:
+    body = ok(patch_image(api, image["id"], _renames(256)))
+
+    assert body["name"] == "n255"
+
+
+def test_more_operations_are_413_and_change_nothing(
+    api: httpx.Client, image: dict[str, Any]
+) -> None:
+    response = patch_image(api, image["id"], _renames(257))
+
+    assert_error(
+        response,
+        413,
+        "The limit has been exceeded on the number of allowed patch operations. "
+        "Attempted: 257, Maximum: 256",
+    )
+    assert show_image(api, image["id"])["name"] == "before"
+
+
+def test_a_200k_operation_patch_of_a_missing_image_is_refused_unread(api: httpx.Client) -> None:
+    """It blocked the event loop for seconds: now its length alone refuses it."""
+    ops = [{"op": "remove", "path": "/x"}] * 200_000
+
+    response = patch_image(api, "00000000-0000-4000-8000-000000000000", ops)
+
+    assert_error(response, 413, "Request is too large. Larger than max_request_body_size (114688).")
+
+
+def test_a_property_value_over_65535_characters_is_400(
+    api: httpx.Client, image: dict[str, Any]
+) -> None:
+    ok(patch_image(api, image["id"], [{"op": "add", "path": "/long", "value": "v" * 65535}]))
+
+    response = patch_image(api, image["id"], [{"op": "add", "path": "/x", "value": "v" * 65536}])
+
+    assert_error(
+        response, 400, "The value of property x should not be greater than 65535 characters."
+    )
+    assert "x" not in show_image(api, image["id"])

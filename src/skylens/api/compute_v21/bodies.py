@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
-import orjson
 from starlette.requests import Request
 
+from skylens.api.requests import parse_json, read_body
 from skylens.domain.errors import InvalidRequest
 
 # A metadata object: keys of 1-255 of these characters, string values of up to 255.
+# `\Z`, not `$` (which Python also matches before a final newline): this schema is
+# only ever run by Python's `re`, never published.
 _METADATA: dict[str, Any] = {
     "type": "object",
     "patternProperties": {
-        "^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255},
+        r"^[a-zA-Z0-9-_:. ]{1,255}\Z": {"type": "string", "maxLength": 255},
     },
     "additionalProperties": False,
 }
@@ -52,13 +54,10 @@ async def read_meta_item(request: Request, key: str) -> dict[str, str]:
 
 
 async def _read(request: Request) -> Any:
-    body = await request.body()
+    body = await read_body(request)
     if not body:
         return None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("Malformed request body") from None
+    return parse_json(body, malformed="Malformed request body")
 
 
 def _validate(validator: jsonschema.Draft4Validator, document: Any) -> None:

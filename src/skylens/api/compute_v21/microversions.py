@@ -23,7 +23,9 @@ from skylens.domain.errors import InvalidRequest, NotFound, SkylensError
 STANDARD_HEADER = "OpenStack-API-Version"
 LEGACY_HEADER = "X-OpenStack-Nova-API-Version"
 SERVICE_TYPE = "compute"
-_FORMAT = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
+_FORMAT = re.compile(r"([1-9]\d*)\.([1-9]\d*|0)")
+# Longer version numbers are well formed but beyond any version that exists.
+_NUMBER_DIGITS = 9
 
 
 @total_ordering
@@ -34,9 +36,11 @@ class APIVersion:
 
     @classmethod
     def parse(cls, text: str) -> APIVersion:
-        match = _FORMAT.match(text)
+        match = _FORMAT.fullmatch(text)
         if match is None:
             raise InvalidVersionString(text)
+        if any(len(number) > _NUMBER_DIGITS for number in match.groups()):
+            raise VersionNotSupported(text)
         return cls(int(match.group(1)), int(match.group(2)))
 
     def __lt__(self, other: object) -> bool:
@@ -66,7 +70,7 @@ class InvalidVersionString(InvalidRequest):
 class VersionNotSupported(SkylensError):
     """A well-formed version outside [MIN_VERSION, MAX_VERSION] (406)."""
 
-    def __init__(self, version: APIVersion) -> None:
+    def __init__(self, version: APIVersion | str) -> None:
         super().__init__(
             f"Version {version} is not supported by the API. Minimum is {MIN_VERSION} "
             f"and maximum is {MAX_VERSION}."

@@ -21,6 +21,7 @@ from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
 
 _TAG = "compute images"
+FAULT_SCHEMA = "compute_fault"  # errors here are Compute faults, not Glance's bodies
 _UPDATED = "2013-07-23T11:33:21Z"  # when v2.1 was published, as the Compute API says
 
 
@@ -59,7 +60,7 @@ def version_resources(prefix: str, public_endpoint: str) -> list[Resource]:
 
     def resource(path: str, handler: Any, summary: str) -> Resource:
         operation = Operation("GET", handler, summary, authenticated=False)
-        return Resource(path, [operation], tag=_TAG)
+        return Resource(path, [operation], tag=_TAG, error_schema=FAULT_SCHEMA)
 
     resources = [
         resource(root, show_version, "Show the Compute API v2.1 version"),
@@ -96,11 +97,13 @@ def _image_resources(base: str, h: ComputeImageHandlers) -> list[Resource]:
             f"{base}/images",
             [images("GET", h.index, "List images (Compute proxy)", errors=(400, 401, 403))],
             tag=_TAG,
+            error_schema=FAULT_SCHEMA,
         ),
         Resource(
             f"{base}/images/detail",
             [images("GET", h.detail, "List images with details", errors=(400, 401, 403))],
             tag=_TAG,
+            error_schema=FAULT_SCHEMA,
         ),
         Resource(
             f"{base}/images/{{image_id}}",
@@ -115,6 +118,7 @@ def _image_resources(base: str, h: ComputeImageHandlers) -> list[Resource]:
                 ),
             ],
             tag=_TAG,
+            error_schema=FAULT_SCHEMA,
         ),
         Resource(
             f"{base}/images/{{image_id}}/metadata",
@@ -136,6 +140,7 @@ def _image_resources(base: str, h: ComputeImageHandlers) -> list[Resource]:
                 ),
             ],
             tag=_TAG,
+            error_schema=FAULT_SCHEMA,
         ),
         Resource(
             f"{base}/images/{{image_id}}/metadata/{{key}}",
@@ -157,6 +162,7 @@ def _image_resources(base: str, h: ComputeImageHandlers) -> list[Resource]:
                 ),
             ],
             tag=_TAG,
+            error_schema=FAULT_SCHEMA,
         ),
     ]
 

@@ -21,7 +21,10 @@ from skylens.domain.ports import Authenticator
 from skylens.services.image_data import ImageDataService
 
 OCTET_STREAM = "application/octet-stream"
-_SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# More digits than any byte position has (sizes are 64-bit): parsed as "beyond the end".
+_POSITION_DIGITS = 19
+_BEYOND = 1 << 63
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,21 +112,28 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     """
     if not header:
         return None
-    match = _SINGLE_RANGE.match(header.strip())
+    match = _SINGLE_RANGE.fullmatch(header.strip())
     if match is None:
         return None
     first, last = match.groups()
     if not first and not last:
         return None
     if not first:  # the last n bytes
-        length = int(last)
+        length = _position(last)
         if length == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return max(0, size - length), size
-    start = int(first)
-    end = size if not last else int(last) + 1
-    if last and int(last) < start:
+    start = _position(first)
+    end = size if not last else _position(last) + 1
+    if last and _position(last) < start:
         return None
     if start >= size:
         raise RangeNotSatisfiable(size)
     return start, min(end, size)
+
+
+def _position(digits: str) -> int:
+    """A byte position; any number too long for one is past every image's end (and
+    never handed to `int`, which refuses more than 4300 digits)."""
+    digits = digits.lstrip("0") or "0"
+    return _BEYOND if len(digits) > _POSITION_DIGITS else int(digits)

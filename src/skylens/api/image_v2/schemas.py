@@ -3,13 +3,20 @@
 The files in `schemas/` are the single source of truth: they are served as they
 are, and the same documents validate request bodies, so what clients read is
 exactly what the service enforces.
+
+Patterns are read as JSON Schema reads them (ECMA-262): `$` is the end of the
+string. Python's `re` also matches `$` before a final newline, so jsonschema alone
+would take `"<uuid>\\n"` for an id; the validator here does not.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
+import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -37,7 +44,7 @@ class Schema:
     @cached_property
     def _validator(self) -> Any:
         cls = jsonschema.validators.validator_for(self.document)
-        return cls(self.document)
+        return jsonschema.validators.extend(cls, {"pattern": _pattern})(self.document)
 
     def validate(self, instance: Any) -> None:
         """Raise `InvalidRequest` with Glance's wording on the best-matching error."""
@@ -57,6 +64,31 @@ class Schema:
     @cached_property
     def read_only(self) -> frozenset[str]:
         return frozenset(k for k, v in self.properties.items() if v.get("readOnly"))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Iterator[Any]:
+    """jsonschema's `pattern` keyword, with JSON Schema's `$` (see the module doc)."""
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield jsonschema.exceptions.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """`pattern` with every `$` anchor (not escaped, not in a class) made `\\Z`."""
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
 
 
 def _collection(name: str, item: dict[str, Any], paged: bool) -> dict[str, Any]:
