@@ -18,9 +18,6 @@ MEMBER = "member"
 READER = "reader"
 SERVICE = "service"  # other OpenStack services' own users (Nova, Cinder)
 
-# Keystone's default implied roles: admin implies member, member implies reader.
-_IMPLIED_ROLES = {ADMIN: (MEMBER, READER), MEMBER: (READER,)}
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RequestContext:
@@ -41,10 +38,11 @@ class RequestContext:
         roles: Iterable[str],
         scope: str = "project",
     ) -> RequestContext:
-        expanded = {role.strip().lower() for role in roles if role.strip()}
-        for role in list(expanded):
-            expanded.update(_IMPLIED_ROLES.get(role, ()))
-        return cls(project_id=project_id, user_id=user_id, roles=frozenset(expanded), scope=scope)
+        # The roles as given, never expanded: Keystone already puts a user's implied
+        # roles (member -> reader) in its tokens, and Glance, like oslo.policy, checks
+        # the roles it receives literally. So `X-Roles: member` is not a reader.
+        named = frozenset(role.strip().lower() for role in roles if role.strip())
+        return cls(project_id=project_id, user_id=user_id, roles=named, scope=scope)
 
     @property
     def is_admin(self) -> bool:
