@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Iterable
 from enum import StrEnum
 
-from skylens.domain.images import Image, MemberStatus, Visibility
+from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility
 
 ADMIN = "admin"
 MEMBER = "member"
@@ -73,6 +73,15 @@ class Action(StrEnum):
     DELETE_MEMBER = "delete_member"
     DELETE_IMAGE_LOCATION = "delete_image_location"
     STORES_INFO_DETAIL = "stores_info_detail"
+
+
+def as_seen_by(image: Image, context: RequestContext) -> Image:
+    """The image as the caller is shown it: where a deactivated image's data lives
+    (its `stores`) is kept from all but admins, as Glance's database layer keeps
+    the locations of a deactivated image from them."""
+    if image.status is ImageStatus.DEACTIVATED and image.stores and not context.is_admin:
+        return dataclasses.replace(image, stores=())
+    return image
 
 
 def is_visible(
