@@ -21,6 +21,7 @@ ALPHA_MEMBER = "alpha-member-token-000001"
 ALPHA_READER = "alpha-reader-token-000002"
 BETA_MEMBER = "beta-member-token-0000003"
 OPERATOR = "operator-admin-token-00004"
+ALPHA_MEMBER_ONLY = "alpha-member-only-token-6"
 UNAUTHORIZED = (
     "This server could not verify that you are authorized to access the document you "
     "requested. Either you supplied the wrong credentials (e.g., bad password), or your "
@@ -37,10 +38,11 @@ def tokens_toml(*entries: tuple[str, str, str]) -> str:
 
 
 FILE = tokens_toml(
-    (ALPHA_MEMBER, "alpha", '"member"'),
+    (ALPHA_MEMBER, "alpha", '"member", "reader"'),
     (ALPHA_READER, "alpha", '"reader"'),
-    (BETA_MEMBER, "beta", '"member"'),
+    (BETA_MEMBER, "beta", '"member", "reader"'),
     (OPERATOR, "ops", '"admin"'),
+    (ALPHA_MEMBER_ONLY, "alpha", '"member"'),
 )
 
 
@@ -110,11 +112,21 @@ def test_a_token_is_its_projects_identity_and_headers_cannot_add_roles(
     assert_error(refused, 403, "You are not authorized to complete add_image action.")
 
 
+def test_listed_roles_are_taken_literally(token_server: RunningServer) -> None:
+    # Nothing implies `reader` here (no Keystone): Glance 33's get_images needs it.
+    with client(token_server, ALPHA_MEMBER_ONLY) as member_only:
+        created = member_only.post("/v2/images", json={"name": "member-only"})
+        listed = member_only.get("/v2/images")
+
+    assert created.status_code == 201, created.text  # add_image needs `member` only
+    assert_error(listed, 403, "You are not authorized to complete get_images action.")
+
+
 def test_editing_the_file_changes_who_gets_in(token_server: RunningServer) -> None:
     path = token_server.log.parent / "tokens.toml"
     added = "gamma-member-token-00005"
     try:
-        path.write_text(tokens_toml((added, "gamma", '"member"')))
+        path.write_text(tokens_toml((added, "gamma", '"member", "reader"')))
         os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
         deadline = time.monotonic() + 10
         with client(token_server, added) as gamma:

@@ -58,7 +58,7 @@ def test_a_listed_token_is_its_identity(token_file: Path) -> None:
     assert (member.project_id, member.user_id, member.roles) == (
         "alpha",
         "u-alpha",
-        {"member", "reader"},  # member implies reader, as in Keystone
+        {"member"},  # literally the listed roles: `member` alone is not a reader
     )
     assert (reader.project_id, reader.roles) == ("beta", {"reader"})
 

@@ -24,7 +24,8 @@ SHARED = Image(
 ADMIN = RequestContext.create("elsewhere", "u", ["admin"])
 OWNER_MEMBER = RequestContext.create("owner", "u", ["member"])
 OWNER_READER = RequestContext.create("owner", "u", ["reader"])
-STRANGER_MEMBER = RequestContext.create("stranger", "u", ["member"])
+# As Keystone's tokens carry them: member with its implied reader.
+STRANGER_MEMBER = RequestContext.create("stranger", "u", ["member", "reader"])
 STRANGER_READER = RequestContext.create("stranger", "u", ["reader"])
 NO_ROLES = RequestContext.create("owner", "u", [])
 SERVICE = RequestContext.create("service", "nova", ["service"])
@@ -64,6 +65,11 @@ def test_every_action_has_glances_default_check_string() -> None:
         (OWNER_READER, Action.GET_IMAGES, None, True),
         (SERVICE, Action.STORES_INFO_DETAIL, None, True),
         (OWNER_MEMBER, Action.STORES_INFO_DETAIL, None, False),
+        # Roles are literal: `member` without `reader` may change its images but not
+        # list or show them (Glance 33's recorded list-member-role-only is 403).
+        (OWNER_MEMBER, Action.GET_IMAGES, None, False),
+        (OWNER_MEMBER, Action.GET_IMAGE, IMAGE, False),
+        (OWNER_MEMBER, Action.GET_MEMBERS, SHARED, False),
         (ADMIN, Action.DELETE_IMAGE, IMAGE, True),
         (SYSTEM_ADMIN, Action.GET_IMAGES, None, False),
     ],

@@ -57,9 +57,11 @@ RULES = PropertyRules(
         (("member",), "x_billing_code", C, False),  # ^x_ would allow it, but comes later
         (("member",), "x_billing_code", R, True),
         (("reader",), "x_billing_code", R, False),
-        # Implied roles count: admin implies member implies reader.
-        (("admin",), "x_team", R, True),
-        (("member",), "x_team", R, True),
+        # Roles are literal, as in Glance: no role implies another here (Keystone
+        # tokens already carry the implied ones).
+        (("admin",), "x_team", R, False),
+        (("member",), "x_team", R, False),
+        (("member", "reader"), "x_team", R, True),
         (("reader",), "x_team", U, False),
         # `@` is anyone, even with no role at all; `!` is no one, admins included.
         ((), "x_open_data", D, True),
@@ -123,7 +125,7 @@ def image(**properties: str | None) -> Image:
 def test_shown_leaves_out_what_the_caller_may_not_read() -> None:
     stored = image(x_billing_code="42", x_team="blue", os_distro="ubuntu")
 
-    assert RULES.shown(caller("member"), stored).properties == {
+    assert RULES.shown(caller("member", "reader"), stored).properties == {
         "x_billing_code": "42",
         "x_team": "blue",
     }

@@ -208,6 +208,9 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
             Exception: unexpected_error,
         },
     )
+    # Glance's router matches paths exactly: `GET /v2/images/` (an empty image id) is
+    # 404, never a redirect to the list (which DELETE would then answer with 405).
+    app.router.redirect_slashes = False
     app.state.engine = engine
     request_limits = _request_limits(settings)
     install_limits(app, request_limits)

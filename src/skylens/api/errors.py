@@ -117,6 +117,11 @@ def error_response(
     as_detail: bool = False,
 ) -> Response:
     """Render an error as Glance does: JSON, plain text or HTML by `Accept`."""
+    if request is not None and request.method == "HEAD":
+        # webob's answer to HEAD, whatever `Accept` says: no body, its HTML type.
+        return Response(
+            b"", status_code=status, media_type="text/html; charset=UTF-8", headers=headers
+        )
     reason = REASONS.get(status, "Error")
     code = f"{status} {reason}"
     accept = request.headers.get("accept", "") if request is not None else "application/json"

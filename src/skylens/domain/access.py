@@ -11,15 +11,12 @@ import dataclasses
 from collections.abc import Iterable
 from enum import StrEnum
 
-from skylens.domain.images import Image, MemberStatus, Visibility
+from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility
 
 ADMIN = "admin"
 MEMBER = "member"
 READER = "reader"
 SERVICE = "service"  # other OpenStack services' own users (Nova, Cinder)
-
-# Keystone's default implied roles: admin implies member, member implies reader.
-_IMPLIED_ROLES = {ADMIN: (MEMBER, READER), MEMBER: (READER,)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,10 +38,11 @@ class RequestContext:
         roles: Iterable[str],
         scope: str = "project",
     ) -> RequestContext:
-        expanded = {role.strip().lower() for role in roles if role.strip()}
-        for role in list(expanded):
-            expanded.update(_IMPLIED_ROLES.get(role, ()))
-        return cls(project_id=project_id, user_id=user_id, roles=frozenset(expanded), scope=scope)
+        # The roles as given, never expanded: Keystone already puts a user's implied
+        # roles (member -> reader) in its tokens, and Glance, like oslo.policy, checks
+        # the roles it receives literally. So `X-Roles: member` is not a reader.
+        named = frozenset(role.strip().lower() for role in roles if role.strip())
+        return cls(project_id=project_id, user_id=user_id, roles=named, scope=scope)
 
     @property
     def is_admin(self) -> bool:
@@ -75,6 +73,15 @@ class Action(StrEnum):
     DELETE_MEMBER = "delete_member"
     DELETE_IMAGE_LOCATION = "delete_image_location"
     STORES_INFO_DETAIL = "stores_info_detail"
+
+
+def as_seen_by(image: Image, context: RequestContext) -> Image:
+    """The image as the caller is shown it: where a deactivated image's data lives
+    (its `stores`) is kept from all but admins, as Glance's database layer keeps
+    the locations of a deactivated image from them."""
+    if image.status is ImageStatus.DEACTIVATED and image.stores and not context.is_admin:
+        return dataclasses.replace(image, stores=())
+    return image
 
 
 def is_visible(

@@ -7,9 +7,10 @@ the whole name) decides every operation on that property. A name no rule matches
 may not be touched at all, and with no rules at all everything is allowed. Core
 attributes (name, visibility, min_ram...) are never subject to these rules.
 
-Roles are compared with the caller's roles as the request context has them, so
-implied roles count (admin implies member implies reader, as Keystone puts them in
-tokens). Admins get no exemption: a rule that names no admin role refuses admins.
+Roles are compared with the caller's roles as the request context has them,
+literally, as in Glance: a Keystone token already carries the implied roles (a
+`member` is then also a `reader`), other identities carry only what they name.
+Admins get no exemption: a rule that names no admin role refuses admins.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from skylens.domain.access import Action, RequestContext, is_visible
+from skylens.domain.access import Action, RequestContext, as_seen_by, is_visible
 from skylens.domain.changes import Change, ImageLimits, apply_changes, check_counts
 from skylens.domain.errors import (
     Forbidden,
@@ -65,7 +65,7 @@ class ImageService:
     # -- reading ---------------------------------------------------------------
 
     def get(self, context: RequestContext, image_id: str) -> Image:
-        return self.visible(context, image_id, ImageNotFound)
+        return as_seen_by(self.visible(context, image_id, ImageNotFound), context)
 
     def visible(
         self, context: RequestContext, image_id: str, missing: Callable[[str], NotFound]
@@ -80,13 +80,12 @@ class ImageService:
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         authorize(self._policy, context, Action.GET_IMAGES)
         rules = self._rules()
-        if rules is None:
-            return self._repository.list(context, query)
-        if not rules.readable(context, query.properties):
+        if rules is not None and not rules.readable(context, query.properties):
             # To this caller no image has the property: nothing matches the filter.
             return ImagePage((), None)
         page = self._repository.list(context, query)
-        return ImagePage(tuple(rules.shown(context, i) for i in page.images), page.next_marker)
+        shown = (i if rules is None else rules.shown(context, i) for i in page.images)
+        return ImagePage(tuple(as_seen_by(i, context) for i in shown), page.next_marker)
 
     def image_types(self, images: Sequence[Image]) -> dict[str, ImageType]:
         """The IMS `__imagetype` of each of `images` (already shown to the caller)."""
@@ -167,7 +166,7 @@ class ImageService:
             return restore_hidden(changed, image, shown)
 
         updated = self.change(context, image_id, Action.MODIFY_IMAGE, change)
-        return updated if rules is None else rules.shown(context, updated)
+        return as_seen_by(updated if rules is None else rules.shown(context, updated), context)
 
     def delete(self, context: RequestContext, image_id: str) -> Image:
         """Delete the image record; returns it as it was last (its `stores` included)."""
@@ -277,6 +276,11 @@ class ImageService:
         missing: Callable[[str], NotFound] = ImageNotFound,
     ) -> Image:
         image = self._visible(context, image_id, missing)
+        if not self._policy.allows(context, action, image) and not self._policy.allows(
+            context, Action.GET_IMAGE, image
+        ):
+            # Glance's ImageAPIPolicy: a refusal is a 404 to whom get_image refuses too.
+            raise NotFound("The resource could not be found.")
         authorize(self._policy, context, action, image)
         return image
 

@@ -97,6 +97,19 @@ def test_another_projects_public_image_is_403_to_delete(
     assert_error(response, 403, "You are not authorized to complete delete_image action.")
 
 
+def test_a_refusal_is_404_to_a_caller_who_may_not_read_the_image(
+    http: ClientFactory, admin: Identity, other_project: str
+) -> None:
+    # Glance's ImageAPIPolicy turns a refusal into 404 when get_image refuses too:
+    # `member` without `reader` (roles are literal) may not read another's image.
+    image = create_image(http(admin), visibility="public")
+    member_only = Identity(other_project, "member-only", ("member",))
+
+    response = http(member_only).delete(f"/v2/images/{image['id']}")
+
+    assert_error(response, 404, "The resource could not be found.")
+
+
 def test_a_reader_may_not_delete(
     http: ClientFactory, reader: Identity, image: dict[str, Any]
 ) -> None:

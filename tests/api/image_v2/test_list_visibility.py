@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFactory
+from tests.support.errors import assert_error
 from tests.support.identities import Identity, admin_of, member_of, new_project, reader_of
 from tests.support.images import create_image, show_image
 from tests.support.listing import assert_bad_request, list_ids
@@ -95,6 +96,16 @@ def test_a_caller_without_any_role_may_not_list(http: ClientFactory, project: st
     assert response.json()["message"].startswith(
         "You are not authorized to complete get_images action."
     )
+
+
+def test_member_without_reader_may_not_list(http: ClientFactory, project: str) -> None:
+    # Roles are literal, as Glance 33 checks them (recorded list-member-role-only):
+    # only Keystone's tokens carry `reader` implied by `member`.
+    member_only = Identity(project, "member-only", ("member",))
+
+    response = http(member_only).get("/v2/images")
+
+    assert_error(response, 403, "You are not authorized to complete get_images action.")
 
 
 def test_killed_images_are_never_listed_but_can_still_be_shown(

@@ -183,6 +183,19 @@ def test_head_on_an_image_is_405_with_allow(api: httpx.Client) -> None:
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, PATCH, DELETE"
     assert response.content == b""
+    # As webob answers HEAD (recorded Glance 33 exchange head-image), whatever `Accept`.
+    assert response.headers["content-type"] == "text/html; charset=UTF-8"
+    assert response.headers["content-length"] == "0"
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH"])
+def test_an_empty_image_id_is_404_not_the_list(api: httpx.Client, method: str) -> None:
+    # What a client sends when its id variable is empty: never a list, never a 405.
+    create_image(api)
+
+    response = api.request(method, "/v2/images/", follow_redirects=False)
+
+    assert_error(response, 404, "The resource could not be found.")
 
 
 def test_an_unknown_path_below_an_image_is_404(api: httpx.Client) -> None:

@@ -134,6 +134,31 @@ def test_without_the_header_data_goes_to_the_default_store(
     assert contents.get("local", image_id) == b"default store"
 
 
+def test_a_deactivated_images_stores_are_shown_to_admins_only(
+    api: httpx.Client, http: ClientFactory, admin: Identity
+) -> None:
+    # Glance returns no locations of a deactivated image to non-admins, so its
+    # body has no `stores` (recorded Glance 33 exchange get-deactivated).
+    image_id = new_image(api)
+    upload(api, image_id, b"soon deactivated")
+    assert api.post(f"/v2/images/{image_id}/actions/deactivate").status_code == 204
+
+    owner_view = api.get(f"/v2/images/{image_id}").json()
+    listed = api.get("/v2/images", params={"id": image_id}).json()["images"]
+    patched = api.patch(
+        f"/v2/images/{image_id}",
+        json=[{"op": "add", "path": "/note", "value": "x"}],
+        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+    ).json()
+
+    assert "stores" not in owner_view
+    assert [image.get("stores") for image in listed] == [None]
+    assert "stores" not in patched
+    assert http(admin).get(f"/v2/images/{image_id}").json()["stores"] == "local"
+    assert api.post(f"/v2/images/{image_id}/actions/reactivate").status_code == 204
+    assert api.get(f"/v2/images/{image_id}").json()["stores"] == "local"
+
+
 @pytest.mark.parametrize("store", ["nowhere", "", "LOCAL"])
 def test_an_unknown_store_is_400_and_the_image_stays_queued(api: httpx.Client, store: str) -> None:
     image_id = new_image(api)

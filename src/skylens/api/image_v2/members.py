@@ -11,7 +11,7 @@ from starlette.responses import Response
 from skylens.api.image_v2.views import timestamp
 from skylens.api.offload import Offload
 from skylens.api.requests import read_json, reject_body
-from skylens.api.responses import json_response, no_content
+from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
 from skylens.domain.errors import InvalidRequest
 from skylens.domain.members import ImageMember, member_status
@@ -100,7 +100,7 @@ class MemberHandlers:
             request.path_params["image_id"],
             request.path_params["member_id"],
         )
-        return no_content()
+        return Response(status_code=204)  # bare: Glance's member delete sets no type
 
 
 def member_resources(handlers: MemberHandlers) -> list[Resource]:
