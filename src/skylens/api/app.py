@@ -397,6 +397,8 @@ def _protections(settings: Settings) -> PropertyProtections | None:
 def _authenticator(settings: Settings) -> Authenticator:
     mode = settings.auth.mode
     if mode == "trusted-headers":
+        if not settings.auth.default_project:
+            raise ConfigError("auth.default_project must name a project")
         return TrustedHeadersAuthenticator(
             default_project=settings.auth.default_project,
             default_user=settings.auth.default_user,

@@ -29,8 +29,8 @@ class RequestContext:
     project_id: str | None
     user_id: str | None
     roles: frozenset[str]
-    # What the token is scoped to: "project", "domain" or "system". Every image
-    # rule is project-scoped, as in Glance, so other scopes are refused.
+    # What the token is scoped to: "project", "domain", "system" or "unscoped".
+    # Every image rule is project-scoped, as in Glance, so other scopes are refused.
     scope: str = "project"
 
     @classmethod
@@ -41,9 +41,16 @@ class RequestContext:
         roles: Iterable[str],
         scope: str = "project",
     ) -> RequestContext:
+        """An identity with `roles` and the roles they imply. Without a project it is
+        never project-scoped: no project-scoped rule can then match `None` (an image
+        without owner, a project of nobody) as the caller's project."""
         expanded = {role.strip().lower() for role in roles if role.strip()}
         for role in list(expanded):
             expanded.update(_IMPLIED_ROLES.get(role, ()))
+        if not project_id:
+            project_id = None
+            if scope == "project":
+                scope = "unscoped"
         return cls(project_id=project_id, user_id=user_id, roles=frozenset(expanded), scope=scope)
 
     @property
