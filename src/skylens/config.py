@@ -117,6 +117,10 @@ class KeystoneSettings:
     www_authenticate_uri: str = ""
     # How long a validated token is trusted without asking Keystone again.
     cache_seconds: int = 300
+    # How long a refused token is refused without asking Keystone again.
+    negative_cache_seconds: int = 10
+    # Tokens validated at once by each worker, on threads of their own.
+    validation_threads: int = 8
     cafile: str = ""
     insecure: bool = False
     timeout_seconds: int = 10

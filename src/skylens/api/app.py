@@ -413,10 +413,14 @@ def _authenticator(settings: Settings) -> Authenticator:
             raise ConfigError(f"auth.token_file: {error}") from error
     if mode == "keystone":
         keystone = settings.keystone
+        if keystone.validation_threads < 1:
+            raise ConfigError("keystone.validation_threads must be at least 1")
         return KeystoneAuthenticator(
             _service_credentials(settings, 'auth.mode = "keystone"'),
             www_authenticate_uri=keystone.www_authenticate_uri,
             cache_seconds=keystone.cache_seconds,
+            negative_cache_seconds=keystone.negative_cache_seconds,
+            validation_threads=keystone.validation_threads,
         )
     raise ConfigError(f"unknown auth.mode {mode!r} (supported: trusted-headers, tokens, keystone)")
 
