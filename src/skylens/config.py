@@ -37,6 +37,11 @@ class ServerSettings:
     public_endpoint: str = ""
     log_level: str = "info"
     access_log: bool = True
+    # auth.mode = "trusted-headers": host names (besides loopback ones and
+    # public_endpoint's) that requests may name in `Host`; "*" for any.
+    allowed_hosts: tuple[str, ...] = ()
+    # ... and web origins (besides the service's own) whose pages may call it; "*" for any.
+    allowed_origins: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -363,3 +363,13 @@ def test_a_token_no_keystone_could_issue_is_refused_without_asking(
 
     assert_error(response, 401, UNAUTHORIZED)
     assert counting.validations(token.encode().decode("latin-1")) == 0
+
+
+def test_origin_and_host_are_not_checked_with_keystone(
+    guarded: RunningServer, keystone: RunningKeystone
+) -> None:
+    headers = {"Origin": "https://evil.example", "Host": "evil.example"}
+    with client(guarded, keystone.token("alpha-reader")) as reader:
+        response = reader.get("/v2/images", headers=headers)
+
+    assert response.status_code == 200, response.text

@@ -165,6 +165,15 @@ def test_the_openstack_command_with_a_token(token_server: RunningServer) -> None
     assert result.stdout.strip() == "ops"
 
 
+def test_origin_and_host_are_not_checked_with_tokens(token_server: RunningServer) -> None:
+    """The token is the defence here: a page cannot send it, whatever its origin."""
+    headers = {"Origin": "https://evil.example", "Host": "evil.example"}
+    with client(token_server, ALPHA_READER, **headers) as reader:
+        response = reader.get("/v2/images")
+
+    assert response.status_code == 200, response.text
+
+
 def _status_becomes(server: RunningServer, token: str, status: int) -> None:
     """Wait (10 s at most) until the server answers `status` to this token."""
     deadline = time.monotonic() + 10

@@ -33,7 +33,7 @@ from skylens.api.image_v2.routes import image_resources, schema_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
 from skylens.api.image_v2.usage import UsageHandlers, usage_resources
-from skylens.api.middleware import RequestIdMiddleware
+from skylens.api.middleware import RequestIdMiddleware, TrustedOrigins
 from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
@@ -210,6 +210,13 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     served: ASGIApp = VersionNegotiation(app, settings.server.public_endpoint)
     if compute:
         served = ComputeMount(served, _compute_app(compute), settings.compute.prefix)
+    if settings.auth.mode == "trusted-headers":
+        served = TrustedOrigins(
+            served,
+            settings.server.allowed_hosts,
+            settings.server.allowed_origins,
+            settings.server.public_endpoint,
+        )
     return RequestIdMiddleware(served)
 
 
