@@ -40,6 +40,11 @@ class ServerSettings:
     # Largest JSON request body, in bytes (oslo.middleware's max_request_body_size);
     # image data is bounded by images.image_size_cap instead.
     max_request_body_size: int = 114688
+    # auth.mode = "trusted-headers": host names (besides loopback ones and
+    # public_endpoint's) that requests may name in `Host`; "*" for any.
+    allowed_hosts: tuple[str, ...] = ()
+    # ... and web origins (besides the service's own) whose pages may call it; "*" for any.
+    allowed_origins: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +129,10 @@ class KeystoneSettings:
     www_authenticate_uri: str = ""
     # How long a validated token is trusted without asking Keystone again.
     cache_seconds: int = 300
+    # How long a refused token is refused without asking Keystone again.
+    negative_cache_seconds: int = 10
+    # Tokens validated at once by each worker, on threads of their own.
+    validation_threads: int = 8
     cafile: str = ""
     insecure: bool = False
     timeout_seconds: int = 10

@@ -3,8 +3,10 @@
 The token file, the policy file and the property-protection file all work this way.
 A file that is broken at start-up stops the service (the reader's error propagates);
 a file broken by a later edit keeps what the last good version said, and the error
-is logged. The file's metadata is looked at no more than once a `recheck_seconds`, so
-a busy server does not stat it on every request.
+is logged. A file deleted later keeps it too, unless the reader gives a value for
+"no file" (`when_missing`: for the token file, no tokens). The file's metadata is
+looked at no more than once a `recheck_seconds`, so a busy server does not stat it
+on every request.
 """
 
 from __future__ import annotations
@@ -31,17 +33,20 @@ class ReloadingFile(Generic[T]):
         what: str,
         invalid: tuple[type[Exception], ...],
         recheck_seconds: float = 1.0,
+        when_missing: Callable[[], T] | None = None,
     ) -> None:
         """`read` parses the file; `invalid` are its errors for a broken file, and
-        `what` names the file in logs ("token file")."""
+        `what` names the file in logs ("token file"). `when_missing` gives the value
+        in force while the file is deleted; without it, the last value stays."""
         self.path = path
         self._read = read
+        self._when_missing = when_missing
         self._what = what
         self._failures: tuple[type[Exception], ...] = (OSError, *invalid)
         self._recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         # Stamp first: an edit made while reading is seen at the next check.
-        self._stamp = _stamp(path)
+        self._stamp: Stamp | None = _stamp(path)
         self._value = read(path)
         self._checked = time.monotonic()
 
@@ -57,7 +62,13 @@ class ReloadingFile(Generic[T]):
 
     def _reload_if_changed(self) -> None:
         try:
-            stamp = _stamp(self.path)
+            try:
+                stamp = _stamp(self.path)
+            except FileNotFoundError:
+                if self._when_missing is None:
+                    raise
+                self._gone()
+                return
             if stamp == self._stamp:
                 return
             self._value, self._stamp = self._read(self.path), stamp
@@ -69,6 +80,15 @@ class ReloadingFile(Generic[T]):
                 self.path,
                 error,
             )
+
+    def _gone(self) -> None:
+        if self._stamp is None:
+            return
+        assert self._when_missing is not None
+        self._value, self._stamp = self._when_missing(), None
+        log.warning(
+            "%s %s is gone: nothing it said is in force until it is back", self._what, self.path
+        )
 
 
 def _stamp(path: Path) -> Stamp:

@@ -9,12 +9,14 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.clients import BIN, run_in_terminal
+from tests.support.counting_proxy import CountingProxy, counting_proxy
 from tests.support.errors import assert_error
 from tests.support.keystone import RunningKeystone
 from tests.support.servers import RunningServer, free_port, skylens_server
@@ -269,3 +271,105 @@ def test_sharing_with_the_openstack_command_across_two_keystone_projects(
     assert [(m["Member ID"], m["Status"]) for m in members] == [
         (keystone.projects["beta"], "accepted")
     ]
+
+
+@pytest.fixture(scope="module")
+def counting(keystone: RunningKeystone) -> Iterator[CountingProxy]:
+    with counting_proxy(keystone.url) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def counted(
+    tmp_path_factory: pytest.TempPathFactory, keystone: RunningKeystone, counting: CountingProxy
+) -> Iterator[RunningServer]:
+    """A server validating through the counting proxy, two validations at a time."""
+    data_dir = tmp_path_factory.mktemp("keystone-counted")
+    env = keystone_env(keystone, auth_url=f"{counting.url}/v3")
+    env |= {
+        "SKYLENS_KEYSTONE_VALIDATION_THREADS": "2",
+        "SKYLENS_KEYSTONE_NEGATIVE_CACHE_SECONDS": "600",
+    }
+    with skylens_server(
+        data_dir, f"sqlite:///{data_dir / 'skylens.db'}", "sqlite", extra_env=env
+    ) as server:
+        yield server
+
+
+def _bad_token() -> str:
+    return f"gAAAAA{uuid.uuid4().hex}"
+
+
+def test_repeating_an_invalid_token_asks_keystone_once(
+    counted: RunningServer, keystone: RunningKeystone, counting: CountingProxy
+) -> None:
+    token = _bad_token()
+    with client(counted, token) as repeating:
+        responses = [repeating.get("/v2/images") for _ in range(50)]
+    with client(counted, keystone.token("alpha-reader")) as reader:
+        valid = reader.get("/v2/images")
+
+    assert {response.status_code for response in responses} == {401}
+    assert responses[-1].headers["WWW-Authenticate"] == f'Keystone uri="{counting.url}/v3"'
+    assert counting.validations(token) == 1
+    assert valid.status_code == 200
+
+
+def test_concurrent_requests_with_one_token_share_one_validation(
+    counted: RunningServer, counting: CountingProxy
+) -> None:
+    token = _bad_token()
+    counting.delay_validations = 0.5  # so that the requests overlap the validation
+    try:
+        with client(counted, token) as api, ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(lambda _: api.get("/v2/images").status_code, range(20)))
+    finally:
+        counting.delay_validations = 0.0
+
+    assert statuses == [401] * 20
+    assert counting.validations(token) == 1
+
+
+def test_validations_run_at_most_validation_threads_at_once(
+    counted: RunningServer, counting: CountingProxy
+) -> None:
+    tokens = [_bad_token() for _ in range(10)]
+    counting.delay_validations = 0.5
+    counting.reset_most_in_flight()
+
+    def ask(token: str) -> int:
+        with client(counted, token) as api:
+            return api.get("/v2/images").status_code
+
+    try:
+        with ThreadPoolExecutor(len(tokens)) as pool:
+            statuses = list(pool.map(ask, tokens))
+    finally:
+        counting.delay_validations = 0.0
+
+    assert statuses == [401] * len(tokens)
+    assert [counting.validations(token) for token in tokens] == [1] * len(tokens)
+    assert counting.most_in_flight <= 2
+
+
+@pytest.mark.parametrize("token", ["tok en-with-a-space", "tökén-not-ascii"])
+def test_a_token_no_keystone_could_issue_is_refused_without_asking(
+    counted: RunningServer, counting: CountingProxy, token: str
+) -> None:
+    response = httpx.get(
+        f"{counted.url}/v2/images",
+        headers={"X-Auth-Token": token.encode(), "Accept": "application/json"},
+    )
+
+    assert_error(response, 401, UNAUTHORIZED)
+    assert counting.validations(token.encode().decode("latin-1")) == 0
+
+
+def test_origin_and_host_are_not_checked_with_keystone(
+    guarded: RunningServer, keystone: RunningKeystone
+) -> None:
+    headers = {"Origin": "https://evil.example", "Host": "evil.example"}
+    with client(guarded, keystone.token("alpha-reader")) as reader:
+        response = reader.get("/v2/images", headers=headers)
+
+    assert response.status_code == 200, response.text

@@ -4,8 +4,11 @@ HTTP, python-glanceclient, openstacksdk and the `openstack` command."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openstack
@@ -172,3 +175,53 @@ def test_the_openstack_command_with_a_token(token_server: RunningServer) -> None
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ops"
+
+
+def test_origin_and_host_are_not_checked_with_tokens(token_server: RunningServer) -> None:
+    """The token is the defence here: a page cannot send it, whatever its origin."""
+    headers = {"Origin": "https://evil.example", "Host": "evil.example"}
+    with client(token_server, ALPHA_READER, **headers) as reader:
+        response = reader.get("/v2/images")
+
+    assert response.status_code == 200, response.text
+
+
+def _status_becomes(server: RunningServer, token: str, status: int) -> None:
+    """Wait (10 s at most) until the server answers `status` to this token."""
+    deadline = time.monotonic() + 10
+    with client(server, token) as api:
+        while api.get("/v2/images").status_code != status:
+            assert time.monotonic() < deadline, f"never {status}"
+            time.sleep(0.2)
+
+
+def test_deleting_the_file_revokes_every_token(token_server: RunningServer) -> None:
+    path = token_server.log.parent / "tokens.toml"
+    try:
+        path.unlink()
+        _status_becomes(token_server, OPERATOR, 401)
+        with client(token_server, ALPHA_MEMBER) as member:
+            assert_error(member.get("/v2/images"), 401, UNAUTHORIZED)
+        assert f"token file {path} is gone" in token_server.log.read_text()
+    finally:
+        path.write_text(FILE)
+    _status_becomes(token_server, OPERATOR, 200)
+
+
+def test_an_entry_without_a_project_stops_serve(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.toml"
+    path.write_text('[[token]]\nname = "nobody"\ntoken = "token-of-no-project-0000"\n')
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("SKYLENS_")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "skylens.cli.main", "serve", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, "SKYLENS_AUTH_MODE": "tokens", "SKYLENS_AUTH_TOKEN_FILE": str(path)},
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "token entry nobody: project is required" in result.stderr
+    assert "token-of-no-project-0000" not in result.stderr

@@ -84,19 +84,30 @@ def test_the_file_is_reloaded_when_it_changes(token_file: Path) -> None:
         authenticate(authenticator, MEMBER_TOKEN)
 
 
+@pytest.mark.parametrize(
+    ("identity", "reason"),
+    [
+        ('project = "p"\nroles = "not a list"', "roles must be a list"),
+        ('roles = ["member"]', "project is required"),  # an identity owning nothing
+    ],
+)
 def test_a_broken_file_keeps_the_previous_tokens_and_logs_no_token(
-    token_file: Path, caplog: pytest.LogCaptureFixture
+    token_file: Path, caplog: pytest.LogCaptureFixture, identity: str, reason: str
 ) -> None:
     authenticator = StaticTokenAuthenticator(token_file)
     secret = "leaked-secret-token-0000"
 
-    write(token_file, f'[[token]]\ntoken = "{secret}"\nroles = "not a list"\n')
+    write(token_file, f'[[token]]\ntoken = "{secret}"\n{identity}\n')
+    os.utime(token_file, ns=(time.time_ns(), time.time_ns() + 10**9))
     time.sleep(1.1)
     with caplog.at_level(logging.DEBUG):
         context = authenticate(authenticator, MEMBER_TOKEN)
+        with pytest.raises(NotAuthenticated):
+            authenticate(authenticator, secret)
 
     assert context.project_id == "alpha"
     assert "not reloaded, its previous version stays in force" in caplog.text
+    assert reason in caplog.text
     assert secret not in caplog.text
     assert MEMBER_TOKEN not in caplog.text
 
@@ -115,6 +126,20 @@ def test_a_broken_file_keeps_the_previous_tokens_and_logs_no_token(
         (f"[[token]]\ntoken = '{MEMBER_TOKEN}'\nroles = 'admin'\n", "roles must be a list"),
         (f"[[token]]\ntoken = '{MEMBER_TOKEN}'\nprojekt = 'p'\n", "unknown key(s) projekt"),
         ("token = 3\n", "[[token]] entries expected"),
+        (f"[[token]]\ntoken = '{MEMBER_TOKEN}'\n", "project is required"),
+        (f"[[token]]\ntoken = '{MEMBER_TOKEN}'\nproject = ''\n", "project is required"),
+        (
+            f"[[token]]\ntoken = '{MEMBER_TOKEN}'\nproject = '{'p' * 256}'\n",
+            "project is longer than 255 characters",
+        ),
+        (
+            f"[[token]]\ntoken = '{MEMBER_TOKEN}'\nproject = 'p'\nuser = \"a\\u0000b\"\n",
+            "user contains a control character",
+        ),
+        (
+            f"[[token]]\ntoken = '{MEMBER_TOKEN}'\nproject = 'p'\nroles = ['{'r' * 256}']\n",
+            "role is longer than 255 characters",
+        ),
         ("[[token]\n", "is not valid TOML"),
     ],
 )
@@ -135,3 +160,21 @@ def test_entries_are_named_in_messages(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidTokenFile, match="token entry ci: a token must be"):
         StaticTokenAuthenticator(path)
+
+
+def test_deleting_the_file_revokes_every_token_until_it_is_back(
+    token_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    authenticator = StaticTokenAuthenticator(token_file)
+    text = token_file.read_text()
+
+    token_file.unlink()
+    time.sleep(1.1)
+    with caplog.at_level(logging.WARNING), pytest.raises(NotAuthenticated):
+        authenticate(authenticator, MEMBER_TOKEN)
+    write(token_file, text)
+    time.sleep(1.1)
+    back = authenticate(authenticator, MEMBER_TOKEN)
+
+    assert f"token file {token_file} is gone" in caplog.text
+    assert back.project_id == "alpha"

@@ -33,7 +33,7 @@ from skylens.api.image_v2.routes import image_resources, schema_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
 from skylens.api.image_v2.usage import UsageHandlers, usage_resources
-from skylens.api.middleware import RequestIdMiddleware
+from skylens.api.middleware import RequestIdMiddleware, TrustedOrigins
 from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
@@ -220,6 +220,13 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     if compute:
         served = ComputeMount(
             served, _compute_app(compute, request_limits), settings.compute.prefix
+        )
+    if settings.auth.mode == "trusted-headers":
+        served = TrustedOrigins(
+            served,
+            settings.server.allowed_hosts,
+            settings.server.allowed_origins,
+            settings.server.public_endpoint,
         )
     return RequestIdMiddleware(served)
 
@@ -416,6 +423,8 @@ def _protections(settings: Settings) -> PropertyProtections | None:
 def _authenticator(settings: Settings) -> Authenticator:
     mode = settings.auth.mode
     if mode == "trusted-headers":
+        if not settings.auth.default_project:
+            raise ConfigError("auth.default_project must name a project")
         return TrustedHeadersAuthenticator(
             default_project=settings.auth.default_project,
             default_user=settings.auth.default_user,
@@ -430,10 +439,14 @@ def _authenticator(settings: Settings) -> Authenticator:
             raise ConfigError(f"auth.token_file: {error}") from error
     if mode == "keystone":
         keystone = settings.keystone
+        if keystone.validation_threads < 1:
+            raise ConfigError("keystone.validation_threads must be at least 1")
         return KeystoneAuthenticator(
             _service_credentials(settings, 'auth.mode = "keystone"'),
             www_authenticate_uri=keystone.www_authenticate_uri,
             cache_seconds=keystone.cache_seconds,
+            negative_cache_seconds=keystone.negative_cache_seconds,
+            validation_threads=keystone.validation_threads,
         )
     raise ConfigError(f"unknown auth.mode {mode!r} (supported: trusted-headers, tokens, keystone)")
 

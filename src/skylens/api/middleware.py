@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from skylens.api.errors import error_response
 
 REQUEST_ID_HEADER = b"x-openstack-request-id"
 _VALID_REQUEST_ID = re.compile(
@@ -42,3 +48,126 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class TrustedOrigins:
+    """With `auth.mode = "trusted-headers"`, refuse what a web browser could send on
+    behalf of another site.
+
+    Any page a browser shows can send requests to a loopback port: a form that posts
+    `text/plain` to `/v2/images` (which accepts any media type, as Glance's does), or
+    a page at a name its owner then resolves to 127.0.0.1 (DNS rebinding), whose
+    requests name that name in `Host` and read the answers. The identity headers
+    being unauthenticated, either would act as the default identity, an admin. So
+    `Host` must be a loopback name (`localhost`, `127.x.x.x`, `[::1]`, any port),
+    `public_endpoint`'s host or an allowed name, and a request that carries
+    `Origin` must come from the service's own origin, `public_endpoint`'s or an
+    allowed one. Clients other than browsers send no `Origin`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: Iterable[str] = (),
+        allowed_origins: Iterable[str] = (),
+        public_endpoint: str = "",
+    ) -> None:
+        self.app = app
+        hosts = {host.strip().lower() for host in allowed_hosts if host.strip()}
+        origins = {origin.strip() for origin in allowed_origins if origin.strip()}
+        self._any_host, self._any_origin = "*" in hosts, "*" in origins
+        own = _origin(public_endpoint) if public_endpoint else None
+        self._hosts = frozenset(hosts - {"*"} | ({own[1]} if own else set()))
+        self._origins = frozenset(
+            {o for o in map(_origin, origins - {"*"}) if o} | ({own} if own else set())
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope["headers"])
+            if refusal is not None:
+                response = error_response(Request(scope), 403, refusal)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        host_header: str | None = None
+        origins = []
+        for name, value in headers:
+            if name == b"host" and host_header is None:
+                host_header = value.decode("latin-1")
+            elif name == b"origin":
+                origins.append(value.decode("latin-1"))
+        host = _host_and_port(host_header) if host_header is not None else None
+        if not self._any_host and (host is None or not self._host_allowed(host[0])):
+            return (
+                "The Host header does not name this service: in trusted-headers mode it "
+                "answers to loopback names (localhost, 127.0.0.1, [::1]) and to the names in "
+                "server.allowed_hosts only."
+            )
+        if not self._any_origin and any(not self._origin_allowed(o, host) for o in origins):
+            return (
+                "Requests from other web origins are refused in trusted-headers mode: the "
+                "Origin header must be this service's own origin or one in "
+                "server.allowed_origins."
+            )
+        return None
+
+    def _host_allowed(self, name: str) -> bool:
+        return name in self._hosts or is_loopback(name)
+
+    def _origin_allowed(self, value: str, host: tuple[str, int | None] | None) -> bool:
+        origin = _origin(value)
+        if origin is None:
+            return False  # "null" (a sandboxed page, a file) or nonsense
+        if origin in self._origins:
+            return True
+        scheme, name, port = origin
+        return host is not None and (name, port) == (host[0], host[1] or _DEFAULT_PORTS[scheme])
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(value: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or URL, lower-case, the port made explicit."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def _host_and_port(value: str) -> tuple[str, int | None] | None:
+    """A `Host` header's name (brackets removed) and port, or None if malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):  # an IPv6 address: [::1]:9292
+        name, bracket, rest = value[1:].partition("]")
+        if not bracket:
+            return None
+    else:
+        name, colon, port = value.partition(":")
+        rest = colon + port
+    if not name:
+        return None
+    if not rest:
+        return name, None
+    port = rest[1:]
+    if rest[0] != ":" or not port.isdigit() or len(port) > 5:
+        return None
+    return name, int(port)
+
+
+def is_loopback(name: str) -> bool:
+    """`localhost` or a loopback address: what only this machine reaches."""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

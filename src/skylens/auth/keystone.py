@@ -8,6 +8,13 @@ keeps working until its entry expires, exactly as with Glance. The token's own
 expiry is checked on every request. Tokens are cached under their SHA-256, never
 stored or logged as such.
 
+A refused token is remembered for `negative_cache_seconds` (10 s), so a client
+repeating a bad token costs Keystone one call, not one per request; concurrent
+requests with one token share one call. Validations run on a pool of their own,
+`validation_threads` wide: however many unknown tokens arrive, they neither take
+the threads uploads and database work run on, nor ask Keystone more than that
+many questions at once (the rest wait their turn).
+
 keystonemiddleware itself is WSGI middleware built on webob; this is the same
 protocol over the same library (keystoneauth1), without a WSGI bridge per request.
 """
@@ -20,15 +27,20 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import threading
+import re
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import IdentityUnavailable, NotAuthenticated
 
 log = logging.getLogger(__name__)
+
+# What a token can be: printable ASCII (Keystone's are base64url or JWS). Anything
+# else is refused without asking Keystone, and could not even be sent to it.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,38 +103,61 @@ class KeystoneAuthenticator:
         www_authenticate_uri: str = "",
         cache_seconds: float = 300.0,
         cache_size: int = 10_000,
+        negative_cache_seconds: float = 10.0,
+        validation_threads: int = 8,
     ) -> None:
         from keystoneauth1 import exceptions as keystone_errors
 
         self._auth_url = credentials.auth_url.rstrip("/")
         self._challenge = f'Keystone uri="{www_authenticate_uri or self._auth_url}"'
         self._cache_seconds = cache_seconds
+        self._negative_cache_seconds = negative_cache_seconds
         self._cache_size = cache_size
+        # Both caches are only touched on the event loop: no lock.
         self._cache: collections.OrderedDict[bytes, _Validated] = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self._refused: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        self._pending: dict[bytes, asyncio.Future[_Validated | None]] = {}
+        self._pool = ThreadPoolExecutor(validation_threads, thread_name_prefix="keystone")
         self._connection_errors = connection_errors()
         self._unauthorized: type[Exception] = keystone_errors.Unauthorized
         self._session = credentials.session()
 
     async def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
         token = headers.get("x-auth-token") or headers.get("x-storage-token")
-        if not token:
+        if not token or not _TOKEN.fullmatch(token):
             raise NotAuthenticated(challenge=self._challenge)
         key = hashlib.sha256(token.encode()).digest()
         now = time.time()
-        with self._lock:
-            cached = self._cache.get(key)
+        cached = self._cache.get(key)
         if cached is not None and now < cached.cached_until:
             if now >= cached.expires_at:
                 raise NotAuthenticated(challenge=self._challenge)
             return cached.context
-        validated = await asyncio.to_thread(self._validate, token, now)
-        with self._lock:
-            self._cache[key] = validated
-            self._cache.move_to_end(key)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        refused_until = self._refused.get(key)
+        if refused_until is not None and now < refused_until:
+            raise NotAuthenticated(challenge=self._challenge)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._ask_keystone(key, token, now))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        # Shielded: a client that leaves does not cancel the answer others wait for.
+        validated = await asyncio.shield(pending)
+        if validated is None:
+            raise NotAuthenticated(challenge=self._challenge)
         return validated.context
+
+    async def _ask_keystone(self, key: bytes, token: str, now: float) -> _Validated | None:
+        """Validate on the pool and remember the answer; None: Keystone refused it."""
+        loop = asyncio.get_running_loop()
+        try:
+            validated = await loop.run_in_executor(self._pool, self._validate, token, now)
+        except NotAuthenticated:
+            if self._negative_cache_seconds > 0:
+                _remember(self._refused, key, now + self._negative_cache_seconds, self._cache_size)
+            return None
+        _remember(self._cache, key, validated, self._cache_size)
+        return validated
 
     def _validate(self, token: str, now: float) -> _Validated:
         try:
@@ -150,6 +185,15 @@ class KeystoneAuthenticator:
             raise NotAuthenticated(challenge=self._challenge)
         cached_until = min(expires_at, now + self._cache_seconds)
         return _Validated(_context_of(body), expires_at, cached_until)
+
+
+def _remember(
+    cache: collections.OrderedDict[bytes, Any], key: bytes, value: Any, size: int
+) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 def _context_of(token: Mapping[str, Any]) -> RequestContext:

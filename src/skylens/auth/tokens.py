@@ -10,9 +10,11 @@
 
 A request presents its token in `X-Auth-Token`, as with Keystone. The presented
 token's SHA-256 is compared with every entry's in constant time, so neither which
-entry matched nor how much of it matched shows in the response time. The file is
-re-read when it changes (checked at most once a second); a file that no longer
-parses keeps the previous tokens in force and logs why, without any token in the log.
+entry matched nor how much of it matched shows in the response time. Every entry
+names a project: an identity without one would own nothing and could create images
+that nobody owns. The file is re-read when it changes (checked at most once a
+second); a file that no longer parses keeps the previous tokens in force and logs
+why, without any token in the log, while a file that is deleted revokes every token.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from skylens.auth import identity_values
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import NotAuthenticated
 from skylens.reloading import ReloadingFile
@@ -49,8 +52,13 @@ class _Entry:
 class StaticTokenAuthenticator:
     def __init__(self, path: str | Path) -> None:
         # A broken file at start-up is fatal; a broken edit keeps the previous tokens.
+        # A deleted file revokes every token: deleting it is how an operator says "no one".
         self._file = ReloadingFile(
-            Path(path), _read, what="token file", invalid=(InvalidTokenFile,)
+            Path(path),
+            _read,
+            what="token file",
+            invalid=(InvalidTokenFile,),
+            when_missing=_no_tokens,
         )
 
     async def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
@@ -66,6 +74,10 @@ class StaticTokenAuthenticator:
         if matched is None:
             raise NotAuthenticated()
         return matched
+
+
+def _no_tokens() -> tuple[_Entry, ...]:
+    return ()
 
 
 def _read(path: Path) -> tuple[_Entry, ...]:
@@ -106,7 +118,13 @@ def _entry(number: int, item: Any) -> _Entry:
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
         raise InvalidTokenFile(f"{where}: roles must be a list of strings")
     project, user = item.get("project"), item.get("user")
+    if not project:
+        raise InvalidTokenFile(f"{where}: project is required (the project the token acts in)")
     for key, value in (("project", project), ("user", user)):
         if value is not None and not isinstance(value, str):
             raise InvalidTokenFile(f"{where}: {key} must be a string")
+    for key, value in (("project", project), ("user", user or ""), *(("role", r) for r in roles)):
+        problem = identity_values.problem(value)
+        if problem is not None:
+            raise InvalidTokenFile(f"{where}: {key} {problem}")
     return _Entry(name, digest, RequestContext.create(project, user, roles))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import json
 import os
 import sys
@@ -167,21 +166,14 @@ def _check_exposure(settings: Settings) -> None:
     """Trusted identity headers are only safe where nobody else can connect."""
     if settings.auth.mode != "trusted-headers" or settings.auth.allow_remote_trusted_headers:
         return
-    if not _is_loopback(settings.server.host):
+    from skylens.api.middleware import is_loopback
+
+    if not is_loopback(settings.server.host):
         raise ConfigError(
             f"auth.mode = trusted-headers lets any client claim any identity; refusing to "
             f"listen on {settings.server.host}. Listen on 127.0.0.1, use another auth.mode, "
             f"or set auth.allow_remote_trusted_headers = true if a trusted proxy sets them."
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:

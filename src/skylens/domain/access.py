@@ -26,8 +26,8 @@ class RequestContext:
     project_id: str | None
     user_id: str | None
     roles: frozenset[str]
-    # What the token is scoped to: "project", "domain" or "system". Every image
-    # rule is project-scoped, as in Glance, so other scopes are refused.
+    # What the token is scoped to: "project", "domain", "system" or "unscoped".
+    # Every image rule is project-scoped, as in Glance, so other scopes are refused.
     scope: str = "project"
 
     @classmethod
@@ -38,10 +38,17 @@ class RequestContext:
         roles: Iterable[str],
         scope: str = "project",
     ) -> RequestContext:
+        """An identity with exactly `roles`. Without a project it is never
+        project-scoped: no project-scoped rule can then match `None` (an image
+        without owner, a project of nobody) as the caller's project."""
         # The roles as given, never expanded: Keystone already puts a user's implied
         # roles (member -> reader) in its tokens, and Glance, like oslo.policy, checks
         # the roles it receives literally. So `X-Roles: member` is not a reader.
         named = frozenset(role.strip().lower() for role in roles if role.strip())
+        if not project_id:
+            project_id = None
+            if scope == "project":
+                scope = "unscoped"
         return cls(project_id=project_id, user_id=user_id, roles=named, scope=scope)
 
     @property

@@ -99,7 +99,8 @@ class ImageService:
         now = self._clock()
         attributes = dict(request.attributes)
         owner = attributes.pop("owner", context.project_id)
-        if owner != context.project_id and not context.is_admin:
+        # As Glance: only an admin creates an image without owner, and only by asking.
+        if (owner is None or owner != context.project_id) and not context.is_admin:
             raise ForeignOwnerForbidden(owner)
         rules = self._rules()
         if rules is not None:
