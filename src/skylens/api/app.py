@@ -37,7 +37,7 @@ from skylens.api.middleware import RequestIdMiddleware
 from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
-from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
+from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource
 from skylens.api.versions import (
     UNVERSIONED_PREFIXES,
     VersionNegotiation,
@@ -109,7 +109,6 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     handlers = ImageHandlers(
         service=service,
         schemas=schemas,
-        authenticator=_authenticator(settings),
         list_limits=ListLimits(
             default=settings.images.limit_param_default,
             maximum=settings.images.api_limit_max,
@@ -123,25 +122,19 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     data_service = _data_service(settings, service, repository, stores, policy, quotas)
     data = DataHandlers(
         service=data_service,
-        authenticator=handlers.authenticator,
         reads=handlers.reads,
         writes=handlers.writes,
     )
-    store_handlers = StoreHandlers(
-        service=data_service, authenticator=handlers.authenticator, writes=handlers.writes
-    )
+    store_handlers = StoreHandlers(service=data_service, writes=handlers.writes)
     member_handlers = MemberHandlers(
         service=MemberService(service, repository, settings.images.member_quota, policy),
-        authenticator=handlers.authenticator,
         reads=handlers.reads,
         writes=handlers.writes,
     )
-    usage_handlers = UsageHandlers(
-        service=quotas, authenticator=handlers.authenticator, reads=threads
-    )
+    usage_handlers = UsageHandlers(service=quotas, reads=threads)
     resources = [
         *version_resources(settings.server.public_endpoint),
-        *schema_resources(schemas, handlers.authenticator),
+        *schema_resources(schemas),
         *image_resources(handlers, data),
         *member_resources(member_handlers),
         *store_resources(store_handlers),
@@ -153,7 +146,6 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
             ComputeImageHandlers(
                 images=service,
                 data=data_service,
-                authenticator=handlers.authenticator,
                 reads=handlers.reads,
                 writes=handlers.writes,
                 prefix=settings.compute.prefix,
@@ -183,6 +175,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
             "The server has either erred or is incapable of performing the requested operation.",
         )
 
+    authenticator = _authenticator(settings)
     sweep = orphan_sweep(settings, repository, stores)
 
     @contextlib.asynccontextmanager
@@ -199,7 +192,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
 
     app = Starlette(
         lifespan=lifespan,
-        routes=[resource.route() for resource in resources],
+        routes=[resource.route(authenticator) for resource in resources],
         exception_handlers={
             SkylensError: handle_error,
             HTTPException: http_error,
@@ -209,7 +202,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     app.state.engine = engine
     served: ASGIApp = VersionNegotiation(app, settings.server.public_endpoint)
     if compute:
-        served = ComputeMount(served, _compute_app(compute), settings.compute.prefix)
+        served = ComputeMount(served, _compute_app(compute, authenticator), settings.compute.prefix)
     return RequestIdMiddleware(served)
 
 
@@ -221,10 +214,10 @@ def _compute_resources(settings: Settings, handlers: ComputeImageHandlers) -> li
     ]
 
 
-def _compute_app(resources: list[Resource]) -> ASGIApp:
+def _compute_app(resources: list[Resource], authenticator: Authenticator) -> ASGIApp:
     """The Compute API v2.1 image proxy: its own routes, error format and microversions."""
     app = Starlette(
-        routes=[resource.route() for resource in resources],
+        routes=[resource.route(authenticator) for resource in resources],
         exception_handlers={
             SkylensError: compute_errors.handle_error,
             HTTPException: compute_errors.http_error,
@@ -477,19 +470,18 @@ def _service_resources(
         Resource(
             "/healthcheck",
             [
-                Operation(
+                PublicOperation(
                     "GET",
                     healthcheck,
                     "Report whether the service can serve requests",
                     errors=(503,),
-                    authenticated=False,
                 )
             ],
             tag="service",
         ),
         Resource(
             "/openapi.json",
-            [Operation("GET", openapi, "This OpenAPI document", authenticated=False)],
+            [PublicOperation("GET", openapi, "This OpenAPI document")],
             tag="service",
         ),
     ]

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skylens.api.requests import base_url
 from skylens.api.responses import json_response
-from skylens.api.routing import Operation, Resource
+from skylens.api.routing import PublicOperation, Resource
 
 # (version, status) in the order the document lists them. Every version here is
 # implemented; optional features that are off behave as in a Glance with them off.
@@ -100,13 +100,12 @@ def version_resources(public_endpoint: str) -> list[Resource]:
         Resource(
             "/",
             [
-                Operation(
+                PublicOperation(
                     "GET",
                     choices,
                     "List API versions (300 Multiple Choices)",
                     success=300,
                     response_schema="versions",
-                    authenticated=False,
                 )
             ],
             tag="versions",
@@ -114,12 +113,11 @@ def version_resources(public_endpoint: str) -> list[Resource]:
         Resource(
             "/versions",
             [
-                Operation(
+                PublicOperation(
                     "GET",
                     versions,
                     "List API versions",
                     response_schema="versions",
-                    authenticated=False,
                 )
             ],
             tag="versions",

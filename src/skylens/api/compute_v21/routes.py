@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from skylens.api.compute_v21.images import VERSION_SEGMENT, ComputeImageHandlers
+from skylens.api.compute_v21.images import VERSION_SEGMENT, ComputeImageHandlers, project_scoped
 from skylens.api.compute_v21.microversions import (
     MAX_IMAGE_METADATA_PROXY,
     MAX_IMAGE_PROXY,
@@ -18,7 +18,7 @@ from skylens.api.compute_v21.microversions import (
 )
 from skylens.api.requests import base_url
 from skylens.api.responses import json_response
-from skylens.api.routing import Operation, Resource
+from skylens.api.routing import Handler, Operation, PublicOperation, Resource
 
 _TAG = "compute images"
 _UPDATED = "2013-07-23T11:33:21Z"  # when v2.1 was published, as the Compute API says
@@ -58,7 +58,7 @@ def version_resources(prefix: str, public_endpoint: str) -> list[Resource]:
         return json_response({"versions": [version_entry(href)]})
 
     def resource(path: str, handler: Any, summary: str) -> Resource:
-        operation = Operation("GET", handler, summary, authenticated=False)
+        operation = PublicOperation("GET", handler, summary)
         return Resource(path, [operation], tag=_TAG)
 
     resources = [
@@ -84,11 +84,19 @@ def image_resources(handlers: ComputeImageHandlers) -> list[Resource]:
 
 
 def _image_resources(base: str, h: ComputeImageHandlers) -> list[Resource]:
-    def images(method: str, handler: Any, summary: str, **kwargs: Any) -> Operation:
-        return Operation(method, up_to(MAX_IMAGE_PROXY, handler), summary, **kwargs)
+    def images(method: str, handler: Handler, summary: str, **kwargs: Any) -> Operation:
+        return Operation(
+            method, project_scoped(handler), summary, precheck=up_to(MAX_IMAGE_PROXY), **kwargs
+        )
 
-    def meta(method: str, handler: Any, summary: str, **kwargs: Any) -> Operation:
-        return Operation(method, up_to(MAX_IMAGE_METADATA_PROXY, handler), summary, **kwargs)
+    def meta(method: str, handler: Handler, summary: str, **kwargs: Any) -> Operation:
+        return Operation(
+            method,
+            project_scoped(handler),
+            summary,
+            precheck=up_to(MAX_IMAGE_METADATA_PROXY),
+            **kwargs,
+        )
 
     json = "application/json"
     return [

@@ -30,7 +30,6 @@ from skylens.domain.images import (
     RESERVED_PREFIX,
     Image,
 )
-from skylens.domain.ports import Authenticator
 from skylens.services.images import ImageService, NewImage
 
 # Keys refused before schema validation, as Glance does.
@@ -41,7 +40,6 @@ _DISALLOWED_ON_CREATE = ("direct_url", "self", "file", "schema", "stores")
 class ImageHandlers:
     service: ImageService
     schemas: ImageSchemas
-    authenticator: Authenticator
     list_limits: ListLimits
     reads: Offload  # runs the service's reads
     writes: Offload  # runs everything else
@@ -49,11 +47,7 @@ class ImageHandlers:
     store_ids: tuple[str, ...] = ()  # announced on create, as Glance does with multi-store
     ims: ImsProfile | None = None  # the Huawei Cloud IMS profile, when it is on
 
-    async def _context(self, request: Request) -> RequestContext:
-        return await self.authenticator.authenticate(request.headers)
-
-    async def create(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def create(self, request: Request, context: RequestContext) -> Response:
         new_image = self._new_image(await read_json(request))
         image = await self.writes(self.service.create, context, new_image)
         headers = {
@@ -91,8 +85,7 @@ class ImageHandlers:
                 raise ReservedPropertyName(key)
         return NewImage(image_id=image_id, attributes=attributes, properties=body, tags=tags)
 
-    async def index(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def index(self, request: Request, context: RequestContext) -> Response:
         params = request.query_params.multi_items()
         if self.ims is None:
             query = parse_list_query(params, self.list_limits)
@@ -113,14 +106,13 @@ class ImageHandlers:
         types = await self.reads(self.service.image_types, (image,))
         return self.ims.viewer(release, types)(image)
 
-    async def show(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def show(self, request: Request, context: RequestContext) -> Response:
         image = await self.reads(self.service.get, context, request.path_params["image_id"])
         return json_response(await self._view(request, image))
 
-    async def update(self, request: Request) -> Response:
+    async def update(self, request: Request, context: RequestContext) -> Response:
+        """PATCH /v2/images/{id}, after `check_patch_media_type`."""
         v21 = patch.check_media_type(request.headers.get("content-type"))
-        context = await self._context(request)
         document = await read_json(request)
         parsed = patch.parse_patch(document, self.schemas.image, v21=v21)
         image_id = request.path_params["image_id"]
@@ -136,28 +128,24 @@ class ImageHandlers:
             image = await self.reads(self.service.get, context, image_id)
         return json_response(await self._view(request, image))
 
-    async def deactivate(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def deactivate(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         await self.writes(self.service.deactivate, context, request.path_params["image_id"])
         return no_content()
 
-    async def reactivate(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def reactivate(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         await self.writes(self.service.reactivate, context, request.path_params["image_id"])
         return no_content()
 
-    async def add_tag(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def add_tag(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         tag = request.path_params["tag"]
         self.schemas.image.validate({"tags": [tag]})
         await self.writes(self.service.add_tag, context, request.path_params["image_id"], tag)
         return no_content()
 
-    async def remove_tag(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def remove_tag(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         await self.writes(
             self.service.remove_tag,
@@ -166,3 +154,8 @@ class ImageHandlers:
             request.path_params["tag"],
         )
         return no_content()
+
+
+def check_patch_media_type(request: Request) -> None:
+    """A PATCH names a JSON-patch media type, or it is 415 (before 401, as in Glance)."""
+    patch.check_media_type(request.headers.get("content-type"))

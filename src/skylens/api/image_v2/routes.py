@@ -5,23 +5,22 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers
-from skylens.api.image_v2.images import ImageHandlers
+from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_media_type
+from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
 from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
-from skylens.domain.ports import Authenticator
+from skylens.domain.access import RequestContext
 
 _JSON = "application/json"
 
 
-def schema_resources(schemas: ImageSchemas, authenticator: Authenticator) -> list[Resource]:
+def schema_resources(schemas: ImageSchemas) -> list[Resource]:
     def resource(schema: Schema) -> Resource:
-        async def show_schema(request: Request) -> Response:
-            # Nothing in a schema is private, but Glance serves them behind its auth
-            # middleware like every /v2 path, and clients expect the same 401.
-            await authenticator.authenticate(request.headers)
+        # Nothing in a schema is private, but Glance serves them behind its auth
+        # middleware like every /v2 path, and clients expect the same 401.
+        async def show_schema(_request: Request, _context: RequestContext) -> Response:
             return json_response(schema.document)
 
         return Resource(
@@ -77,6 +76,7 @@ def image_resources(handlers: ImageHandlers, data: DataHandlers) -> list[Resourc
                     request_media_type=f"{PATCH_V21}, {PATCH_V20}",
                     request_schema="image_patch",
                     response_schema="image",
+                    precheck=check_patch_media_type,
                 ),
                 Operation(
                     "DELETE",
@@ -125,6 +125,7 @@ def image_resources(handlers: ImageHandlers, data: DataHandlers) -> list[Resourc
                     errors=(400, *image_errors, 409, 413, 415, 503),
                     request_media_type=OCTET_STREAM,
                     request_schema="image_data",
+                    precheck=check_upload_media_type,
                 ),
                 Operation(
                     "GET",
