@@ -85,6 +85,25 @@ class VersionNegotiation:
         await response(scope, receive, send)
 
 
+# The versions document, for the OpenAPI document.
+VERSIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "versions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string"},
+                    "links": {"type": "array"},
+                },
+            },
+        }
+    },
+}
+
+
 def versions_response(request: Request, public_endpoint: str, status: int) -> Response:
     return json_response(versions_document(base_url(request, public_endpoint)), status=status)
 

@@ -1,27 +1,63 @@
-"""The Compute API v2.1 image proxy's route table, version document and mount."""
+"""The Compute API v2.1 image proxy: its factory, route table, version document and mount."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from skylens.api.compute_v21 import errors
 from skylens.api.compute_v21.images import VERSION_SEGMENT, ComputeImageHandlers, project_scoped
 from skylens.api.compute_v21.microversions import (
     MAX_IMAGE_METADATA_PROXY,
     MAX_IMAGE_PROXY,
     MAX_VERSION,
     MIN_VERSION,
+    Microversions,
     up_to,
 )
 from skylens.api.requests import base_url
 from skylens.api.responses import json_response
 from skylens.api.routing import Handler, Operation, PublicOperation, Resource
+from skylens.api.use_cases import UseCases
+from skylens.domain.errors import SkylensError
+from skylens.domain.ports import Authenticator
 
 _TAG = "compute images"
 _UPDATED = "2013-07-23T11:33:21Z"  # when v2.1 was published, as the Compute API says
+
+
+def compute_v21_resources(
+    use_cases: UseCases, *, prefix: str, max_limit: int, public_endpoint: str
+) -> list[Resource]:
+    """Every resource of the Compute API's image proxy (`{prefix}/v2.1/...`)."""
+    handlers = ComputeImageHandlers(
+        images=use_cases.images,
+        data=use_cases.data,
+        reads=use_cases.reads,
+        writes=use_cases.writes,
+        prefix=prefix,
+        max_limit=max_limit,
+        public_endpoint=public_endpoint,
+    )
+    return [*version_resources(prefix, public_endpoint), *image_resources(handlers)]
+
+
+def compute_v21_app(resources: list[Resource], authenticator: Authenticator) -> ASGIApp:
+    """The proxy's own app: its routes, Nova's error format and microversions."""
+    app = Starlette(
+        routes=[resource.route(authenticator) for resource in resources],
+        exception_handlers={
+            SkylensError: errors.handle_error,
+            HTTPException: errors.http_error,
+            Exception: errors.unexpected_error,
+        },
+    )
+    return Microversions(app, errors.render)
 
 
 def version_entry(href: str) -> dict[str, Any]:

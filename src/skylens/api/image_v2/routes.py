@@ -1,4 +1,4 @@
-"""The Image API v2 route table."""
+"""The Image API v2: its factory and route table."""
 
 from __future__ import annotations
 
@@ -7,13 +7,52 @@ from starlette.responses import Response
 
 from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_media_type
 from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
+from skylens.api.image_v2.ims import ImsProfile
+from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
+from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
+from skylens.api.image_v2.stores import StoreHandlers, store_resources
+from skylens.api.image_v2.usage import UsageHandlers, usage_resources
 from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
+from skylens.api.use_cases import UseCases
 from skylens.domain.access import RequestContext
 
 _JSON = "application/json"
+
+
+def image_v2_resources(
+    use_cases: UseCases,
+    schemas: ImageSchemas,
+    *,
+    list_limits: ListLimits,
+    public_endpoint: str,
+    store_ids: tuple[str, ...],
+    ims_profile: bool,
+) -> list[Resource]:
+    """Every resource of the Image API v2 (`/v2/...`)."""
+    reads, writes = use_cases.reads, use_cases.writes
+    images = ImageHandlers(
+        service=use_cases.images,
+        schemas=schemas,
+        list_limits=list_limits,
+        reads=reads,
+        writes=writes,
+        public_endpoint=public_endpoint,
+        store_ids=store_ids,
+        ims=ImsProfile(schemas.image) if ims_profile else None,
+    )
+    data = DataHandlers(service=use_cases.data, reads=reads, writes=writes)
+    # Usage may ask Keystone for limits: always on a thread, never on the loop.
+    usage = UsageHandlers(service=use_cases.quotas, reads=writes)
+    return [
+        *schema_resources(schemas),
+        *image_resources(images, data),
+        *member_resources(MemberHandlers(service=use_cases.members, reads=reads, writes=writes)),
+        *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
+        *usage_resources(usage),
+    ]
 
 
 def schema_resources(schemas: ImageSchemas) -> list[Resource]:
