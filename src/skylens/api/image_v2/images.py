@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from skylens.api.image_v2 import patch, views
-from skylens.api.image_v2.ims import ImsProfile
-from skylens.api.image_v2.query import ListLimits, parse_list_query
+from skylens.api.image_v2.profile import ImageProfile
+from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.schemas import ImageSchemas
 from skylens.api.offload import Offload
 from skylens.api.requests import base_url, read_json, reject_body
@@ -43,9 +43,9 @@ class ImageHandlers:
     list_limits: ListLimits
     reads: Offload  # runs the service's reads
     writes: Offload  # runs everything else
+    profile: ImageProfile  # Glance's, or the Huawei Cloud IMS profile
     public_endpoint: str = ""
     store_ids: tuple[str, ...] = ()  # announced on create, as Glance does with multi-store
-    ims: ImsProfile | None = None  # the Huawei Cloud IMS profile, when it is on
 
     async def create(self, request: Request, context: RequestContext) -> Response:
         new_image = self._new_image(await read_json(request))
@@ -86,25 +86,16 @@ class ImageHandlers:
         return NewImage(image_id=image_id, attributes=attributes, properties=body, tags=tags)
 
     async def index(self, request: Request, context: RequestContext) -> Response:
-        params = request.query_params.multi_items()
-        if self.ims is None:
-            query = parse_list_query(params, self.list_limits)
-            page = await self.reads(self.service.list, context, query)
-            return json_response(views.images_view(page.images, params, page.next_marker))
-        release = self.ims.release(request.headers)
-        query = self.ims.parse_query(params, self.list_limits, release)
+        query = self.profile.list_query(request, self.list_limits)
         page = await self.reads(self.service.list, context, query)
-        types = await self.reads(self.service.image_types, page.images)
-        view = self.ims.viewer(release, types)
+        view = await self.profile.viewer(request, page.images)
+        params = request.query_params.multi_items()
         return json_response(views.images_view(page.images, params, page.next_marker, view))
 
     async def _view(self, request: Request, image: Image) -> dict[str, Any]:
-        """One image as the Image API shows it (with the IMS profile's attributes)."""
-        if self.ims is None:
-            return views.image_view(image)
-        release = self.ims.release(request.headers)
-        types = await self.reads(self.service.image_types, (image,))
-        return self.ims.viewer(release, types)(image)
+        """One image as the Image API shows it (as the profile shows it)."""
+        view = await self.profile.viewer(request, (image,))
+        return view(image)
 
     async def show(self, request: Request, context: RequestContext) -> Response:
         image = await self.reads(self.service.get, context, request.path_params["image_id"])

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_media_type
 from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
-from skylens.api.image_v2.ims import ImsProfile
+from skylens.api.image_v2.ims import ImageTypes, ImsProfile
 from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
+from skylens.api.image_v2.profile import GlanceProfile, ImageProfile
 from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
@@ -18,6 +21,7 @@ from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
 from skylens.api.use_cases import UseCases
 from skylens.domain.access import RequestContext
+from skylens.domain.images import Image
 
 _JSON = "application/json"
 
@@ -41,7 +45,7 @@ def image_v2_resources(
         writes=writes,
         public_endpoint=public_endpoint,
         store_ids=store_ids,
-        ims=ImsProfile(schemas.image) if ims_profile else None,
+        profile=_profile(use_cases, schemas) if ims_profile else GlanceProfile(),
     )
     data = DataHandlers(service=use_cases.data, reads=reads, writes=writes)
     # Usage may ask Keystone for limits: always on a thread, never on the loop.
@@ -53,6 +57,15 @@ def image_v2_resources(
         *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
         *usage_resources(usage),
     ]
+
+
+def _profile(use_cases: UseCases, schemas: ImageSchemas) -> ImageProfile:
+    """The Huawei Cloud IMS profile (`images.ims_profile`)."""
+
+    async def image_types(images: Sequence[Image]) -> ImageTypes:
+        return await use_cases.reads(use_cases.images.image_types, images)
+
+    return ImsProfile(schemas.image, image_types)
 
 
 def schema_resources(schemas: ImageSchemas) -> list[Resource]:
