@@ -27,8 +27,8 @@ from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
 from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore
 from skylens.inspection.formats import OsloFormatInspector
-from skylens.policy.protections import InvalidProtectionsFile, ProtectionsFile
-from skylens.services.image_data import DataPolicy, ImageDataService
+from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
+from skylens.services.image_data import ImageDataService, UploadLimits
 from skylens.services.images import ImageService
 from skylens.services.members import MemberService
 from skylens.services.quotas import QuotaService
@@ -148,7 +148,7 @@ def _data_service(
         default_store=settings.storage.default_store,
         key_of=image_data_key,
         inspector=OsloFormatInspector,
-        policy=DataPolicy(
+        limits=UploadLimits(
             size_cap=settings.images.image_size_cap,
             hash_algo=settings.images.hashing_algorithm,
             verify_disk_format=settings.images.verify_disk_format,
@@ -165,7 +165,7 @@ def _policy(settings: Settings) -> Policy:
     if not settings.auth.policy_file:
         return BuiltinPolicy()
     # Imported only when used: oslo.policy and oslo.config cost ~7 MiB of every worker.
-    from skylens.policy.oslo import InvalidPolicyFile, OsloPolicy
+    from skylens.policy_files.oslo import InvalidPolicyFile, OsloPolicy
 
     try:
         return OsloPolicy(settings.auth.policy_file)
