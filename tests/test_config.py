@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from skylens.config import ConfigError, Settings, load
+from skylens.config import (
+    AuthMode,
+    ConfigError,
+    LogLevel,
+    ProtectionRuleFormat,
+    QuotaSource,
+    Settings,
+    load,
+)
 
 
 def _file(tmp_path: Path, text: str) -> str:
@@ -191,3 +199,66 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         settings.server.port = 1  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+def test_choices_are_typed() -> None:
+    settings = load(
+        environ={
+            "SKYLENS_AUTH_MODE": "tokens",
+            "SKYLENS_AUTH_TOKEN_FILE": "/etc/skylens/tokens.toml",
+            "SKYLENS_QUOTAS_SOURCE": "config",
+            "SKYLENS_SERVER_LOG_LEVEL": "debug",
+        }
+    )
+
+    assert settings.auth.mode is AuthMode.TOKENS
+    assert settings.quotas.source is QuotaSource.CONFIG
+    assert settings.server.log_level is LogLevel.DEBUG
+    assert settings.images.property_protection_rule_format is ProtectionRuleFormat.ROLES
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[auth]\nmode = 'kerberos'\n",
+            "unknown auth.mode 'kerberos' (supported: trusted-headers, tokens, keystone)",
+        ),
+        ("[auth]\nmode = 'Tokens'\n", "unknown auth.mode 'Tokens'"),
+        ("[quotas]\nsource = 'ldap'\n", "unknown quotas.source 'ldap' (supported: none, "),
+        ("[server]\nlog_level = 'INFO'\n", "unknown server.log_level 'INFO' (supported: "),
+        (
+            "[images]\nproperty_protection_rule_format = 'policies'\n",
+            'images.property_protection_rule_format = "policies" is not supported: only "roles"',
+        ),
+        (
+            "[images]\nproperty_protection_rule_format = 'acl'\n",
+            "unknown images.property_protection_rule_format 'acl' (supported: roles)",
+        ),
+        ("[auth]\nmode = 'tokens'\n", 'auth.mode = "tokens" needs auth.token_file'),
+        (
+            "[auth]\nmode = 'keystone'\n[keystone]\nauth_url = 'http://k/v3'\n",
+            'auth.mode = "keystone" needs keystone.username, keystone.password',
+        ),
+        (
+            "[quotas]\nsource = 'keystone'\n",
+            'quotas.source = "keystone" needs keystone.endpoint_id',
+        ),
+        (
+            "[quotas.projects.alpha]\nimage_count = 3\n",
+            "quotas.projects.alpha.image_count: unknown resource (known: image_size_total, ",
+        ),
+        (
+            "[quotas.projects.alpha]\nimage_size_total = 'lots'\n",
+            "quotas.projects.alpha.image_size_total: not an integer: 'lots'",
+        ),
+        ("[storage]\nsweep_grace_seconds = 0\n", "storage.sweep_grace_seconds must be at least 1"),
+    ],
+)
+def test_choices_and_what_they_need_are_checked_on_load(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(_file(tmp_path, text), environ={})
+
+    assert str(raised.value).startswith(message)

@@ -13,6 +13,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,58 @@ ENV_PREFIX = "SKYLENS_"
 
 
 class ConfigError(Exception):
-    """The configuration is invalid; the message says which option and why."""
+    """The configuration is invalid; the message says which option and why.
+
+    Not a `SkylensError`: no client ever sees it (see skylens.domain.errors)."""
+
+
+class LogLevel(StrEnum):
+    """uvicorn's log levels (`server.log_level`)."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
+
+
+class AuthMode(StrEnum):
+    """Where a request's identity comes from (`auth.mode`)."""
+
+    TRUSTED_HEADERS = "trusted-headers"  # headers set by a trusted caller (development)
+    TOKENS = "tokens"  # a file of static tokens
+    KEYSTONE = "keystone"  # tokens validated by Keystone
+
+
+class QuotaSource(StrEnum):
+    """Where per-project limits come from (`quotas.source`)."""
+
+    NONE = "none"  # no limits, as Glance without use_keystone_limits
+    CONFIG = "config"  # the [quotas] section
+    KEYSTONE = "keystone"  # Keystone's unified limits of `keystone.endpoint_id`
+
+
+class ProtectionRuleFormat(StrEnum):
+    """How a property protections file names who may do what
+    (`images.property_protection_rule_format`)."""
+
+    ROLES = "roles"
+
+
+# Glance's unified-limit resources, the options of [quotas] and its project tables.
+QUOTA_RESOURCES = (
+    "image_size_total",
+    "image_stage_total",
+    "image_count_total",
+    "image_count_uploading",
+)
+# Values Glance accepts that Skylens refuses, and why.
+_REFUSED = {
+    ("images.property_protection_rule_format", "policies"): (
+        'only "roles" is (name the roles in the protections file itself)'
+    ),
+}
 
 
 def default_data_dir(environ: Mapping[str, str]) -> str:
@@ -35,7 +87,7 @@ class ServerSettings:
     workers: int = 1
     # Base URL for absolute links (Location, versions) when behind a proxy.
     public_endpoint: str = ""
-    log_level: str = "info"
+    log_level: LogLevel = LogLevel.INFO
     access_log: bool = True
     # Largest JSON request body, in bytes (oslo.middleware's max_request_body_size);
     # image data is bounded by images.image_size_cap instead.
@@ -77,8 +129,8 @@ class ImageSettings:
     # Glance's property protections: an INI file of property-name patterns and the
     # roles that may create/read/update/delete them; empty: no protections.
     property_protection_file: str = ""
-    # Only Glance's "roles" format is supported ("policies" is refused at start-up).
-    property_protection_rule_format: str = "roles"
+    # Only Glance's "roles" format is supported ("policies" is refused).
+    property_protection_rule_format: ProtectionRuleFormat = ProtectionRuleFormat.ROLES
     # The Huawei Cloud IMS profile of GET /v2/images (docs/compatibility.md):
     # its `__` filters and attributes, image types and `X-Api-Version`.
     ims_profile: bool = False
@@ -102,7 +154,7 @@ def default_stores() -> dict[str, dict[str, Any]]:
 
 @dataclasses.dataclass(frozen=True)
 class AuthSettings:
-    mode: str = "trusted-headers"
+    mode: AuthMode = AuthMode.TRUSTED_HEADERS
     # Identity for requests that carry no identity headers (trusted-headers mode).
     default_project: str = "default"
     default_user: str = "default"
@@ -145,16 +197,14 @@ class KeystoneSettings:
 class QuotaSettings:
     """Per-project limits of Glance's four unified-limit resources."""
 
-    # "none": no limits (as Glance without use_keystone_limits); "config": the limits
-    # below; "keystone": Keystone's unified limits of `keystone.endpoint_id`.
-    source: str = "none"
+    source: QuotaSource = QuotaSource.NONE
     # source = "config": every project's limits (-1: unlimited; sizes in MiB) ...
     image_count_total: int = -1
     image_count_uploading: int = -1
     image_size_total: int = -1
     image_stage_total: int = -1
     # ... and [quotas.projects.<project id>] tables overriding them per project.
-    projects: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    projects: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     # source = "keystone": how long limits read from Keystone are used.
     cache_seconds: int = 60
 
@@ -229,7 +279,45 @@ def load(
             target[name] = value
     values.setdefault("data_dir", default_data_dir(environ))
     settings: Settings = _build(Settings, values, "")
+    _check(settings)
     return settings
+
+
+def _check(settings: Settings) -> None:
+    """What no single option can say: the options one choice needs, and the limits."""
+    auth, quotas = settings.auth, settings.quotas
+    if auth.mode is AuthMode.TOKENS and not auth.token_file:
+        raise ConfigError('auth.mode = "tokens" needs auth.token_file')
+    if auth.mode is AuthMode.KEYSTONE:
+        _check_service_credentials(settings.keystone, 'auth.mode = "keystone"')
+    if quotas.source is QuotaSource.KEYSTONE:
+        if not settings.keystone.endpoint_id:
+            raise ConfigError('quotas.source = "keystone" needs keystone.endpoint_id')
+        _check_service_credentials(settings.keystone, 'quotas.source = "keystone"')
+    for project, table in quotas.projects.items():
+        for name, value in table.items():
+            option = f"quotas.projects.{project}.{name}"
+            if name not in QUOTA_RESOURCES:
+                known = ", ".join(QUOTA_RESOURCES)
+                raise ConfigError(f"{option}: unknown resource (known: {known})")
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{option}: not an integer: {value!r}")
+    if auth.mode is AuthMode.TRUSTED_HEADERS and not auth.default_project:
+        raise ConfigError("auth.default_project must name a project")
+    for option, value in (
+        ("storage.sweep_grace_seconds", settings.storage.sweep_grace_seconds),
+        ("server.max_request_body_size", settings.server.max_request_body_size),
+        ("keystone.validation_threads", settings.keystone.validation_threads),
+    ):
+        if value < 1:
+            raise ConfigError(f"{option} must be at least 1")
+
+
+def _check_service_credentials(keystone: KeystoneSettings, needed_by: str) -> None:
+    """The service user's [keystone] credentials, which `needed_by` (an option) needs."""
+    missing = [name for name in ("auth_url", "username", "password") if not getattr(keystone, name)]
+    if missing:
+        raise ConfigError(f"{needed_by} needs " + ", ".join(f"keystone.{m}" for m in missing))
 
 
 def _set_env(values: dict[str, Any], key: str, raw: str) -> None:
@@ -269,6 +357,8 @@ def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, option: str) -> Any:
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return _choice(hint, value, option)
     try:
         if hint is bool:
             if isinstance(value, bool):
@@ -295,6 +385,17 @@ def _convert(hint: Any, value: Any, option: str) -> Any:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"invalid value for {option}: {error}") from error
     raise ConfigError(f"unsupported option type for {option}")
+
+
+def _choice(enum: type[StrEnum], value: Any, option: str) -> StrEnum:
+    """One of `enum`'s values, spelt exactly."""
+    if isinstance(value, str) and value in {member.value for member in enum}:
+        return enum(value)
+    refused = _REFUSED.get((option, value)) if isinstance(value, str) else None
+    if refused is not None:
+        raise ConfigError(f'{option} = "{value}" is not supported: {refused}')
+    supported = ", ".join(member.value for member in enum)
+    raise ConfigError(f"unknown {option} {value!r} (supported: {supported})")
 
 
 def _tables(value: Any, option: str) -> dict[str, dict[str, Any]]:

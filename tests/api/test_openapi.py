@@ -5,19 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Route
 
-from skylens.api.app import create_app
-from skylens.api.compute_v21.routes import ComputeMount
 from skylens.api.routing import ResourceEndpoint
-from skylens.config import load
+from tests.support import routes as support_routes
 from tests.support.servers import RunningServer
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -32,31 +27,17 @@ UNAUTHENTICATED = {
 
 
 @pytest.fixture(scope="module")
-def served_routes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[tuple[str, str]]]:
+def served_routes(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]]:
     """(path, method) for every operation of an app built as `skylens serve` builds it."""
-    data_dir: Path = tmp_path_factory.mktemp("openapi")
-    settings = load(
-        environ={},
-        overrides={"data_dir": str(data_dir), "database.url": f"sqlite:///{data_dir}/o.db"},
-    )
-    app: Any = create_app(settings)
-    while not isinstance(app, ComputeMount):  # through the pure-ASGI middleware
-        app = app.app
-    compute: Any = app.compute
-    while not isinstance(app, Starlette):
-        app = app.app
-    while not isinstance(compute, Starlette):
-        compute = compute.app
     routes: set[tuple[str, str]] = set()
-    for route in [*app.routes, *compute.routes]:
-        assert isinstance(route, Route), route
+    for served in support_routes.served_routes(tmp_path_factory.mktemp("openapi")):
+        route = served.route
         if isinstance(route.endpoint, ResourceEndpoint):
             operations = route.endpoint.resource.operations
             routes.update((route.path, operation.method.lower()) for operation in operations)
         else:  # a route added outside the resource tables still counts
             routes.update((route.path, method.lower()) for method in route.methods or ())
-    yield routes
-    app.state.engine.dispose()
+    return routes
 
 
 @pytest.fixture

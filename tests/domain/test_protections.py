@@ -9,11 +9,10 @@ import pytest
 
 from skylens.domain.access import RequestContext
 from skylens.domain.changes import Change, ChangeOp, apply_changes
-from skylens.domain.errors import PropertyNotFound, ReservedAttribute
+from skylens.domain.errors import PropertyNotFound, PropertyProtected, ReservedAttribute
 from skylens.domain.images import Image, ImageStatus, Visibility
 from skylens.domain.protections import (
     PropertyOperation,
-    PropertyProtected,
     PropertyRule,
     PropertyRules,
     restore_hidden,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from skylens.domain.data import DataFormat
-from skylens.domain.errors import InvalidRequest
+from skylens.domain.errors import ImageTooLarge, InvalidRequest
 from skylens.inspection.formats import OsloFormatInspector
-from skylens.services.ingest import BLOCK_SIZE, BLOCKS, ImageTooLarge, ingest
+from skylens.services.ingest import BLOCK_SIZE, BLOCKS, ingest
 from skylens.storage.filesystem import FilesystemStore, FileWriter
 
 

@@ -1,14 +1,17 @@
-"""The composition root: the only place that wires adapters to services."""
+"""The composition root: the ASGI app, built from settings.
+
+`skylens.api.components` builds the parts (adapters wired to services); each API
+surface's factory builds its resources from them; this module mounts the
+surfaces, their error handlers and the service's own endpoints.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
-import anyio
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -17,76 +20,24 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
 
-from skylens.api.compute_v21 import errors as compute_errors
-from skylens.api.compute_v21.images import ComputeImageHandlers
-from skylens.api.compute_v21.microversions import Microversions
-from skylens.api.compute_v21.routes import ComputeMount
-from skylens.api.compute_v21.routes import image_resources as compute_image_resources
-from skylens.api.compute_v21.routes import version_resources as compute_version_resources
+from skylens.api.components import Components, check_compute_prefix, components
+from skylens.api.compute_v21.routes import ComputeMount, compute_v21_app, compute_v21_resources
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
-from skylens.api.image_v2.data import DataHandlers
-from skylens.api.image_v2.images import ImageHandlers
-from skylens.api.image_v2.ims import ImsProfile
-from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.query import ListLimits
-from skylens.api.image_v2.routes import image_resources, schema_resources
+from skylens.api.image_v2.routes import image_v2_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
-from skylens.api.image_v2.stores import StoreHandlers, store_resources
-from skylens.api.image_v2.usage import UsageHandlers, usage_resources
 from skylens.api.middleware import RequestIdMiddleware, TrustedOrigins
-from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
 from skylens.api.responses import json_response
-from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
-from skylens.api.versions import (
-    UNVERSIONED_PREFIXES,
-    VersionNegotiation,
-    allowed_prefixes,
-    version_resources,
-)
-from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials
-from skylens.auth.keystone_limits import KeystoneLimits
-from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
-from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
-from skylens.config import ConfigError, Settings
-from skylens.db.engine import create_engine, reads_may_wait, upgrade
-from skylens.db.repository import SqlImageRepository
-from skylens.domain.changes import ImageLimits
+from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource
+from skylens.api.versions import VERSIONS_SCHEMA, VersionNegotiation, version_resources
+from skylens.config import AuthMode, Settings
+from skylens.db.engine import create_engine, upgrade
 from skylens.domain.errors import SkylensError
-from skylens.domain.policy import BuiltinPolicy
-from skylens.domain.ports import Authenticator, Policy, PropertyProtections
-from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
-from skylens.domain.quotas import Resource as QuotaResource
-from skylens.domain.stores import ConfiguredStore
-from skylens.inspection.formats import OsloFormatInspector
-from skylens.policy.protections import InvalidProtectionsFile, ProtectionsFile
-from skylens.services.image_data import DataPolicy, ImageDataService
-from skylens.services.images import ImageService
-from skylens.services.members import MemberService
-from skylens.services.quotas import QuotaService
 from skylens.services.sweep import OrphanSweep
-from skylens.storage.keys import image_data_key, image_id_of_key
-from skylens.storage.registry import InvalidStoreSettings, build_stores
 
 log = logging.getLogger("skylens")
-
-_VERSIONS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "versions": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "status": {"type": "string"},
-                    "links": {"type": "array"},
-                },
-            },
-        }
-    },
-}
 
 
 def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
@@ -94,104 +45,99 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     engine = engine or create_engine(settings.database_url, pool_size=settings.database.pool_size)
     if settings.database.auto_upgrade:
         upgrade(engine)
-    limits = ImageLimits(
-        properties=settings.images.property_quota,
-        tags=settings.images.tag_quota,
-        members=settings.images.member_quota,
-        property_value_length=settings.images.property_value_max_length,
-    )
-    repository = SqlImageRepository(engine)
-    policy = _policy(settings)
-    quotas = QuotaService(repository, _limit_source(settings))
-    service = ImageService(repository, limits, policy, quotas, protections=_protections(settings))
-    # One thread per pooled connection: more would only queue for connections.
-    threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
+    parts = components(settings, engine)
     schemas = load_schemas(ims_profile=settings.images.ims_profile)
-    stores = configured_stores(settings)
-    handlers = ImageHandlers(
-        service=service,
-        schemas=schemas,
-        authenticator=_authenticator(settings),
-        list_limits=ListLimits(
-            default=settings.images.limit_param_default,
-            maximum=settings.images.api_limit_max,
-        ),
-        reads=threads if reads_may_wait(engine) else OnTheLoop(),
-        writes=threads,
-        public_endpoint=settings.server.public_endpoint,
-        store_ids=tuple(stores),
-        ims=ImsProfile(schemas.image) if settings.images.ims_profile else None,
+    image_api = _image_api(settings, parts, schemas)
+    compute_api = _compute_api(settings, parts) if settings.compute.enabled else []
+    image_api += service_resources(engine, [*image_api, *compute_api], schemas)
+    limits = RequestLimits(
+        body_bytes=settings.server.max_request_body_size,
+        patch_operations=settings.images.patch_operations_max,
     )
-    data_service = _data_service(settings, service, repository, stores, policy, quotas)
-    data = DataHandlers(
-        service=data_service,
-        authenticator=handlers.authenticator,
-        reads=handlers.reads,
-        writes=handlers.writes,
-    )
-    store_handlers = StoreHandlers(
-        service=data_service, authenticator=handlers.authenticator, writes=handlers.writes
-    )
-    member_handlers = MemberHandlers(
-        service=MemberService(service, repository, settings.images.member_quota, policy),
-        authenticator=handlers.authenticator,
-        reads=handlers.reads,
-        writes=handlers.writes,
-    )
-    usage_handlers = UsageHandlers(
-        service=quotas, authenticator=handlers.authenticator, reads=threads
-    )
-    resources = [
+    image_app = _image_app(image_api, parts, settings, limits)
+    served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint)
+    if compute_api:
+        compute_app = compute_v21_app(compute_api, parts.authenticator, limits)
+        served = ComputeMount(served, compute_app, settings.compute.prefix)
+    if settings.auth.mode == AuthMode.TRUSTED_HEADERS:
+        server = settings.server
+        served = TrustedOrigins(
+            served, server.allowed_hosts, server.allowed_origins, server.public_endpoint
+        )
+    return RequestIdMiddleware(served)
+
+
+def _image_api(settings: Settings, parts: Components, schemas: ImageSchemas) -> list[Resource]:
+    images = settings.images
+    list_limits = ListLimits(default=images.limit_param_default, maximum=images.api_limit_max)
+    return [
         *version_resources(settings.server.public_endpoint),
-        *schema_resources(schemas, handlers.authenticator),
-        *image_resources(handlers, data),
-        *member_resources(member_handlers),
-        *store_resources(store_handlers),
-        *usage_resources(usage_handlers),
+        *image_v2_resources(
+            parts.use_cases,
+            schemas,
+            list_limits=list_limits,
+            public_endpoint=settings.server.public_endpoint,
+            store_ids=tuple(parts.stores),
+            ims_profile=images.ims_profile,
+        ),
     ]
-    compute = (
-        _compute_resources(
-            settings,
-            ComputeImageHandlers(
-                images=service,
-                data=data_service,
-                authenticator=handlers.authenticator,
-                reads=handlers.reads,
-                writes=handlers.writes,
-                prefix=settings.compute.prefix,
-                max_limit=settings.images.api_limit_max,
-                public_endpoint=settings.server.public_endpoint,
-            ),
-        )
-        if settings.compute.enabled
-        else []
+
+
+def _compute_api(settings: Settings, parts: Components) -> list[Resource]:
+    check_compute_prefix(settings.compute.prefix)
+    return compute_v21_resources(
+        parts.use_cases,
+        prefix=settings.compute.prefix,
+        max_limit=settings.images.api_limit_max,
+        public_endpoint=settings.server.public_endpoint,
     )
-    resources.extend(_service_resources(engine, [*resources, *compute], schemas))
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if exc.status_code == 404:
-            # Glance's router: an unknown method is 501 even where no route matches.
-            if request.method not in IMPLEMENTED_METHODS:
-                return await handle_error(request, MethodNotImplemented(request.method))
-            return await handle_error(request, RouteNotFound())
-        return error_response(request, exc.status_code, str(exc.detail))
 
-    async def unexpected_error(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error serving %s %s", request.method, request.url.path)
-        return error_response(
-            request,
-            500,
-            "The server has either erred or is incapable of performing the requested operation.",
-        )
+def _image_app(
+    resources: list[Resource], parts: Components, settings: Settings, limits: RequestLimits
+) -> ASGIApp:
+    """The Image API's app, with Glance's error bodies; its lifespan runs the sweep."""
+    app = Starlette(
+        lifespan=_sweeping(parts.sweep, settings.storage.sweep_interval_seconds),
+        routes=[resource.route(parts.authenticator) for resource in resources],
+        exception_handlers={
+            SkylensError: handle_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+    )
+    # Glance's router matches paths exactly: `GET /v2/images/` (an empty image id) is
+    # 404, never a redirect to the list (which DELETE would then answer with 405).
+    app.router.redirect_slashes = False
+    install_limits(app, limits)
+    return RefuseNul(app, handle_error)
 
-    sweep = orphan_sweep(settings, repository, stores)
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        # Glance's router: an unknown method is 501 even where no route matches.
+        if request.method not in IMPLEMENTED_METHODS:
+            return await handle_error(request, MethodNotImplemented(request.method))
+        return await handle_error(request, RouteNotFound())
+    return error_response(request, exc.status_code, str(exc.detail))
+
+
+async def _unexpected_error(request: Request, _exc: Exception) -> Response:
+    log.exception("unhandled error serving %s %s", request.method, request.url.path)
+    return error_response(
+        request,
+        500,
+        "The server has either erred or is incapable of performing the requested operation.",
+    )
+
+
+def _sweeping(
+    sweep: OrphanSweep, interval: float
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        sweeping = asyncio.create_task(
-            _sweep_periodically(sweep, settings.storage.sweep_interval_seconds)
-        )
+        sweeping = asyncio.create_task(_sweep_periodically(sweep, interval))
         try:
             yield
         finally:
@@ -199,84 +145,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeping
 
-    app = Starlette(
-        lifespan=lifespan,
-        routes=[resource.route() for resource in resources],
-        exception_handlers={
-            SkylensError: handle_error,
-            HTTPException: http_error,
-            Exception: unexpected_error,
-        },
-    )
-    # Glance's router matches paths exactly: `GET /v2/images/` (an empty image id) is
-    # 404, never a redirect to the list (which DELETE would then answer with 405).
-    app.router.redirect_slashes = False
-    app.state.engine = engine
-    request_limits = _request_limits(settings)
-    install_limits(app, request_limits)
-    served: ASGIApp = VersionNegotiation(
-        RefuseNul(app, handle_error), settings.server.public_endpoint
-    )
-    if compute:
-        served = ComputeMount(
-            served, _compute_app(compute, request_limits), settings.compute.prefix
-        )
-    if settings.auth.mode == "trusted-headers":
-        served = TrustedOrigins(
-            served,
-            settings.server.allowed_hosts,
-            settings.server.allowed_origins,
-            settings.server.public_endpoint,
-        )
-    return RequestIdMiddleware(served)
-
-
-def _compute_resources(settings: Settings, handlers: ComputeImageHandlers) -> list[Resource]:
-    _check_compute_prefix(settings.compute.prefix)
-    return [
-        *compute_version_resources(settings.compute.prefix, settings.server.public_endpoint),
-        *compute_image_resources(handlers),
-    ]
-
-
-def _request_limits(settings: Settings) -> RequestLimits:
-    return RequestLimits(
-        body_bytes=settings.server.max_request_body_size,
-        patch_operations=settings.images.patch_operations_max,
-    )
-
-
-def _compute_app(resources: list[Resource], limits: RequestLimits) -> ASGIApp:
-    """The Compute API v2.1 image proxy: its own routes, error format and microversions."""
-    app = Starlette(
-        routes=[resource.route() for resource in resources],
-        exception_handlers={
-            SkylensError: compute_errors.handle_error,
-            HTTPException: compute_errors.http_error,
-            Exception: compute_errors.unexpected_error,
-        },
-    )
-    install_limits(app, limits)
-    return Microversions(RefuseNul(app, compute_errors.handle_error), compute_errors.render)
-
-
-def _check_compute_prefix(prefix: str) -> None:
-    """Empty, or `/segment[/...]` whose first segment the Image API does not own."""
-    if not prefix:
-        return
-    first = prefix.lstrip("/").split("/", 1)[0]
-    owned = {*allowed_prefixes(), "versions", *(p.lstrip("/") for p in UNVERSIONED_PREFIXES)}
-    if (
-        not prefix.startswith("/")
-        or prefix.endswith("/")
-        or "//" in prefix
-        or any(c in prefix for c in "{}?#")
-        or first in owned
-    ):
-        raise ConfigError(
-            f"compute.prefix {prefix!r}: must be empty or a path like /compute, "
-            "outside the Image API's own paths"
-        )
+    return lifespan
 
 
 async def _sweep_periodically(sweep: OrphanSweep, interval: float) -> None:
@@ -291,201 +160,7 @@ async def _sweep_periodically(sweep: OrphanSweep, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def orphan_sweep(
-    settings: Settings,
-    repository: SqlImageRepository | None = None,
-    stores: dict[str, ConfiguredStore] | None = None,
-) -> OrphanSweep:
-    """The sweep a server runs periodically, and `skylens sweep` runs once."""
-    if repository is None:
-        repository = SqlImageRepository(create_engine(settings.database_url, pool_size=1))
-    return OrphanSweep(
-        repository,
-        configured_stores(settings) if stores is None else stores,
-        image_id_of_key,
-        settings.storage.sweep_grace_seconds,
-    )
-
-
-def configured_stores(settings: Settings) -> dict[str, ConfiguredStore]:
-    try:
-        stores = build_stores(settings.store_settings())
-    except InvalidStoreSettings as error:
-        raise ConfigError(str(error)) from error
-    if settings.storage.default_store not in stores:
-        raise ConfigError(
-            f"storage.default_store {settings.storage.default_store!r} names no store "
-            f"(configured: {', '.join(stores)})"
-        )
-    return stores
-
-
-def _data_service(
-    settings: Settings,
-    images: ImageService,
-    repository: SqlImageRepository,
-    stores: dict[str, ConfiguredStore],
-    policy: Policy,
-    quotas: QuotaService,
-) -> ImageDataService:
-    return ImageDataService(
-        images=images,
-        repository=repository,
-        stores=stores,
-        default_store=settings.storage.default_store,
-        key_of=image_data_key,
-        inspector=OsloFormatInspector,
-        policy=DataPolicy(
-            size_cap=settings.images.image_size_cap,
-            hash_algo=settings.images.hashing_algorithm,
-            verify_disk_format=settings.images.verify_disk_format,
-            lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
-        ),
-        access=policy,
-        quotas=quotas,
-    )
-
-
-def _policy(settings: Settings) -> Policy:
-    """Glance's defaults in plain Python (proven equal to oslo.policy's reading of
-    them), or oslo.policy itself when a policy file overrides them."""
-    if not settings.auth.policy_file:
-        return BuiltinPolicy()
-    # Imported only when used: oslo.policy and oslo.config cost ~7 MiB of every worker.
-    from skylens.policy.oslo import InvalidPolicyFile, OsloPolicy
-
-    try:
-        return OsloPolicy(settings.auth.policy_file)
-    except (OSError, InvalidPolicyFile) as error:
-        raise ConfigError(f"auth.policy_file: {error}") from error
-
-
-def _limit_source(settings: Settings) -> LimitSource:
-    quotas = settings.quotas
-    if quotas.source == "none":
-        return NoLimits()
-    if quotas.source == "config":
-        defaults = {resource: getattr(quotas, resource.value) for resource in QuotaResource}
-        return ConfiguredLimits(
-            defaults,
-            {
-                project: _project_limits(project, table)
-                for project, table in quotas.projects.items()
-            },
-        )
-    if quotas.source == "keystone":
-        if not settings.keystone.endpoint_id:
-            raise ConfigError('quotas.source = "keystone" needs keystone.endpoint_id')
-        return KeystoneLimits(
-            _service_credentials(settings, 'quotas.source = "keystone"'),
-            settings.keystone.endpoint_id,
-            cache_seconds=quotas.cache_seconds,
-        )
-    raise ConfigError(
-        f"unknown quotas.source {quotas.source!r} (supported: none, config, keystone)"
-    )
-
-
-def _project_limits(project: str, table: dict[str, Any]) -> dict[QuotaResource, int]:
-    names = {resource.value: resource for resource in QuotaResource}
-    limits = {}
-    for name, value in table.items():
-        if name not in names:
-            raise ConfigError(
-                f"quotas.projects.{project}.{name}: unknown resource (known: {', '.join(names)})"
-            )
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"quotas.projects.{project}.{name}: not an integer: {value!r}")
-        limits[names[name]] = value
-    return limits
-
-
-def _protections(settings: Settings) -> PropertyProtections | None:
-    """Glance's property protections (roles format) from their file, if one is set."""
-    rule_format = settings.images.property_protection_rule_format
-    if rule_format == "policies":
-        raise ConfigError(
-            'images.property_protection_rule_format = "policies" is not supported: '
-            'only "roles" is (name the roles in the protections file itself)'
-        )
-    if rule_format != "roles":
-        raise ConfigError(
-            f"unknown images.property_protection_rule_format {rule_format!r} (supported: roles)"
-        )
-    if not settings.images.property_protection_file:
-        return None
-    try:
-        return ProtectionsFile(settings.images.property_protection_file)
-    except (OSError, InvalidProtectionsFile) as error:
-        raise ConfigError(f"images.property_protection_file: {error}") from error
-
-
-def _authenticator(settings: Settings) -> Authenticator:
-    mode = settings.auth.mode
-    if mode == "trusted-headers":
-        if not settings.auth.default_project:
-            raise ConfigError("auth.default_project must name a project")
-        return TrustedHeadersAuthenticator(
-            default_project=settings.auth.default_project,
-            default_user=settings.auth.default_user,
-            default_roles=settings.auth.default_roles,
-        )
-    if mode == "tokens":
-        if not settings.auth.token_file:
-            raise ConfigError('auth.mode = "tokens" needs auth.token_file')
-        try:
-            return StaticTokenAuthenticator(settings.auth.token_file)
-        except (OSError, InvalidTokenFile) as error:
-            raise ConfigError(f"auth.token_file: {error}") from error
-    if mode == "keystone":
-        keystone = settings.keystone
-        if keystone.validation_threads < 1:
-            raise ConfigError("keystone.validation_threads must be at least 1")
-        return KeystoneAuthenticator(
-            _service_credentials(settings, 'auth.mode = "keystone"'),
-            www_authenticate_uri=keystone.www_authenticate_uri,
-            cache_seconds=keystone.cache_seconds,
-            negative_cache_seconds=keystone.negative_cache_seconds,
-            validation_threads=keystone.validation_threads,
-        )
-    raise ConfigError(f"unknown auth.mode {mode!r} (supported: trusted-headers, tokens, keystone)")
-
-
-def _service_credentials(settings: Settings, needed_by: str) -> ServiceCredentials:
-    """The service user's [keystone] credentials, which `needed_by` (an option) needs."""
-    keystone = settings.keystone
-    missing = [name for name in ("auth_url", "username", "password") if not getattr(keystone, name)]
-    if missing:
-        raise ConfigError(f"{needed_by} needs " + ", ".join(f"keystone.{m}" for m in missing))
-    return ServiceCredentials(
-        auth_url=keystone.auth_url,
-        username=keystone.username,
-        password=keystone.password,
-        project_name=keystone.project_name,
-        user_domain_name=keystone.user_domain_name,
-        project_domain_name=keystone.project_domain_name,
-        cafile=keystone.cafile,
-        insecure=keystone.insecure,
-        timeout=keystone.timeout_seconds,
-    )
-
-
-def check_settings(settings: Settings) -> None:
-    """Refuse settings only the app can judge, before `serve` starts any worker
-    (a worker failing at start would be restarted for ever)."""
-    _authenticator(settings)
-    _policy(settings)
-    _limit_source(settings)
-    _protections(settings)
-    configured_stores(settings)
-    _check_compute_prefix(settings.compute.prefix)
-    if settings.storage.sweep_grace_seconds < 1:
-        raise ConfigError("storage.sweep_grace_seconds must be at least 1")
-    if settings.server.max_request_body_size < 1:
-        raise ConfigError("server.max_request_body_size must be at least 1")
-
-
-def _service_resources(
+def service_resources(
     engine: sa.Engine, api: list[Resource], schemas: ImageSchemas
 ) -> list[Resource]:
     """/healthcheck and /openapi.json; the document describes every route, itself included."""
@@ -511,23 +186,22 @@ def _service_resources(
         Resource(
             "/healthcheck",
             [
-                Operation(
+                PublicOperation(
                     "GET",
                     healthcheck,
                     "Report whether the service can serve requests",
                     errors=(503,),
-                    authenticated=False,
                 )
             ],
             tag="service",
         ),
         Resource(
             "/openapi.json",
-            [Operation("GET", openapi, "This OpenAPI document", authenticated=False)],
+            [PublicOperation("GET", openapi, "This OpenAPI document")],
             tag="service",
         ),
     ]
     named = {schema.name: schema.document for schema in schemas.all()}
-    named["versions"] = _VERSIONS_SCHEMA
+    named["versions"] = VERSIONS_SCHEMA
     document = openapi_document([*api, *service], named)
     return service

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skylens.api.requests import base_url
 from skylens.api.responses import json_response
-from skylens.api.routing import Operation, Resource
+from skylens.api.routing import PublicOperation, Resource
 
 # (version, status) in the order the document lists them. Every version here is
 # implemented; optional features that are off behave as in a Glance with them off.
@@ -85,6 +85,25 @@ class VersionNegotiation:
         await response(scope, receive, send)
 
 
+# The versions document, for the OpenAPI document.
+VERSIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "versions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string"},
+                    "links": {"type": "array"},
+                },
+            },
+        }
+    },
+}
+
+
 def versions_response(request: Request, public_endpoint: str, status: int) -> Response:
     return json_response(versions_document(base_url(request, public_endpoint)), status=status)
 
@@ -100,13 +119,12 @@ def version_resources(public_endpoint: str) -> list[Resource]:
         Resource(
             "/",
             [
-                Operation(
+                PublicOperation(
                     "GET",
                     choices,
                     "List API versions (300 Multiple Choices)",
                     success=300,
                     response_schema="versions",
-                    authenticated=False,
                 )
             ],
             tag="versions",
@@ -114,12 +132,11 @@ def version_resources(public_endpoint: str) -> list[Resource]:
         Resource(
             "/versions",
             [
-                Operation(
+                PublicOperation(
                     "GET",
                     versions,
                     "List API versions",
                     response_schema="versions",
-                    authenticated=False,
                 )
             ],
             tag="versions",

@@ -92,7 +92,7 @@ def db_current_command(settings: Settings) -> int:
 
 
 def sweep_command(settings: Settings) -> int:
-    from skylens.api.app import orphan_sweep
+    from skylens.api.components import orphan_sweep
 
     result = orphan_sweep(settings).run()
     state = "FAILED (see the log)" if result.released_failed else "ok"
@@ -109,7 +109,7 @@ def sweep_command(settings: Settings) -> int:
 def serve_command(settings: Settings) -> int:
     import uvicorn
 
-    from skylens.api.app import check_settings
+    from skylens.api.components import check_settings
     from skylens.cli.protocol import GlanceHttpToolsProtocol
 
     _check_exposure(settings)

@@ -21,10 +21,10 @@ from skylens.db.tables import (
     images,
 )
 from skylens.domain.access import RequestContext
-from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter
+from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter, MemberLimitExceeded
 from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility, utc_now
 from skylens.domain.listing import ImagePage, ListQuery
-from skylens.domain.members import ImageMember, MemberLimitExceeded
+from skylens.domain.members import ImageMember
 from skylens.domain.quotas import QuotaClaim, Resource
 
 _COLUMNS = tuple(column for column in images.c if column.name != "version")

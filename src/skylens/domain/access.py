@@ -55,9 +55,6 @@ class RequestContext:
     def is_admin(self) -> bool:
         return ADMIN in self.roles
 
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
-
 
 class Action(StrEnum):
     """Policy actions, named as Glance names them so policy files carry over."""

@@ -3,9 +3,29 @@
 Every layer raises these; the API maps each class to a status code in one table
 (`skylens.api.errors`). Messages are the user-visible text, worded as Glance words
 them because clients and scripts match on them.
+
+Every `SkylensError` is defined here, except the few that only an HTTP adapter can
+raise, which live beside it (tests/domain/test_errors.py keeps this list true):
+
+- `skylens.api.errors`: `MethodNotAllowed` (405), `MethodNotImplemented` (501),
+  `RangeNotSatisfiable` (416), `RouteNotFound` (a `NotFound`) and
+  `UnsupportedPatchMediaType` (an `UnsupportedMediaType`);
+- `skylens.api.compute_v21.microversions`: `InvalidVersionString` (an
+  `InvalidRequest`), `VersionNotSupported` (406), `VersionNotFoundForMethod` (a
+  `NotFound`).
+
+Errors that no client sees are not `SkylensError`s: `skylens.config.ConfigError` and
+the adapters' `ValueError`s for a broken file they read at start-up
+(`InvalidTokenFile`, `InvalidPolicyFile`, `InvalidProtectionsFile`,
+`InvalidStoreSettings`), which the composition root turns into `ConfigError`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skylens.domain.quotas import Resource
 
 
 class SkylensError(Exception):
@@ -90,8 +110,47 @@ class PropertyLimitExceeded(LimitExceeded):
     """An image would have more properties than the per-image quota allows."""
 
 
+class MemberLimitExceeded(LimitExceeded):
+    def __init__(self, image_id: str, attempted: int, maximum: int) -> None:
+        super().__init__(
+            f"Image member limit exceeded for image {image_id}: The limit has been exceeded "
+            "on the number of allowed image members for this image. "
+            f"Attempted: {attempted}, Maximum: {maximum}:"
+        )
+
+
+class QuotaExceeded(LimitExceeded):
+    """413, worded as Glance relays oslo.limit's refusal."""
+
+    def __init__(self, project_id: str, resource: Resource, limit: int, usage: int, delta: int):
+        detail = (
+            f"Project {project_id} is over a limit for [Resource {resource.value} is over "
+            f"limit of {limit} due to current usage {usage} and delta {delta}]"
+        )
+        super().__init__(
+            "The request returned a 413 Request Entity Too Large. This generally means that "
+            "rate limiting or a quota threshold was breached.\n\nThe response body:\n" + detail
+        )
+        self.resource = resource
+
+
+class ImageTooLarge(LimitExceeded):
+    def __init__(self) -> None:
+        super().__init__("The incoming image is too large: The provided image is too large.")
+
+
 class UnsupportedMediaType(SkylensError):
     """The request body's media type is not accepted here (415)."""
+
+
+class DataFormatMismatch(UnsupportedMediaType):
+    def __init__(self, declared: str, detected: str) -> None:
+        super().__init__(f"Image disk_format {declared} does not match stream data {detected}")
+
+
+class UnsafeImageData(UnsupportedMediaType):
+    def __init__(self) -> None:
+        super().__init__("Image failed safety checks")
 
 
 # Glance words a few refusals as the "detail" of a generic status message; the
@@ -120,6 +179,15 @@ class ReservedPropertyName(ReservedAttribute):
     """A create request names a reserved key as an extra property."""
 
 
+class PropertyProtected(ReservedAttribute):
+    """A protection refuses the caller this operation on the property; Glance
+    words it as it words a reserved name ("Attribute 'x' is reserved.")."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 class ForeignOwnerForbidden(Forbidden):
     def __init__(self, owner: str | None) -> None:
         super().__init__(f"You are not permitted to create images owned by '{owner}'")
@@ -130,6 +198,12 @@ class BlobNotFound(NotFound):
         super().__init__(f"No data stored under {key}")
 
 
+class MetadataKeyNotFound(NotFound):
+    def __init__(self, key: str) -> None:
+        super().__init__("Invalid metadata key")
+        self.key = key
+
+
 class StorageUnavailable(SkylensError):
     """A store failed or cannot be reached (503)."""
 
@@ -137,3 +211,8 @@ class StorageUnavailable(SkylensError):
 class InvalidBlobKey(InvalidRequest):
     def __init__(self, key: str) -> None:
         super().__init__(f"Invalid storage key {key!r}")
+
+
+class UnknownStore(InvalidRequest):
+    def __init__(self, store_id: str) -> None:
+        super().__init__(f"Store for identifier {store_id} not found")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from skylens.domain.errors import InvalidRequest, LimitExceeded
+from skylens.domain.errors import InvalidRequest
 from skylens.domain.images import MemberStatus
 
 MAX_MEMBER_ID_LENGTH = 255  # the column's length, as in Glance
@@ -25,12 +25,3 @@ def member_status(value: object) -> MemberStatus:
     if isinstance(value, str) and value in MemberStatus.__members__.values():
         return MemberStatus(value)
     raise InvalidRequest('Incorrect request: Status must be "pending", "accepted" or "rejected".')
-
-
-class MemberLimitExceeded(LimitExceeded):
-    def __init__(self, image_id: str, attempted: int, maximum: int) -> None:
-        super().__init__(
-            f"Image member limit exceeded for image {image_id}: The limit has been exceeded "
-            "on the number of allowed image members for this image. "
-            f"Attempted: {attempted}, Maximum: {maximum}:"
-        )

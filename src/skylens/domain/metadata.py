@@ -10,16 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from skylens.domain.changes import Change, ChangeOp
-from skylens.domain.errors import NotFound, ReservedAttribute
+from skylens.domain.errors import MetadataKeyNotFound, ReservedAttribute
 from skylens.domain.images import MUTABLE_ATTRIBUTES, Image, check_property_name
 
 Plan = Callable[[Image], tuple[Change, ...]]
-
-
-class MetadataKeyNotFound(NotFound):
-    def __init__(self, key: str) -> None:
-        super().__init__("Invalid metadata key")
-        self.key = key
 
 
 def check_metadata_key(key: str) -> None:

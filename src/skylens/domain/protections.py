@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 
 from skylens.domain.access import RequestContext
-from skylens.domain.errors import ReservedAttribute
+from skylens.domain.errors import PropertyProtected
 from skylens.domain.images import Image
 
 ANY_ROLE = "@"  # every caller, whatever its roles
@@ -33,15 +33,6 @@ class PropertyOperation(StrEnum):
     READ = "read"
     UPDATE = "update"
     DELETE = "delete"
-
-
-class PropertyProtected(ReservedAttribute):
-    """A protection refuses the caller this operation on the property; Glance
-    words it as it words a reserved name ("Attribute 'x' is reserved.")."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

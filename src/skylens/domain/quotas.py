@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Protocol
 
-from skylens.domain.errors import LimitExceeded
+from skylens.domain.errors import QuotaExceeded
 
 MIB = 1 << 20
 UNLIMITED = -1
@@ -84,21 +84,6 @@ class LimitSource(Protocol):
 
     def limits(self, project_id: str) -> ProjectLimits:
         """The project's limits; raise `IdentityUnavailable` if they cannot be read."""
-
-
-class QuotaExceeded(LimitExceeded):
-    """413, worded as Glance relays oslo.limit's refusal."""
-
-    def __init__(self, project_id: str, resource: Resource, limit: int, usage: int, delta: int):
-        detail = (
-            f"Project {project_id} is over a limit for [Resource {resource.value} is over "
-            f"limit of {limit} due to current usage {usage} and delta {delta}]"
-        )
-        super().__init__(
-            "The request returned a 413 Request Entity Too Large. This generally means that "
-            "rate limiting or a quota threshold was breached.\n\nThe response body:\n" + detail
-        )
-        self.resource = resource
 
 
 def exceeded(project_id: str, claim: QuotaClaim, usage: int) -> QuotaExceeded:

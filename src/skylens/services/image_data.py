@@ -14,13 +14,17 @@ from skylens.domain.access import Action, RequestContext
 from skylens.domain.data import DataDigest
 from skylens.domain.errors import (
     Conflict,
+    DataFormatMismatch,
     Forbidden,
     ImageNotFound,
+    ImageTooLarge,
     InvalidRequest,
     InvalidStatusTransition,
     NotFound,
+    QuotaExceeded,
     StorageUnavailable,
-    UnsupportedMediaType,
+    UnknownStore,
+    UnsafeImageData,
 )
 from skylens.domain.images import Image, ImageStatus, utc_now
 from skylens.domain.policy import authorize
@@ -32,10 +36,10 @@ from skylens.domain.ports import (
     ImageRepository,
     Policy,
 )
-from skylens.domain.quotas import QuotaClaim, QuotaExceeded, Resource
+from skylens.domain.quotas import QuotaClaim, Resource
 from skylens.domain.stores import ConfiguredStore, StoreInfo
 from skylens.services.images import ImageService
-from skylens.services.ingest import ImageTooLarge, ingest
+from skylens.services.ingest import ingest
 from skylens.services.quotas import QuotaService
 
 log = logging.getLogger(__name__)
@@ -45,13 +49,10 @@ _FORMATS_REQUIRED = ("disk_format", "container_format")
 _UNINSPECTED_FORMATS = frozenset({"raw", "ami", "ari", "aki", "ploop"})
 
 
-class DataFormatMismatch(UnsupportedMediaType):
-    def __init__(self, declared: str, detected: str) -> None:
-        super().__init__(f"Image disk_format {declared} does not match stream data {detected}")
-
-
 @dataclasses.dataclass(frozen=True)
-class DataPolicy:
+class UploadLimits:
+    """What an upload may be: its size, how it is hashed and checked."""
+
     size_cap: int = 1 << 40
     hash_algo: str = "sha512"
     verify_disk_format: bool = True
@@ -66,16 +67,6 @@ class Download:
     key: str
 
 
-class UnsafeImageData(UnsupportedMediaType):
-    def __init__(self) -> None:
-        super().__init__("Image failed safety checks")
-
-
-class UnknownStore(InvalidRequest):
-    def __init__(self, store_id: str) -> None:
-        super().__init__(f"Store for identifier {store_id} not found")
-
-
 class ImageDataService:
     def __init__(
         self,
@@ -85,7 +76,7 @@ class ImageDataService:
         default_store: str,
         key_of: Callable[[str], str],
         inspector: Callable[[], FormatInspector],
-        policy: DataPolicy,
+        limits: UploadLimits,
         access: Policy,
         quotas: QuotaService,
         clock: Callable[[], Any] = utc_now,
@@ -98,7 +89,7 @@ class ImageDataService:
         self._default_store = default_store
         self._key_of = key_of
         self._inspector = inspector
-        self._policy = policy
+        self._limits = limits
         self._access = access
         self._quotas = quotas
         self._clock = clock
@@ -131,7 +122,7 @@ class ImageDataService:
         """Stream the data into the store and activate the image; `expected_size` is
         the size the client announced, if any (0 means unknown, as in Glance)."""
         store = self._store(store_name).blob
-        if expected_size is not None and expected_size > self._policy.size_cap:
+        if expected_size is not None and expected_size > self._limits.size_cap:
             raise ImageTooLarge()  # refused before a byte is read
         claimed = await asyncio.to_thread(self._claim, context, image_id)
         lease = asyncio.create_task(self._hold_lease(image_id))
@@ -154,7 +145,7 @@ class ImageDataService:
         writer: BlobWriter | None = None
         try:
             budget = await asyncio.to_thread(self._quotas.size_budget, claimed.owner)
-            size_cap = self._policy.size_cap
+            size_cap = self._limits.size_cap
             if budget is not None and budget < size_cap:
                 # The quota is the tighter limit: it stops the stream, as early as the
                 # client's announced size tells it cannot fit.
@@ -167,12 +158,12 @@ class ImageDataService:
                     body,
                     writer,
                     self._inspector(),
-                    hash_algo=self._policy.hash_algo,
+                    hash_algo=self._limits.hash_algo,
                     size_cap=size_cap,
                     expected_size=expected_size,
                 )
             except ImageTooLarge:
-                if budget is None or size_cap == self._policy.size_cap:
+                if budget is None or size_cap == self._limits.size_cap:
                     raise
                 raise self._over_budget(claimed, budget, size_cap + 1) from None
             self._check_format(claimed.disk_format, digest)
@@ -207,7 +198,7 @@ class ImageDataService:
                 await asyncio.to_thread(self._repository.renew_upload, image_id, self._clock())
             except Exception:
                 log.exception("could not renew the upload lease of image %s", image_id)
-            await asyncio.sleep(self._policy.lease_renewal_seconds)
+            await asyncio.sleep(self._limits.lease_renewal_seconds)
 
     def delete_image(self, context: RequestContext, image_id: str) -> None:
         """Delete the image, then its data in every store that holds it.
@@ -316,7 +307,7 @@ class ImageDataService:
             # Glance's fixed text: the reason helps an attacker more than a user.
             log.info("upload refused, unsafe %s data: %s", verdict.name, verdict.unsafe_reason)
             raise UnsafeImageData()
-        if not self._policy.verify_disk_format:
+        if not self._limits.verify_disk_format:
             return
         detected = verdict.name or "raw"
         if declared in _UNINSPECTED_FORMATS:

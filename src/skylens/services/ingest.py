@@ -18,16 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from skylens.domain.data import DataDigest
-from skylens.domain.errors import InvalidRequest, LimitExceeded
+from skylens.domain.errors import ImageTooLarge, InvalidRequest
 from skylens.domain.ports import BlobWriter, BodySource, FormatInspector
 
 BLOCK_SIZE = 8 << 20  # work unit
 BLOCKS = 3  # held at once: one being received, two for the streams to work through
-
-
-class ImageTooLarge(LimitExceeded):
-    def __init__(self) -> None:
-        super().__init__("The incoming image is too large: The provided image is too large.")
 
 
 class _Stream:

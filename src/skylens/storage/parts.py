@@ -98,10 +98,6 @@ class PartUploader(Generic[T]):
         self._buffer = bytearray()
         return self._sent
 
-    def wait(self) -> None:
-        """Wait for the part in flight, if any, and add its result to `sent`."""
-        self._collect()
-
     def cancel(self) -> None:
         """Drop the buffer and wait for the part in flight, ignoring how it ended."""
         self._buffer = bytearray()

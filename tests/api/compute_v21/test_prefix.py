@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from skylens.api.app import check_settings
+from skylens.api.components import check_settings
 from skylens.config import ConfigError, load
 from tests.support.identities import member_of, new_project
 from tests.support.servers import RunningServer, skylens_server

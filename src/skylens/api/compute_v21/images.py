@@ -12,36 +12,41 @@ from skylens.api.compute_v21.query import parse_compute_query
 from skylens.api.offload import Offload
 from skylens.api.requests import base_url
 from skylens.api.responses import json_response
+from skylens.api.routing import Handler
 from skylens.domain import metadata
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import InvalidRequest, NotFound
-from skylens.domain.ports import Authenticator
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 
 VERSION_SEGMENT = "/v2.1"
 
 
-@dataclasses.dataclass(frozen=True)
-class ComputeImageHandlers:
-    images: ImageService
-    data: ImageDataService
-    authenticator: Authenticator
-    reads: Offload
-    writes: Offload
-    prefix: str = ""  # the path before `/v2.1`
-    max_limit: int = 1000  # the longest page, and the page an unlimited list gets
-    public_endpoint: str = ""
+def project_scoped(handler: Handler) -> Handler:
+    """`handler`, for callers of the project the URL names in `{project_id}` (if it
+    names one); 400 for the others, as in the Compute API."""
 
-    async def _context(self, request: Request) -> RequestContext:
-        context = await self.authenticator.authenticate(request.headers)
+    async def scoped(request: Request, context: RequestContext) -> Response:
         project_id = request.path_params.get("project_id")
         if project_id is not None and project_id != context.project_id:
             raise InvalidRequest(
                 f"Malformed request URL: URL's project_id '{project_id}' doesn't match "
                 f"Context's project_id '{context.project_id}'"
             )
-        return context
+        return await handler(request, context)
+
+    return scoped
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeImageHandlers:
+    images: ImageService
+    data: ImageDataService
+    reads: Offload
+    writes: Offload
+    prefix: str = ""  # the path before `/v2.1`
+    max_limit: int = 1000  # the longest page, and the page an unlimited list gets
+    public_endpoint: str = ""
 
     def _links(self, request: Request) -> views.Links:
         base = base_url(request, self.public_endpoint)
@@ -55,14 +60,13 @@ class ComputeImageHandlers:
 
     # -- images ----------------------------------------------------------------
 
-    async def index(self, request: Request) -> Response:
-        return await self._list(request, detailed=False)
+    async def index(self, request: Request, context: RequestContext) -> Response:
+        return await self._list(request, context, detailed=False)
 
-    async def detail(self, request: Request) -> Response:
-        return await self._list(request, detailed=True)
+    async def detail(self, request: Request, context: RequestContext) -> Response:
+        return await self._list(request, context, detailed=True)
 
-    async def _list(self, request: Request, *, detailed: bool) -> Response:
-        context = await self._context(request)
+    async def _list(self, request: Request, context: RequestContext, *, detailed: bool) -> Response:
         params = request.query_params.multi_items()
         parsed = parse_compute_query(params, self.max_limit)
         page = await self.reads(self.images.list, context, parsed.query)
@@ -75,26 +79,22 @@ class ComputeImageHandlers:
         )
         return json_response(body)
 
-    async def show(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def show(self, request: Request, context: RequestContext) -> Response:
         image = await self.reads(self.images.get, context, request.path_params["image_id"])
         return json_response({"image": views.detail_view(image, self._links(request))})
 
-    async def delete(self, request: Request) -> Response:
+    async def delete(self, request: Request, context: RequestContext) -> Response:
         """The record and its data go together, as through the Image API."""
-        context = await self._context(request)
         await self.writes(self.data.delete_image, context, request.path_params["image_id"])
         return Response(status_code=204)
 
     # -- metadata --------------------------------------------------------------
 
-    async def list_metadata(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def list_metadata(self, request: Request, context: RequestContext) -> Response:
         image = await self.reads(self.images.get, context, request.path_params["image_id"])
         return json_response(views.metadata_view(image))
 
-    async def merge_metadata(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def merge_metadata(self, request: Request, context: RequestContext) -> Response:
         items = await bodies.read_metadata(request)
         image = await self.writes(
             self.images.update_with,
@@ -104,8 +104,7 @@ class ComputeImageHandlers:
         )
         return json_response(views.metadata_view(image))
 
-    async def replace_metadata(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def replace_metadata(self, request: Request, context: RequestContext) -> Response:
         items = await bodies.read_metadata(request)
         await self.writes(
             self.images.update_with,
@@ -115,16 +114,14 @@ class ComputeImageHandlers:
         )
         return json_response({"metadata": items})
 
-    async def show_item(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def show_item(self, request: Request, context: RequestContext) -> Response:
         image = await self.reads(self.images.get, context, request.path_params["image_id"])
         key = request.path_params["key"]
         if key not in image.properties:
             raise NotFound("The resource could not be found.")
         return json_response({"meta": {key: image.properties[key]}})
 
-    async def set_item(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def set_item(self, request: Request, context: RequestContext) -> Response:
         key = request.path_params["key"]
         meta = await bodies.read_meta_item(request, key)
         await self.writes(
@@ -135,8 +132,7 @@ class ComputeImageHandlers:
         )
         return json_response({"meta": meta})
 
-    async def delete_item(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def delete_item(self, request: Request, context: RequestContext) -> Response:
         await self.writes(
             self.images.update_with,
             context,

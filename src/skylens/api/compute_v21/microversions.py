@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import total_ordering
 
 from starlette.datastructures import Headers
@@ -116,18 +116,15 @@ def version_of(request: Request) -> APIVersion:
     return version
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+def up_to(maximum: APIVersion) -> Callable[[Request], None]:
+    """An operation's precheck: the route exists at versions up to `maximum` and is
+    404 above it, before authentication."""
 
-
-def up_to(maximum: APIVersion, handler: Handler) -> Handler:
-    """`handler`, at versions up to `maximum`; a 404 above it."""
-
-    async def versioned(request: Request) -> Response:
+    def check(request: Request) -> None:
         if version_of(request) > maximum:
             raise VersionNotFoundForMethod()
-        return await handler(request)
 
-    return versioned
+    return check
 
 
 ErrorRenderer = Callable[[SkylensError, dict[str, str]], Response]

@@ -1,28 +1,67 @@
-"""The Compute API v2.1 image proxy's route table, version document and mount."""
+"""The Compute API v2.1 image proxy: its factory, route table, version document and mount."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from skylens.api.compute_v21.images import VERSION_SEGMENT, ComputeImageHandlers
+from skylens.api.compute_v21 import errors
+from skylens.api.compute_v21.images import VERSION_SEGMENT, ComputeImageHandlers, project_scoped
 from skylens.api.compute_v21.microversions import (
     MAX_IMAGE_METADATA_PROXY,
     MAX_IMAGE_PROXY,
     MAX_VERSION,
     MIN_VERSION,
+    Microversions,
     up_to,
 )
-from skylens.api.requests import base_url
+from skylens.api.requests import RefuseNul, RequestLimits, base_url, install_limits
 from skylens.api.responses import json_response
-from skylens.api.routing import Operation, Resource
+from skylens.api.routing import Handler, Operation, PublicOperation, Resource
+from skylens.api.use_cases import UseCases
+from skylens.domain.errors import SkylensError
+from skylens.domain.ports import Authenticator
 
 _TAG = "compute images"
 FAULT_SCHEMA = "compute_fault"  # errors here are Compute faults, not Glance's bodies
 _UPDATED = "2013-07-23T11:33:21Z"  # when v2.1 was published, as the Compute API says
+
+
+def compute_v21_resources(
+    use_cases: UseCases, *, prefix: str, max_limit: int, public_endpoint: str
+) -> list[Resource]:
+    """Every resource of the Compute API's image proxy (`{prefix}/v2.1/...`)."""
+    handlers = ComputeImageHandlers(
+        images=use_cases.images,
+        data=use_cases.data,
+        reads=use_cases.reads,
+        writes=use_cases.writes,
+        prefix=prefix,
+        max_limit=max_limit,
+        public_endpoint=public_endpoint,
+    )
+    return [*version_resources(prefix, public_endpoint), *image_resources(handlers)]
+
+
+def compute_v21_app(
+    resources: list[Resource], authenticator: Authenticator, limits: RequestLimits
+) -> ASGIApp:
+    """The proxy's own app: its routes, Nova's error format and microversions."""
+    app = Starlette(
+        routes=[resource.route(authenticator) for resource in resources],
+        exception_handlers={
+            SkylensError: errors.handle_error,
+            HTTPException: errors.http_error,
+            Exception: errors.unexpected_error,
+        },
+    )
+    install_limits(app, limits)
+    return Microversions(RefuseNul(app, errors.handle_error), errors.render)
 
 
 def version_entry(href: str) -> dict[str, Any]:
@@ -59,7 +98,7 @@ def version_resources(prefix: str, public_endpoint: str) -> list[Resource]:
         return json_response({"versions": [version_entry(href)]})
 
     def resource(path: str, handler: Any, summary: str) -> Resource:
-        operation = Operation("GET", handler, summary, authenticated=False)
+        operation = PublicOperation("GET", handler, summary)
         return Resource(path, [operation], tag=_TAG, error_schema=FAULT_SCHEMA)
 
     resources = [
@@ -85,11 +124,19 @@ def image_resources(handlers: ComputeImageHandlers) -> list[Resource]:
 
 
 def _image_resources(base: str, h: ComputeImageHandlers) -> list[Resource]:
-    def images(method: str, handler: Any, summary: str, **kwargs: Any) -> Operation:
-        return Operation(method, up_to(MAX_IMAGE_PROXY, handler), summary, **kwargs)
+    def images(method: str, handler: Handler, summary: str, **kwargs: Any) -> Operation:
+        return Operation(
+            method, project_scoped(handler), summary, precheck=up_to(MAX_IMAGE_PROXY), **kwargs
+        )
 
-    def meta(method: str, handler: Any, summary: str, **kwargs: Any) -> Operation:
-        return Operation(method, up_to(MAX_IMAGE_METADATA_PROXY, handler), summary, **kwargs)
+    def meta(method: str, handler: Handler, summary: str, **kwargs: Any) -> Operation:
+        return Operation(
+            method,
+            project_scoped(handler),
+            summary,
+            precheck=up_to(MAX_IMAGE_METADATA_PROXY),
+            **kwargs,
+        )
 
     json = "application/json"
     return [

@@ -16,8 +16,8 @@ from skylens.api.offload import Offload
 from skylens.api.readinto import request_body
 from skylens.api.responses import no_content
 from skylens.api.sendfile import FileRangeResponse, server_sends_files
+from skylens.domain.access import RequestContext
 from skylens.domain.errors import BlobNotFound, InvalidRequest, UnsupportedMediaType
-from skylens.domain.ports import Authenticator
 from skylens.services.image_data import ImageDataService
 
 OCTET_STREAM = "application/octet-stream"
@@ -30,17 +30,11 @@ _BEYOND = 1 << 63
 @dataclasses.dataclass(frozen=True)
 class DataHandlers:
     service: ImageDataService
-    authenticator: Authenticator
     reads: Offload
     writes: Offload
 
-    async def upload(self, request: Request) -> Response:
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != OCTET_STREAM:
-            raise UnsupportedMediaType(
-                f"The request media type {media_type or 'None'} is not supported by this server."
-            )
-        context = await self.authenticator.authenticate(request.headers)
+    async def upload(self, request: Request, context: RequestContext) -> Response:
+        """PUT /v2/images/{id}/file, after `check_upload_media_type`."""
         await self.service.upload(
             context,
             request.path_params["image_id"],
@@ -50,14 +44,12 @@ class DataHandlers:
         )
         return no_content()
 
-    async def delete(self, request: Request) -> Response:
+    async def delete(self, request: Request, context: RequestContext) -> Response:
         """DELETE /v2/images/{id}: the record and its data go together."""
-        context = await self.authenticator.authenticate(request.headers)
         await self.writes(self.service.delete_image, context, request.path_params["image_id"])
         return no_content()
 
-    async def download(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def download(self, request: Request, context: RequestContext) -> Response:
         found = await self.reads(
             self.service.open_download, context, request.path_params["image_id"]
         )
@@ -81,6 +73,15 @@ class DataHandlers:
             return FileRangeResponse(file, start, end, status_code=status, headers=headers)
         chunks = iterate_in_threadpool(found.store.read(found.key, start, end))
         return StreamingResponse(chunks, status_code=status, headers=headers)
+
+
+def check_upload_media_type(request: Request) -> None:
+    """An upload's body is octet-stream, or it is 415 (before 401, as in Glance)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != OCTET_STREAM:
+        raise UnsupportedMediaType(
+            f"The request media type {media_type or 'None'} is not supported by this server."
+        )
 
 
 def _open_blob(path: Path, key: str) -> BinaryIO:

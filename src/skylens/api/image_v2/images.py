@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from skylens.api.image_v2 import patch, views
-from skylens.api.image_v2.ims import ImsProfile
-from skylens.api.image_v2.query import ListLimits, parse_list_query
+from skylens.api.image_v2.profile import ImageProfile
+from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.schemas import ImageSchemas
 from skylens.api.offload import Offload
 from skylens.api.requests import base_url, read_json, reject_body, request_limits
@@ -31,7 +31,6 @@ from skylens.domain.images import (
     Image,
     canonical_image_id,
 )
-from skylens.domain.ports import Authenticator
 from skylens.services.images import ImageService, NewImage
 
 # Keys refused before schema validation, as Glance does.
@@ -42,19 +41,14 @@ _DISALLOWED_ON_CREATE = ("direct_url", "self", "file", "schema", "stores")
 class ImageHandlers:
     service: ImageService
     schemas: ImageSchemas
-    authenticator: Authenticator
     list_limits: ListLimits
     reads: Offload  # runs the service's reads
     writes: Offload  # runs everything else
+    profile: ImageProfile  # Glance's, or the Huawei Cloud IMS profile
     public_endpoint: str = ""
     store_ids: tuple[str, ...] = ()  # announced on create, as Glance does with multi-store
-    ims: ImsProfile | None = None  # the Huawei Cloud IMS profile, when it is on
 
-    async def _context(self, request: Request) -> RequestContext:
-        return await self.authenticator.authenticate(request.headers)
-
-    async def create(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def create(self, request: Request, context: RequestContext) -> Response:
         # Validation of a body of up to 112 KiB takes milliseconds: off the loop.
         new_image = await self.writes(self._new_image, await read_json(request))
         image = await self.writes(self.service.create, context, new_image)
@@ -95,36 +89,25 @@ class ImageHandlers:
                 raise ReservedPropertyName(key)
         return NewImage(image_id=image_id, attributes=attributes, properties=body, tags=tags)
 
-    async def index(self, request: Request) -> Response:
-        context = await self._context(request)
-        params = request.query_params.multi_items()
-        if self.ims is None:
-            query = parse_list_query(params, self.list_limits)
-            page = await self.reads(self.service.list, context, query)
-            return json_response(views.images_view(page.images, params, page.next_marker))
-        release = self.ims.release(request.headers)
-        query = self.ims.parse_query(params, self.list_limits, release)
+    async def index(self, request: Request, context: RequestContext) -> Response:
+        query = self.profile.list_query(request, self.list_limits)
         page = await self.reads(self.service.list, context, query)
-        types = await self.reads(self.service.image_types, page.images)
-        view = self.ims.viewer(release, types)
+        view = await self.profile.viewer(request, page.images)
+        params = request.query_params.multi_items()
         return json_response(views.images_view(page.images, params, page.next_marker, view))
 
     async def _view(self, request: Request, image: Image) -> dict[str, Any]:
-        """One image as the Image API shows it (with the IMS profile's attributes)."""
-        if self.ims is None:
-            return views.image_view(image)
-        release = self.ims.release(request.headers)
-        types = await self.reads(self.service.image_types, (image,))
-        return self.ims.viewer(release, types)(image)
+        """One image as the Image API shows it (as the profile shows it)."""
+        view = await self.profile.viewer(request, (image,))
+        return view(image)
 
-    async def show(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def show(self, request: Request, context: RequestContext) -> Response:
         image = await self.reads(self.service.get, context, request.path_params["image_id"])
         return json_response(await self._view(request, image))
 
-    async def update(self, request: Request) -> Response:
+    async def update(self, request: Request, context: RequestContext) -> Response:
+        """PATCH /v2/images/{id}, after `check_patch_media_type`."""
         v21 = patch.check_media_type(request.headers.get("content-type"))
-        context = await self._context(request)
         document = await read_json(request)
         parsed = await self.writes(
             patch.parse_patch,
@@ -146,28 +129,24 @@ class ImageHandlers:
             image = await self.reads(self.service.get, context, image_id)
         return json_response(await self._view(request, image))
 
-    async def deactivate(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def deactivate(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         await self.writes(self.service.deactivate, context, request.path_params["image_id"])
         return no_content()
 
-    async def reactivate(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def reactivate(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         await self.writes(self.service.reactivate, context, request.path_params["image_id"])
         return no_content()
 
-    async def add_tag(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def add_tag(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         tag = request.path_params["tag"]
         self.schemas.image.validate({"tags": [tag]})
         await self.writes(self.service.add_tag, context, request.path_params["image_id"], tag)
         return no_content()
 
-    async def remove_tag(self, request: Request) -> Response:
-        context = await self._context(request)
+    async def remove_tag(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         await self.writes(
             self.service.remove_tag,
@@ -176,3 +155,8 @@ class ImageHandlers:
             request.path_params["tag"],
         )
         return no_content()
+
+
+def check_patch_media_type(request: Request) -> None:
+    """A PATCH names a JSON-patch media type, or it is 415 (before 401, as in Glance)."""
+    patch.check_media_type(request.headers.get("content-type"))

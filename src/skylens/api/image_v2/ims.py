@@ -13,9 +13,12 @@ It changes nothing unless it is on. Then:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from starlette.requests import Request
+
+from skylens.api.image_v2.profile import ImageView
 from skylens.api.image_v2.query import ListLimits, invalid_value, parse_list_query
 from skylens.api.image_v2.schemas import Schema
 from skylens.api.image_v2.views import image_view, timestamp
@@ -44,7 +47,19 @@ ImageTypes = Mapping[str, ImageType]
 
 @dataclasses.dataclass(frozen=True)
 class ImsProfile:
+    """The `ImageProfile` of IMS."""
+
     image_schema: Schema  # with the IMS properties (`load_schemas(ims_profile=True)`)
+    # The `__imagetype` of each image (they are already read for the caller).
+    image_types: Callable[[Sequence[Image]], Awaitable[ImageTypes]]
+
+    def list_query(self, request: Request, limits: ListLimits) -> ListQuery:
+        release = self.release(request.headers)
+        return self.parse_query(request.query_params.multi_items(), limits, release)
+
+    async def viewer(self, request: Request, images: Sequence[Image]) -> ImageView:
+        release = self.release(request.headers)
+        return self.release_viewer(release, await self.image_types(images))
 
     def release(self, headers: Mapping[str, str]) -> ApiRelease:
         raw = headers.get(API_VERSION_HEADER)
@@ -81,7 +96,7 @@ class ImsProfile:
         if allowed is not None and value not in allowed:
             raise InvalidFilter(invalid_value(name, value, allowed))
 
-    def viewer(self, release: ApiRelease, types: ImageTypes) -> Callable[[Image], dict[str, Any]]:
+    def release_viewer(self, release: ApiRelease, types: ImageTypes) -> ImageView:
         """The image view the release asks for, with the IMS attributes."""
 
         def view(image: Image) -> dict[str, Any]:

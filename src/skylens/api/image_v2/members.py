@@ -13,9 +13,9 @@ from skylens.api.offload import Offload
 from skylens.api.requests import read_json, reject_body
 from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
+from skylens.domain.access import RequestContext
 from skylens.domain.errors import InvalidRequest
 from skylens.domain.members import ImageMember, member_status
-from skylens.domain.ports import Authenticator
 from skylens.services.members import MemberService
 
 MEMBER_SCHEMA_PATH = "/v2/schemas/member"
@@ -36,19 +36,16 @@ def member_view(member: ImageMember) -> dict[str, Any]:
 @dataclasses.dataclass(frozen=True)
 class MemberHandlers:
     service: MemberService
-    authenticator: Authenticator
     reads: Offload
     writes: Offload
 
-    async def index(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def index(self, request: Request, context: RequestContext) -> Response:
         members = await self.reads(self.service.list, context, request.path_params["image_id"])
         return json_response(
             {"members": [member_view(m) for m in members], "schema": MEMBERS_SCHEMA_PATH}
         )
 
-    async def create(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def create(self, request: Request, context: RequestContext) -> Response:
         document = await read_json(request)
         if not isinstance(document, dict):
             raise InvalidRequest('Expected a member in the form: {"member": "image_id"}')
@@ -65,8 +62,7 @@ class MemberHandlers:
         )
         return json_response(member_view(member))  # 200, as in Glance
 
-    async def show(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def show(self, request: Request, context: RequestContext) -> Response:
         member = await self.reads(
             self.service.get,
             context,
@@ -75,8 +71,7 @@ class MemberHandlers:
         )
         return json_response(member_view(member))
 
-    async def update(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def update(self, request: Request, context: RequestContext) -> Response:
         document = await read_json(request)
         if not isinstance(document, dict):
             raise InvalidRequest('Expected a status in the form: {"status": "status"}')
@@ -91,8 +86,7 @@ class MemberHandlers:
         )
         return json_response(member_view(member))
 
-    async def delete(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def delete(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         await self.writes(
             self.service.remove,

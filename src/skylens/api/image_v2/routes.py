@@ -1,27 +1,78 @@
-"""The Image API v2 route table."""
+"""The Image API v2: its factory and route table."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers
-from skylens.api.image_v2.images import ImageHandlers
+from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_media_type
+from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
+from skylens.api.image_v2.ims import ImageTypes, ImsProfile
+from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
+from skylens.api.image_v2.profile import GlanceProfile, ImageProfile
+from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
+from skylens.api.image_v2.stores import StoreHandlers, store_resources
+from skylens.api.image_v2.usage import UsageHandlers, usage_resources
 from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
-from skylens.domain.ports import Authenticator
+from skylens.api.use_cases import UseCases
+from skylens.domain.access import RequestContext
+from skylens.domain.images import Image
 
 _JSON = "application/json"
 
 
-def schema_resources(schemas: ImageSchemas, authenticator: Authenticator) -> list[Resource]:
+def image_v2_resources(
+    use_cases: UseCases,
+    schemas: ImageSchemas,
+    *,
+    list_limits: ListLimits,
+    public_endpoint: str,
+    store_ids: tuple[str, ...],
+    ims_profile: bool,
+) -> list[Resource]:
+    """Every resource of the Image API v2 (`/v2/...`)."""
+    reads, writes = use_cases.reads, use_cases.writes
+    images = ImageHandlers(
+        service=use_cases.images,
+        schemas=schemas,
+        list_limits=list_limits,
+        reads=reads,
+        writes=writes,
+        public_endpoint=public_endpoint,
+        store_ids=store_ids,
+        profile=_profile(use_cases, schemas) if ims_profile else GlanceProfile(),
+    )
+    data = DataHandlers(service=use_cases.data, reads=reads, writes=writes)
+    # Usage may ask Keystone for limits: always on a thread, never on the loop.
+    usage = UsageHandlers(service=use_cases.quotas, reads=writes)
+    return [
+        *schema_resources(schemas),
+        *image_resources(images, data),
+        *member_resources(MemberHandlers(service=use_cases.members, reads=reads, writes=writes)),
+        *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
+        *usage_resources(usage),
+    ]
+
+
+def _profile(use_cases: UseCases, schemas: ImageSchemas) -> ImageProfile:
+    """The Huawei Cloud IMS profile (`images.ims_profile`)."""
+
+    async def image_types(images: Sequence[Image]) -> ImageTypes:
+        return await use_cases.reads(use_cases.images.image_types, images)
+
+    return ImsProfile(schemas.image, image_types)
+
+
+def schema_resources(schemas: ImageSchemas) -> list[Resource]:
     def resource(schema: Schema) -> Resource:
-        async def show_schema(request: Request) -> Response:
-            # Nothing in a schema is private, but Glance serves them behind its auth
-            # middleware like every /v2 path, and clients expect the same 401.
-            await authenticator.authenticate(request.headers)
+        # Nothing in a schema is private, but Glance serves them behind its auth
+        # middleware like every /v2 path, and clients expect the same 401.
+        async def show_schema(_request: Request, _context: RequestContext) -> Response:
             return json_response(schema.document)
 
         return Resource(
@@ -77,6 +128,7 @@ def image_resources(handlers: ImageHandlers, data: DataHandlers) -> list[Resourc
                     request_media_type=f"{PATCH_V21}, {PATCH_V20}",
                     request_schema="image_patch",
                     response_schema="image",
+                    precheck=check_patch_media_type,
                 ),
                 Operation(
                     "DELETE",
@@ -125,6 +177,7 @@ def image_resources(handlers: ImageHandlers, data: DataHandlers) -> list[Resourc
                     errors=(400, *image_errors, 409, 413, 415, 503),
                     request_media_type=OCTET_STREAM,
                     request_schema="image_data",
+                    precheck=check_upload_media_type,
                 ),
                 Operation(
                     "GET",

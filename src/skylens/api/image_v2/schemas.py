@@ -58,10 +58,6 @@ class Schema:
         return result
 
     @cached_property
-    def base_properties(self) -> frozenset[str]:
-        return frozenset(k for k, v in self.properties.items() if v.get("is_base", True))
-
-    @cached_property
     def read_only(self) -> frozenset[str]:
         return frozenset(k for k, v in self.properties.items() if v.get("readOnly"))
 

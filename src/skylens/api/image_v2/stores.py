@@ -12,7 +12,7 @@ from skylens.api.offload import Offload
 from skylens.api.requests import reject_body
 from skylens.api.responses import json_response, no_content
 from skylens.api.routing import Operation, Resource
-from skylens.domain.ports import Authenticator
+from skylens.domain.access import RequestContext
 from skylens.domain.stores import StoreInfo
 from skylens.services.image_data import ImageDataService
 
@@ -20,21 +20,17 @@ from skylens.services.image_data import ImageDataService
 @dataclasses.dataclass(frozen=True)
 class StoreHandlers:
     service: ImageDataService
-    authenticator: Authenticator
     writes: Offload
 
-    async def index(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def index(self, request: Request, context: RequestContext) -> Response:
         stores = self.service.stores_info(context)
         return json_response({"stores": [_store_view(store) for store in stores]})
 
-    async def detail(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def detail(self, request: Request, context: RequestContext) -> Response:
         stores = self.service.stores_info(context, detail=True)
         return json_response({"stores": [_store_view(store) for store in stores]})
 
-    async def delete_from_store(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def delete_from_store(self, request: Request, context: RequestContext) -> Response:
         await reject_body(request)
         await self.writes(
             self.service.delete_from_store,

@@ -10,18 +10,16 @@ from starlette.responses import Response
 from skylens.api.offload import Offload
 from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
-from skylens.domain.ports import Authenticator
+from skylens.domain.access import RequestContext
 from skylens.services.quotas import QuotaService
 
 
 @dataclasses.dataclass(frozen=True)
 class UsageHandlers:
     service: QuotaService
-    authenticator: Authenticator
     reads: Offload
 
-    async def usage(self, request: Request) -> Response:
-        context = await self.authenticator.authenticate(request.headers)
+    async def usage(self, request: Request, context: RequestContext) -> Response:
         rows = await self.reads(self.service.usage, context)
         usage = {row.resource.value: {"limit": row.limit, "usage": row.usage} for row in rows}
         return json_response({"usage": usage})

@@ -19,7 +19,7 @@ import pytest
 from skylens.domain.access import Action, RequestContext
 from skylens.domain.images import Image, ImageStatus, Visibility
 from skylens.domain.policy import BuiltinPolicy
-from skylens.policy.oslo import InvalidPolicyFile, OsloPolicy
+from skylens.policy_files.oslo import InvalidPolicyFile, OsloPolicy
 
 NOW = dt.datetime(2026, 1, 1)
 ROLES = ("admin", "member", "reader", "service")

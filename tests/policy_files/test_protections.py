@@ -11,7 +11,7 @@ import pytest
 
 from skylens.domain.access import RequestContext
 from skylens.domain.protections import PropertyOperation
-from skylens.policy.protections import InvalidProtectionsFile, ProtectionsFile, parse_rules
+from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile, parse_rules
 
 READ = PropertyOperation.READ
 CREATE = PropertyOperation.CREATE

@@ -1,0 +1,247 @@
+"""The service's parts, built from settings: the adapters (database, stores,
+authentication, policy, limits) wired to the services. With `skylens.api.app`, the
+composition root: the only modules that choose implementations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import anyio
+import sqlalchemy as sa
+
+from skylens.api.offload import InThreads, OnTheLoop
+from skylens.api.use_cases import UseCases
+from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes
+from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials
+from skylens.auth.keystone_limits import KeystoneLimits
+from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
+from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
+from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
+from skylens.db.engine import create_engine, reads_may_wait
+from skylens.db.repository import SqlImageRepository
+from skylens.domain.changes import ImageLimits
+from skylens.domain.policy import BuiltinPolicy
+from skylens.domain.ports import Authenticator, Policy, PropertyProtections
+from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
+from skylens.domain.quotas import Resource as QuotaResource
+from skylens.domain.stores import ConfiguredStore
+from skylens.inspection.formats import OsloFormatInspector
+from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
+from skylens.services.image_data import ImageDataService, UploadLimits
+from skylens.services.images import ImageService
+from skylens.services.members import MemberService
+from skylens.services.quotas import QuotaService
+from skylens.services.sweep import OrphanSweep
+from skylens.storage.keys import image_data_key, image_id_of_key
+from skylens.storage.registry import InvalidStoreSettings, build_stores
+
+
+@dataclasses.dataclass(frozen=True)
+class Components:
+    use_cases: UseCases
+    authenticator: Authenticator
+    stores: dict[str, ConfiguredStore]
+    sweep: OrphanSweep
+
+
+def components(settings: Settings, engine: sa.Engine) -> Components:
+    """Every part of the service, on `engine`'s database."""
+    repository = SqlImageRepository(engine)
+    policy = _policy(settings)
+    quotas = QuotaService(repository, _limit_source(settings))
+    images = settings.images
+    limits = ImageLimits(
+        properties=images.property_quota,
+        tags=images.tag_quota,
+        members=images.member_quota,
+        property_value_length=images.property_value_max_length,
+    )
+    service = ImageService(repository, limits, policy, quotas, protections=_protections(settings))
+    stores = configured_stores(settings)
+    # One thread per pooled connection: more would only queue for connections.
+    threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
+    use_cases = UseCases(
+        images=service,
+        data=_data_service(settings, service, repository, stores, policy, quotas),
+        members=MemberService(service, repository, images.member_quota, policy),
+        quotas=quotas,
+        reads=threads if reads_may_wait(engine) else OnTheLoop(),
+        writes=threads,
+    )
+    return Components(
+        use_cases=use_cases,
+        authenticator=_authenticator(settings),
+        stores=stores,
+        sweep=orphan_sweep(settings, repository, stores),
+    )
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse settings only the app can judge (files to read, stores to build, paths
+    the surfaces own), before `serve` starts any worker (a worker failing at start
+    would be restarted for ever). `skylens.config` has checked everything else."""
+    _authenticator(settings)
+    _policy(settings)
+    _protections(settings)
+    configured_stores(settings)
+    check_compute_prefix(settings.compute.prefix)
+
+
+def check_compute_prefix(prefix: str) -> None:
+    """Empty, or `/segment[/...]` whose first segment the Image API does not own."""
+    if not prefix:
+        return
+    first = prefix.lstrip("/").split("/", 1)[0]
+    owned = {*allowed_prefixes(), "versions", *(p.lstrip("/") for p in UNVERSIONED_PREFIXES)}
+    if (
+        not prefix.startswith("/")
+        or prefix.endswith("/")
+        or "//" in prefix
+        or any(c in prefix for c in "{}?#")
+        or first in owned
+    ):
+        raise ConfigError(
+            f"compute.prefix {prefix!r}: must be empty or a path like /compute, "
+            "outside the Image API's own paths"
+        )
+
+
+def orphan_sweep(
+    settings: Settings,
+    repository: SqlImageRepository | None = None,
+    stores: dict[str, ConfiguredStore] | None = None,
+) -> OrphanSweep:
+    """The sweep a server runs periodically, and `skylens sweep` runs once."""
+    if repository is None:
+        repository = SqlImageRepository(create_engine(settings.database_url, pool_size=1))
+    return OrphanSweep(
+        repository,
+        configured_stores(settings) if stores is None else stores,
+        image_id_of_key,
+        settings.storage.sweep_grace_seconds,
+    )
+
+
+def configured_stores(settings: Settings) -> dict[str, ConfiguredStore]:
+    try:
+        stores = build_stores(settings.store_settings())
+    except InvalidStoreSettings as error:
+        raise ConfigError(str(error)) from error
+    if settings.storage.default_store not in stores:
+        raise ConfigError(
+            f"storage.default_store {settings.storage.default_store!r} names no store "
+            f"(configured: {', '.join(stores)})"
+        )
+    return stores
+
+
+def _data_service(
+    settings: Settings,
+    images: ImageService,
+    repository: SqlImageRepository,
+    stores: dict[str, ConfiguredStore],
+    policy: Policy,
+    quotas: QuotaService,
+) -> ImageDataService:
+    return ImageDataService(
+        images=images,
+        repository=repository,
+        stores=stores,
+        default_store=settings.storage.default_store,
+        key_of=image_data_key,
+        inspector=OsloFormatInspector,
+        limits=UploadLimits(
+            size_cap=settings.images.image_size_cap,
+            hash_algo=settings.images.hashing_algorithm,
+            verify_disk_format=settings.images.verify_disk_format,
+            lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
+        ),
+        access=policy,
+        quotas=quotas,
+    )
+
+
+def _policy(settings: Settings) -> Policy:
+    """Glance's defaults in plain Python (proven equal to oslo.policy's reading of
+    them), or oslo.policy itself when a policy file overrides them."""
+    if not settings.auth.policy_file:
+        return BuiltinPolicy()
+    # Imported only when used: oslo.policy and oslo.config cost ~7 MiB of every worker.
+    from skylens.policy_files.oslo import InvalidPolicyFile, OsloPolicy
+
+    try:
+        return OsloPolicy(settings.auth.policy_file)
+    except (OSError, InvalidPolicyFile) as error:
+        raise ConfigError(f"auth.policy_file: {error}") from error
+
+
+def _limit_source(settings: Settings) -> LimitSource:
+    quotas = settings.quotas
+    match quotas.source:
+        case QuotaSource.NONE:
+            return NoLimits()
+        case QuotaSource.CONFIG:
+            defaults = {resource: getattr(quotas, resource.value) for resource in QuotaResource}
+            projects = {
+                project: {QuotaResource(name): value for name, value in table.items()}
+                for project, table in quotas.projects.items()
+            }
+            return ConfiguredLimits(defaults, projects)
+        case QuotaSource.KEYSTONE:
+            return KeystoneLimits(
+                _service_credentials(settings),
+                settings.keystone.endpoint_id,
+                cache_seconds=quotas.cache_seconds,
+            )
+
+
+def _protections(settings: Settings) -> PropertyProtections | None:
+    """Glance's property protections (roles format) from their file, if one is set."""
+    if not settings.images.property_protection_file:
+        return None
+    try:
+        return ProtectionsFile(settings.images.property_protection_file)
+    except (OSError, InvalidProtectionsFile) as error:
+        raise ConfigError(f"images.property_protection_file: {error}") from error
+
+
+def _authenticator(settings: Settings) -> Authenticator:
+    auth = settings.auth
+    match auth.mode:
+        case AuthMode.TRUSTED_HEADERS:
+            return TrustedHeadersAuthenticator(
+                default_project=auth.default_project,
+                default_user=auth.default_user,
+                default_roles=auth.default_roles,
+            )
+        case AuthMode.TOKENS:
+            try:
+                return StaticTokenAuthenticator(auth.token_file)
+            except (OSError, InvalidTokenFile) as error:
+                raise ConfigError(f"auth.token_file: {error}") from error
+        case AuthMode.KEYSTONE:
+            return KeystoneAuthenticator(
+                _service_credentials(settings),
+                www_authenticate_uri=settings.keystone.www_authenticate_uri,
+                cache_seconds=settings.keystone.cache_seconds,
+                negative_cache_seconds=settings.keystone.negative_cache_seconds,
+                validation_threads=settings.keystone.validation_threads,
+            )
+
+
+def _service_credentials(settings: Settings) -> ServiceCredentials:
+    """The service user's [keystone] credentials (`skylens.config` checked that the
+    options which need them have them)."""
+    keystone = settings.keystone
+    return ServiceCredentials(
+        auth_url=keystone.auth_url,
+        username=keystone.username,
+        password=keystone.password,
+        project_name=keystone.project_name,
+        user_domain_name=keystone.user_domain_name,
+        project_domain_name=keystone.project_domain_name,
+        cafile=keystone.cafile,
+        insecure=keystone.insecure,
+        timeout=keystone.timeout_seconds,
+    )

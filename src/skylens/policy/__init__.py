@@ -1,1 +1,0 @@
-"""Policy adapters: implementations of `skylens.domain.ports.Policy`."""
