@@ -20,6 +20,7 @@ ADAPTER_ERRORS = {
         "RouteNotFound",
         "UnsupportedPatchMediaType",
     },
+    "skylens.api.requests": {"NulCharacter", "RequestTooLarge"},
     "skylens.api.compute_v21.microversions": {
         "InvalidVersionString",
         "VersionNotSupported",

@@ -10,6 +10,8 @@ raise, which live beside it (tests/domain/test_errors.py keeps this list true):
 - `skylens.api.errors`: `MethodNotAllowed` (405), `MethodNotImplemented` (501),
   `RangeNotSatisfiable` (416), `RouteNotFound` (a `NotFound`) and
   `UnsupportedPatchMediaType` (an `UnsupportedMediaType`);
+- `skylens.api.requests`: `NulCharacter` (an `InvalidRequest`) and `RequestTooLarge`
+  (a `LimitExceeded`), refusals of a request's bytes before anything reads them;
 - `skylens.api.compute_v21.microversions`: `InvalidVersionString` (an
   `InvalidRequest`), `VersionNotSupported` (406), `VersionNotFoundForMethod` (a
   `NotFound`).
