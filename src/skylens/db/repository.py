@@ -10,7 +10,7 @@ import orjson
 import sqlalchemy as sa
 
 from skylens.db import ims, listing, quotas, visibility
-from skylens.db.engine import autocommit_reads
+from skylens.db.engine import autocommit_reads, connected, transaction
 from skylens.db.expressions import json_array_agg, json_object_agg
 from skylens.db.tables import (
     image_members,
@@ -70,7 +70,7 @@ class SqlImageRepository:
     # -- reads -----------------------------------------------------------------
 
     def get(self, image_id: str) -> Image | None:
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             loaded = self._load(connection, image_id)
         return loaded[0] if loaded else None
 
@@ -82,7 +82,7 @@ class SqlImageRepository:
         query = sa.select(images.c.id, images.c.status, images.c.stores).where(
             images.c.id.in_(image_ids)
         )
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             rows = connection.execute(query).all()
         return {
             row.id: (ImageStatus(row.status), tuple(row.stores.split(",")) if row.stores else ())
@@ -103,26 +103,26 @@ class SqlImageRepository:
             )
         )
         expired_leases = sa.select(image_uploads.c.image_id).where(lease < renewed_before)
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             found = connection.execute(sa.union(saving_without_live_lease, expired_leases))
             return sorted(found.scalars())
 
     def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             status = connection.execute(
                 _MEMBERSHIP, {"image_id": image_id, "member": project_id}
             ).scalar()
         return MemberStatus(status) if status else None
 
     def shared_out(self, image_ids: Sequence[str]) -> set[str]:
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             return ims.shared_out(connection, list(image_ids))
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         if query.limit <= 0:
             return ImagePage(images=(), next_marker=None)
         conditions = listing.filter_conditions(context, query)
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             if query.marker is not None:
                 conditions.append(self._after_marker(connection, context, query))
             dialect = self._engine.dialect.name
@@ -160,7 +160,7 @@ class SqlImageRepository:
     def usage(
         self, project_id: str, resources: Iterable[Resource] = tuple(Resource)
     ) -> dict[Resource, int]:
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             return {
                 resource: quotas.usage(connection, project_id, resource) for resource in resources
             }
@@ -168,7 +168,7 @@ class SqlImageRepository:
     def add(self, image: Image, claims: Sequence[QuotaClaim] = ()) -> None:
         conflict = Conflict(f"Image ID {image.id} already exists!")
         try:
-            with self._engine.begin() as connection:
+            with transaction(self._engine) as connection:
                 if claims and image.owner is not None:
                     quotas.lock_project(connection, image.owner)
                     quotas.check_claims(connection, image.owner, claims)
@@ -190,7 +190,7 @@ class SqlImageRepository:
             .where(image_members.c.image_id == image_id)
             .order_by(image_members.c.created_at, image_members.c.member)
         )
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             return [_member_of(row) for row in connection.execute(query)]
 
     def add_member(self, member: ImageMember, quota: int) -> None:
@@ -218,7 +218,7 @@ class SqlImageRepository:
             .returning(image_members.c.member)
         )
         try:
-            with self._engine.begin() as connection:
+            with transaction(self._engine) as connection:
                 locked = connection.execute(
                     sa.select(images.c.id).where(images.c.id == member.image_id).with_for_update()
                 ).first()
@@ -237,7 +237,7 @@ class SqlImageRepository:
         self, image_id: str, member_id: str, status: MemberStatus, now: dt.datetime
     ) -> ImageMember | None:
         where = (image_members.c.image_id == image_id, image_members.c.member == member_id)
-        with self._engine.begin() as connection:
+        with transaction(self._engine) as connection:
             changed = connection.execute(
                 image_members.update().where(*where).values(status=status.value, updated_at=now)
             )
@@ -246,7 +246,7 @@ class SqlImageRepository:
             return _member_of(connection.execute(sa.select(*_MEMBER_COLUMNS).where(*where)).one())
 
     def remove_member(self, image_id: str, member_id: str) -> bool:
-        with self._engine.begin() as connection:
+        with transaction(self._engine) as connection:
             removed = connection.execute(
                 image_members.delete().where(
                     image_members.c.image_id == image_id, image_members.c.member == member_id
@@ -257,7 +257,7 @@ class SqlImageRepository:
     # -- upload leases -----------------------------------------------------------
 
     def renew_upload(self, image_id: str, now: dt.datetime) -> None:
-        with self._engine.begin() as connection:
+        with transaction(self._engine) as connection:
             renewed = connection.execute(
                 sa.update(image_uploads)
                 .where(image_uploads.c.image_id == image_id)
@@ -269,7 +269,7 @@ class SqlImageRepository:
                 )
 
     def end_upload(self, image_id: str) -> None:
-        with self._engine.begin() as connection:
+        with transaction(self._engine) as connection:
             connection.execute(sa.delete(image_uploads).where(image_uploads.c.image_id == image_id))
 
     def update(
@@ -279,7 +279,7 @@ class SqlImageRepository:
         claims: Callable[[Image], Sequence[QuotaClaim]] | None = None,
     ) -> Image:
         for _attempt in range(_MAX_ATTEMPTS):
-            with self._reader.connect() as connection:
+            with connected(self._reader) as connection:
                 loaded = self._load(connection, image_id)
             if loaded is None:
                 raise ImageNotFound(image_id)
@@ -288,7 +288,7 @@ class SqlImageRepository:
             if changed is current:
                 return current
             claimed = claims(current) if claims is not None else ()
-            with self._engine.begin() as connection:
+            with transaction(self._engine) as connection:
                 if claimed and current.owner is not None:
                     quotas.lock_project(connection, current.owner)
                     quotas.check_claims(connection, current.owner, claimed)
