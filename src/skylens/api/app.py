@@ -34,7 +34,7 @@ from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
 from skylens.api.image_v2.usage import UsageHandlers, usage_resources
 from skylens.api.middleware import RequestIdMiddleware
-from skylens.api.offload import InThreads, OnTheLoop
+from skylens.api.offload import InThreads
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
@@ -49,7 +49,7 @@ from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import ConfigError, Settings
-from skylens.db.engine import create_engine, reads_may_wait, upgrade
+from skylens.db.engine import create_engine, upgrade
 from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.errors import SkylensError
@@ -114,7 +114,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
             default=settings.images.limit_param_default,
             maximum=settings.images.api_limit_max,
         ),
-        reads=threads if reads_may_wait(engine) else OnTheLoop(),
+        reads=threads,
         writes=threads,
         public_endpoint=settings.server.public_endpoint,
         store_ids=tuple(stores),

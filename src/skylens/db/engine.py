@@ -56,19 +56,6 @@ def autocommit_reads(engine: sa.Engine) -> sa.Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def reads_may_wait(engine: sa.Engine) -> bool:
-    """Whether a read can wait on the network or on another connection.
-
-    Reads of the embedded SQLite database do neither once it is in WAL mode,
-    where readers never wait for writers: they are CPU work like any other.
-    """
-    if engine.dialect.name != "sqlite":
-        return True
-    with engine.connect() as connection:
-        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
-    return mode not in ("wal", "memory")
-
-
 @contextlib.contextmanager
 def connected(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A pooled connection, as `engine.connect()`, whose loss is `DatabaseUnavailable`."""
