@@ -10,7 +10,7 @@ import dataclasses
 import anyio
 import sqlalchemy as sa
 
-from skylens.api.offload import InThreads, OnTheLoop
+from skylens.api.offload import InThreads
 from skylens.api.use_cases import UseCases
 from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes
 from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials
@@ -18,7 +18,7 @@ from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
-from skylens.db.engine import create_engine, reads_may_wait
+from skylens.db.engine import create_engine
 from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.policy import BuiltinPolicy
@@ -66,7 +66,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         data=_data_service(settings, service, repository, stores, policy, quotas),
         members=MemberService(service, repository, images.member_quota, policy),
         quotas=quotas,
-        reads=threads if reads_may_wait(engine) else OnTheLoop(),
+        reads=threads,
         writes=threads,
     )
     return Components(

@@ -80,6 +80,7 @@ STATUS_BY_ERROR: dict[type[errors.SkylensError], int] = {
     RangeNotSatisfiable: 416,
     errors.StorageUnavailable: 503,
     errors.IdentityUnavailable: 503,
+    errors.DatabaseUnavailable: 503,
     errors.SkylensError: 500,
 }
 # Errors Glance reports as the detail under webob's generic explanation.
@@ -99,6 +100,11 @@ GENERIC_EXPLANATIONS = {
     409: "There was a conflict when trying to complete your request.",
     413: "The body of your request was too large for this server.",
 }
+
+
+# Seconds a client is told to wait when the database is away: PostgreSQL restarts
+# and fail-overs are over in seconds, and the pool reconnects on the next request.
+DATABASE_RETRY_AFTER = "2"
 
 
 def status_of(error: errors.SkylensError) -> int:
@@ -198,6 +204,8 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         headers["Content-Range"] = f"bytes */{exc.size}"
     if isinstance(exc, UnsupportedPatchMediaType):
         headers["Accept-Patch"] = ", ".join(exc.accepted)
+    if isinstance(exc, errors.DatabaseUnavailable):
+        headers["Retry-After"] = DATABASE_RETRY_AFTER
     if isinstance(exc, errors.NotAuthenticated) and exc.challenge:
         headers["WWW-Authenticate"] = exc.challenge
     as_detail = isinstance(exc, DETAIL_STYLE)

@@ -1,11 +1,10 @@
 """Where the synchronous services run when an async handler calls them.
 
-A call that may wait (on the network, on a lock, on a disk write) runs on a
-worker thread so the event loop keeps serving. A call that never waits gains
-nothing from a thread and pays for the hop: handing the call over and getting
-the GIL back costs more than reading an image from the embedded SQLite
-database (about 0.1 ms), and under load it cut show throughput by two thirds.
-The composition root chooses per kind of call.
+Every call that reaches the database runs on a worker thread, even a read of the
+embedded SQLite database that usually takes 0.1 ms: a read that is slow for any
+reason (a heavy filter, a lock held by another process, a disk that stalls) must
+not stop the event loop from serving every other request, /healthcheck included.
+The composition root chooses the strategy per kind of call.
 """
 
 from __future__ import annotations
@@ -41,10 +40,3 @@ class InThreads:
         return await anyio.to_thread.run_sync(
             functools.partial(function, *args, **kwargs), limiter=self.limiter
         )
-
-
-class OnTheLoop:
-    """On the event loop itself: only for calls that never wait."""
-
-    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return function(*args, **kwargs)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +12,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from skylens.domain.errors import DatabaseUnavailable
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# sqlite3's names for a database another connection holds past the busy timeout.
+_SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+log = logging.getLogger("skylens.db")
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
@@ -47,17 +56,59 @@ def autocommit_reads(engine: sa.Engine) -> sa.Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def reads_may_wait(engine: sa.Engine) -> bool:
-    """Whether a read can wait on the network or on another connection.
+@contextlib.contextmanager
+def connected(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A pooled connection, as `engine.connect()`, whose loss is `DatabaseUnavailable`."""
+    connection = _checked_out(engine)
+    with connection:
+        try:
+            yield connection
+        except sa.exc.DBAPIError as error:
+            if not _lost(error):
+                raise
+            raise _unavailable(error) from error
 
-    Reads of the embedded SQLite database do neither once it is in WAL mode,
-    where readers never wait for writers: they are CPU work like any other.
-    """
-    if engine.dialect.name != "sqlite":
+
+@contextlib.contextmanager
+def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction, as `engine.begin()`, whose loss is
+    `DatabaseUnavailable`; the transaction commits when the block ends."""
+    connection = _checked_out(engine)
+    with connection:
+        try:
+            with connection.begin():
+                yield connection
+        except sa.exc.DBAPIError as error:
+            if not _lost(error):
+                raise
+            raise _unavailable(error) from error
+
+
+def _checked_out(engine: sa.Engine) -> sa.Connection:
+    # Whatever stops a checkout (refused, the server gone, the database not accepting
+    # connections, the pool's timeout) leaves the request nothing to run on.
+    try:
+        return engine.connect()
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+        raise _unavailable(error) from error
+
+
+def _lost(error: sa.exc.DBAPIError) -> bool:
+    """Whether a statement failed for want of the database rather than for itself."""
+    if error.connection_invalidated:
         return True
-    with engine.connect() as connection:
-        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
-    return mode not in ("wal", "memory")
+    name = getattr(error.orig, "sqlite_errorname", "")
+    return isinstance(name, str) and name.startswith(_SQLITE_BUSY)
+
+
+def _unavailable(error: sa.exc.SQLAlchemyError) -> DatabaseUnavailable:
+    """The domain error for `error`, logged as one line: an outage must not fill the
+    log with a traceback per request."""
+    cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+    lines = str(cause).strip().splitlines()
+    reason = f"{type(cause).__name__}: {lines[0] if lines else ''}"
+    log.warning("database unavailable: %s", reason)
+    return DatabaseUnavailable(reason)
 
 
 def _sqlite_engine(url: sa.URL, pool_size: int) -> sa.Engine:

@@ -50,10 +50,11 @@ def usage(connection: sa.Connection, project_id: str, resource: Resource) -> int
 def lock_project(connection: sa.Connection, project_id: str) -> None:
     """Serialise the writes that claim quota for one project, until the transaction ends.
 
-    Must be the transaction's first statement. PostgreSQL: a transaction-scoped
-    advisory lock on the project. SQLite: a write that changes nothing, so the
-    transaction holds the database's write lock from here on and every later read in
-    it sees the latest data (pysqlite begins the transaction at the first write).
+    PostgreSQL: a transaction-scoped advisory lock on the project (READ COMMITTED:
+    later reads see the writer that held it). SQLite: a write that changes nothing, so
+    the transaction holds the database's write lock from here on and every later read
+    in it sees the latest data (pysqlite begins the transaction at the first write);
+    it must come before the transaction's first read, unless a write already did.
     """
     if connection.dialect.name == "postgresql":
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(project_id))))

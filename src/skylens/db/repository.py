@@ -10,7 +10,7 @@ import orjson
 import sqlalchemy as sa
 
 from skylens.db import ims, listing, quotas, visibility
-from skylens.db.engine import autocommit_reads
+from skylens.db.engine import autocommit_reads, connected, transaction
 from skylens.db.expressions import json_array_agg, json_object_agg
 from skylens.db.tables import (
     image_members,
@@ -30,7 +30,6 @@ from skylens.domain.quotas import QuotaClaim, Resource
 _COLUMNS = tuple(column for column in images.c if column.name != "version")
 _ATTRIBUTES = tuple(column.name for column in _COLUMNS)
 _UPDATABLE = tuple(name for name in _ATTRIBUTES if name not in ("id", "created_at"))
-_MAX_ATTEMPTS = 20
 _MEMBER_COLUMN_NAMES = ("image_id", "member", "status", "created_at", "updated_at")
 _MEMBER_COLUMNS = tuple(image_members.c[name] for name in _MEMBER_COLUMN_NAMES)
 
@@ -51,9 +50,7 @@ def _children(image_id: sa.ColumnElement[str]) -> tuple[sa.Label[str], sa.Label[
 
 
 # Built once: executing a ready statement skips its construction and cache key.
-_GET = sa.select(*_COLUMNS, *_children(images.c.id), images.c.version).where(
-    images.c.id == sa.bindparam("image_id")
-)
+_GET = sa.select(*_COLUMNS, *_children(images.c.id)).where(images.c.id == sa.bindparam("image_id"))
 _MEMBERSHIP = sa.select(image_members.c.status).where(
     image_members.c.image_id == sa.bindparam("image_id"),
     image_members.c.member == sa.bindparam("member"),
@@ -70,9 +67,8 @@ class SqlImageRepository:
     # -- reads -----------------------------------------------------------------
 
     def get(self, image_id: str) -> Image | None:
-        with self._reader.connect() as connection:
-            loaded = self._load(connection, image_id)
-        return loaded[0] if loaded else None
+        with connected(self._reader) as connection:
+            return self._load(connection, image_id)
 
     def data_locations(
         self, image_ids: Sequence[str]
@@ -82,7 +78,7 @@ class SqlImageRepository:
         query = sa.select(images.c.id, images.c.status, images.c.stores).where(
             images.c.id.in_(image_ids)
         )
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             rows = connection.execute(query).all()
         return {
             row.id: (ImageStatus(row.status), tuple(row.stores.split(",")) if row.stores else ())
@@ -103,26 +99,26 @@ class SqlImageRepository:
             )
         )
         expired_leases = sa.select(image_uploads.c.image_id).where(lease < renewed_before)
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             found = connection.execute(sa.union(saving_without_live_lease, expired_leases))
             return sorted(found.scalars())
 
     def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             status = connection.execute(
                 _MEMBERSHIP, {"image_id": image_id, "member": project_id}
             ).scalar()
         return MemberStatus(status) if status else None
 
     def shared_out(self, image_ids: Sequence[str]) -> set[str]:
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             return ims.shared_out(connection, list(image_ids))
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         if query.limit <= 0:
             return ImagePage(images=(), next_marker=None)
         conditions = listing.filter_conditions(context, query)
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             if query.marker is not None:
                 conditions.append(self._after_marker(connection, context, query))
             dialect = self._engine.dialect.name
@@ -160,7 +156,7 @@ class SqlImageRepository:
     def usage(
         self, project_id: str, resources: Iterable[Resource] = tuple(Resource)
     ) -> dict[Resource, int]:
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             return {
                 resource: quotas.usage(connection, project_id, resource) for resource in resources
             }
@@ -168,7 +164,7 @@ class SqlImageRepository:
     def add(self, image: Image, claims: Sequence[QuotaClaim] = ()) -> None:
         conflict = Conflict(f"Image ID {image.id} already exists!")
         try:
-            with self._engine.begin() as connection:
+            with transaction(self._engine) as connection:
                 if claims and image.owner is not None:
                     quotas.lock_project(connection, image.owner)
                     quotas.check_claims(connection, image.owner, claims)
@@ -190,7 +186,7 @@ class SqlImageRepository:
             .where(image_members.c.image_id == image_id)
             .order_by(image_members.c.created_at, image_members.c.member)
         )
-        with self._reader.connect() as connection:
+        with connected(self._reader) as connection:
             return [_member_of(row) for row in connection.execute(query)]
 
     def add_member(self, member: ImageMember, quota: int) -> None:
@@ -218,7 +214,7 @@ class SqlImageRepository:
             .returning(image_members.c.member)
         )
         try:
-            with self._engine.begin() as connection:
+            with transaction(self._engine) as connection:
                 locked = connection.execute(
                     sa.select(images.c.id).where(images.c.id == member.image_id).with_for_update()
                 ).first()
@@ -237,7 +233,7 @@ class SqlImageRepository:
         self, image_id: str, member_id: str, status: MemberStatus, now: dt.datetime
     ) -> ImageMember | None:
         where = (image_members.c.image_id == image_id, image_members.c.member == member_id)
-        with self._engine.begin() as connection:
+        with transaction(self._engine) as connection:
             changed = connection.execute(
                 image_members.update().where(*where).values(status=status.value, updated_at=now)
             )
@@ -246,7 +242,7 @@ class SqlImageRepository:
             return _member_of(connection.execute(sa.select(*_MEMBER_COLUMNS).where(*where)).one())
 
     def remove_member(self, image_id: str, member_id: str) -> bool:
-        with self._engine.begin() as connection:
+        with transaction(self._engine) as connection:
             removed = connection.execute(
                 image_members.delete().where(
                     image_members.c.image_id == image_id, image_members.c.member == member_id
@@ -257,7 +253,7 @@ class SqlImageRepository:
     # -- upload leases -----------------------------------------------------------
 
     def renew_upload(self, image_id: str, now: dt.datetime) -> None:
-        with self._engine.begin() as connection:
+        with transaction(self._engine) as connection:
             renewed = connection.execute(
                 sa.update(image_uploads)
                 .where(image_uploads.c.image_id == image_id)
@@ -269,7 +265,7 @@ class SqlImageRepository:
                 )
 
     def end_upload(self, image_id: str) -> None:
-        with self._engine.begin() as connection:
+        with transaction(self._engine) as connection:
             connection.execute(sa.delete(image_uploads).where(image_uploads.c.image_id == image_id))
 
     def update(
@@ -278,37 +274,59 @@ class SqlImageRepository:
         change: Callable[[Image], Image],
         claims: Callable[[Image], Sequence[QuotaClaim]] | None = None,
     ) -> Image:
-        for _attempt in range(_MAX_ATTEMPTS):
-            with self._reader.connect() as connection:
-                loaded = self._load(connection, image_id)
-            if loaded is None:
+        # Writers of one image take turns on its row, so each changes the image as
+        # the previous one left it: none is refused and no change is lost.
+        claimed: Sequence[QuotaClaim] = ()
+        claimed_for: str | None = None
+        if claims is not None:
+            # Limits may come from Keystone: ask before taking the lock, not under it.
+            before = self.get(image_id)
+            if before is None:
                 raise ImageNotFound(image_id)
-            current, version = loaded
+            claimed, claimed_for = claims(before), before.owner
+        with transaction(self._engine) as connection:
+            current = self._locked(connection, image_id)
             changed = change(current)
             if changed is current:
                 return current
-            claimed = claims(current) if claims is not None else ()
-            with self._engine.begin() as connection:
-                if claimed and current.owner is not None:
-                    quotas.lock_project(connection, current.owner)
-                    quotas.check_claims(connection, current.owner, claimed)
-                if changed.status is ImageStatus.DELETED:
-                    stored = self._delete(connection, current, version)
-                else:
-                    stored = self._store(connection, current, changed, version)
-            if stored:
-                return changed
-        raise Conflict(f"Image {image_id} is being changed by other requests; try again.")
+            if claims is not None and current.owner != claimed_for:
+                claimed = claims(current)  # the owner changed meanwhile: rare
+            if claimed and current.owner is not None:
+                quotas.lock_project(connection, current.owner)
+                quotas.check_claims(connection, current.owner, claimed)
+            if changed.status is ImageStatus.DELETED:
+                self._delete(connection, current)
+            else:
+                self._store(connection, current, changed)
+        return changed
 
-    def _store(self, connection: sa.Connection, before: Image, after: Image, version: int) -> bool:
+    def _locked(self, connection: sa.Connection, image_id: str) -> Image:
+        """The image as the last writer left it, locked until the transaction ends.
+
+        PostgreSQL: its row, FOR UPDATE (READ COMMITTED: the load after the lock sees
+        the writer that held it). SQLite: the database's write lock, taken by a write
+        that changes nothing (pysqlite begins the transaction at the first write).
+        """
+        if connection.dialect.name == "sqlite":
+            connection.execute(images.update().where(sa.false()).values(version=images.c.version))
+        else:
+            connection.execute(
+                sa.select(images.c.id).where(images.c.id == image_id).with_for_update()
+            )
+        loaded = self._load(connection, image_id)
+        if loaded is None:
+            raise ImageNotFound(image_id)
+        return loaded
+
+    def _store(self, connection: sa.Connection, before: Image, after: Image) -> None:
         values = _columns_of(after)
-        result = connection.execute(
+        connection.execute(
             images.update()
-            .where(images.c.id == before.id, images.c.version == version)
-            .values({**{name: values[name] for name in _UPDATABLE}, "version": version + 1})
+            .where(images.c.id == before.id)
+            .values(
+                {**{name: values[name] for name in _UPDATABLE}, "version": images.c.version + 1}
+            )
         )
-        if result.rowcount != 1:
-            return False
         removed = [
             name for name, value in before.properties.items() if after.properties.get(name) != value
         ]
@@ -331,24 +349,15 @@ class SqlImageRepository:
                 )
             )
         self._insert_children(connection, before.id, added, after.tags - before.tags)
-        return True
 
-    def _delete(self, connection: sa.Connection, image: Image, version: int) -> bool:
-        # Claim the row first: the version check is what makes the delete atomic.
-        claimed = connection.execute(
-            images.update()
-            .where(images.c.id == image.id, images.c.version == version)
-            .values(version=version + 1)
-        )
-        if claimed.rowcount != 1:
-            return False
+    @staticmethod
+    def _delete(connection: sa.Connection, image: Image) -> None:
         for child in (image_properties, image_tags, image_members):
             connection.execute(child.delete().where(child.c.image_id == image.id))
         connection.execute(images.delete().where(images.c.id == image.id))
         connection.execute(
             image_tombstones.insert().values(id=image.id, owner=image.owner, deleted_at=utc_now())
         )
-        return True
 
     # -- rows <-> images -------------------------------------------------------
 
@@ -367,11 +376,11 @@ class SqlImageRepository:
             connection.execute(image_tags.insert(), tag_rows)
 
     @staticmethod
-    def _load(connection: sa.Connection, image_id: str) -> tuple[Image, int] | None:
+    def _load(connection: sa.Connection, image_id: str) -> Image | None:
         row = connection.execute(_GET, {"image_id": image_id}).first()
         if row is None:
             return None
-        return _image_of(row, row.properties, row.tags), row.version
+        return _image_of(row, row.properties, row.tags)
 
 
 def _member_of(row: Sequence[Any]) -> ImageMember:

@@ -210,6 +210,18 @@ class StorageUnavailable(SkylensError):
     """A store failed or cannot be reached (503)."""
 
 
+class DatabaseUnavailable(SkylensError):
+    """The database cannot be reached, lost the connection mid-request, or stayed
+    locked by other writers longer than the busy timeout (503).
+
+    The client sees webob's generic text; `reason` (the driver's first line) is for the log.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The server is currently unavailable. Please try again at a later time.")
+        self.reason = reason
+
+
 class InvalidBlobKey(InvalidRequest):
     def __init__(self, key: str) -> None:
         super().__init__(f"Invalid storage key {key!r}")

@@ -59,8 +59,9 @@ class ImageRepository(Protocol):
     ) -> Image:
         """Apply `change` to the current image atomically and store the result.
 
-        `change` may run more than once (it is retried when another writer got
-        there first), so it must be a pure function of the image it is given.
+        Writers of one image take turns: `change` runs once, on the image as the
+        previous writer left it, while the image is locked against other writers,
+        so it must be a pure function of the image it is given (no waiting).
         A result whose status is `deleted` removes the image and retires its id
         for good. Raise `ImageNotFound` when the image is gone. `claims` are checked
         (a function of the image as it is) are checked against its owner's usage before

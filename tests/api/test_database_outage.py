@@ -1,0 +1,108 @@
+"""A database that goes away: 503 with Retry-After and one log line per request,
+then service again as soon as it is back (issue 18 item 19).
+
+The test's own PostgreSQL database stops accepting connections and loses the ones
+it had (what a restart or fail-over looks like to the service), without touching
+the PostgreSQL server the other tests share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import sqlalchemy as sa
+
+from tests.support.errors import assert_error
+from tests.support.identities import member_of, new_project
+from tests.support.images import PATCH_V21
+from tests.support.servers import POSTGRES_URL, RunningServer, dedicated_server
+
+UNAVAILABLE = "The server is currently unavailable. Please try again at a later time."
+
+
+@contextlib.contextmanager
+def database_away(server: RunningServer) -> Iterator[None]:
+    """No connection to the server's database is possible until the block ends; the
+    ones it holds are closed by the server side."""
+    name = sa.make_url(server.database_url).database
+    admin = sa.make_url(POSTGRES_URL)
+    with psycopg.connect(
+        host=admin.host, port=admin.port, dbname=admin.database, user=admin.username
+    ) as connection:
+        connection.autocommit = True
+        connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        )
+        try:
+            yield
+        finally:
+            connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def test_requests_while_the_database_is_away_are_503_and_served_again_after(
+    tmp_path: Path,
+) -> None:
+    with (
+        dedicated_server(tmp_path / "outage", "postgresql") as server,
+        httpx.Client(
+            base_url=server.url,
+            headers={**member_of(new_project()).headers, "Accept": "application/json"},
+            timeout=30,
+        ) as client,
+    ):
+        created = client.post("/v2/images", json={"name": "kept"})
+        assert created.status_code == 201, created.text
+        image_id = created.json()["id"]
+        logged_before = server.log.read_text()
+
+        with database_away(server):
+            answers = [
+                client.get("/v2/images"),
+                client.get(f"/v2/images/{image_id}"),
+                client.post("/v2/images", json={"name": "new"}),
+                client.patch(
+                    f"/v2/images/{image_id}",
+                    json=[{"op": "replace", "path": "/name", "value": "changed"}],
+                    headers={"Content-Type": PATCH_V21},
+                ),
+                client.put(f"/v2/images/{image_id}/tags/t"),
+                client.delete(f"/v2/images/{image_id}"),
+            ]
+            for answer in answers:
+                assert_error(answer, 503, UNAVAILABLE)
+                assert answer.headers["retry-after"] == "2"
+            logged = server.log.read_text()[len(logged_before) :]
+
+        shown = client.get(f"/v2/images/{image_id}")
+
+    assert "Traceback" not in logged, logged
+    failures = [line for line in logged.splitlines() if "database unavailable" in line]
+    assert len(failures) == len(answers), logged
+    assert all(len(line) < 400 for line in failures), failures
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["name"], shown.json()["tags"]) == ("kept", [])
+
+
+def test_connections_the_database_closed_are_replaced_unseen(tmp_path: Path) -> None:
+    with (
+        dedicated_server(tmp_path / "restart", "postgresql") as server,
+        httpx.Client(
+            base_url=server.url, headers=member_of(new_project()).headers, timeout=30
+        ) as client,
+    ):
+        assert client.post("/v2/images", json={"name": "kept"}).status_code == 201
+        with database_away(server):
+            pass  # every pooled connection is now closed by the server side
+
+        listed = client.get("/v2/images")
+        logged = server.log.read_text()
+
+    assert listed.status_code == 200, listed.text
+    assert [image["name"] for image in listed.json()["images"]] == ["kept"]
+    assert "database unavailable" not in logged
