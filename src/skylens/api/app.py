@@ -28,11 +28,11 @@ from skylens.api.image_v2.data import DataHandlers
 from skylens.api.image_v2.images import ImageHandlers
 from skylens.api.image_v2.ims import ImsProfile
 from skylens.api.image_v2.members import MemberHandlers, member_resources
-from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_resources, schema_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
 from skylens.api.image_v2.usage import UsageHandlers, usage_resources
+from skylens.api.listing import ListLimits
 from skylens.api.middleware import RequestIdMiddleware
 from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document

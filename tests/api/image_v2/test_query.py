@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import iso8601
 import pytest
 
-from skylens.api.image_v2.query import ListLimits, parse_list_query, split_quoted_list
+from skylens.api.listing import ListLimits, parse_list_query, split_quoted_list
 from skylens.domain.errors import InvalidFilter
 from skylens.domain.images import MemberStatus, Visibility
 from skylens.domain.listing import AttributeFilter, ListQuery, Operator, SortKey, TimeFilter

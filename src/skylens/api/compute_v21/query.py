@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from skylens.api.image_v2.query import ListLimits, parse_list_query, requested_limit
+from skylens.api.listing import ListLimits, parse_list_query, requested_limit
 from skylens.domain.listing import ListQuery
 
 _RENAMED = {

@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from skylens.api.image_v2 import patch, views
 from skylens.api.image_v2.ims import ImsProfile
-from skylens.api.image_v2.query import ListLimits, parse_list_query
 from skylens.api.image_v2.schemas import ImageSchemas
+from skylens.api.listing import ListLimits, parse_list_query
 from skylens.api.offload import Offload
 from skylens.api.requests import base_url, read_json, reject_body
 from skylens.api.responses import json_response, no_content
