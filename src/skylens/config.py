@@ -56,6 +56,12 @@ class ImageSettings:
     member_quota: int = 128
     limit_param_default: int = 25
     api_limit_max: int = 1000
+    # The most one list request may ask for (400 beyond): each sort key, tag and
+    # property filter is a term of the statement the request becomes.
+    list_parameters_max: int = 128
+    list_sort_keys_max: int = 50
+    list_tags_max: int = 20
+    list_property_filters_max: int = 50
     # Largest image data accepted, in bytes; enforced while the bytes stream in.
     image_size_cap: int = 1 << 40
     # Secure hash recorded as os_hash_algo/os_hash_value (any hashlib name).

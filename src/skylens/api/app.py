@@ -90,7 +90,10 @@ _VERSIONS_SCHEMA: dict[str, Any] = {
 
 def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     """Build the whole service from settings (and optionally a ready engine)."""
-    engine = engine or create_engine(settings.database_url, pool_size=settings.database.pool_size)
+    engine = engine or create_engine(
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+    )
     if settings.database.auto_upgrade:
         upgrade(engine)
     limits = ImageLimits(
@@ -113,6 +116,10 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         list_limits=ListLimits(
             default=settings.images.limit_param_default,
             maximum=settings.images.api_limit_max,
+            parameters=settings.images.list_parameters_max,
+            sort_keys=settings.images.list_sort_keys_max,
+            tags=settings.images.list_tags_max,
+            property_filters=settings.images.list_property_filters_max,
         ),
         reads=threads if reads_may_wait(engine) else OnTheLoop(),
         writes=threads,
@@ -157,7 +164,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
                 reads=handlers.reads,
                 writes=handlers.writes,
                 prefix=settings.compute.prefix,
-                max_limit=settings.images.api_limit_max,
+                list_limits=handlers.list_limits,
                 public_endpoint=settings.server.public_endpoint,
             ),
         )
