@@ -44,6 +44,9 @@ class DatabaseSettings:
     # Empty: an SQLite file `skylens.db` in the data directory.
     url: str = ""
     pool_size: int = 10
+    # Longest a statement may run before the database cancels it (the request then
+    # gets 503); 0: no limit. Migrations are never cut short.
+    statement_timeout_ms: int = 10000
     # Run migrations at `serve` start. Always safe for the embedded SQLite; for a
     # shared PostgreSQL prefer `skylens db upgrade` from one place.
     auto_upgrade: bool = True

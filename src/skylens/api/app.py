@@ -93,6 +93,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     engine = engine or create_engine(
         settings.database_url,
         pool_size=settings.database.pool_size,
+        statement_timeout_ms=settings.database.statement_timeout_ms,
     )
     if settings.database.auto_upgrade:
         upgrade(engine)

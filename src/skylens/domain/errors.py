@@ -134,6 +134,17 @@ class StorageUnavailable(SkylensError):
     """A store failed or cannot be reached (503)."""
 
 
+class StatementTimedOut(SkylensError):
+    """The database cancelled a statement that ran past its time limit (503):
+    the server is too busy for the request now, which may succeed later."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The request took too long and was cancelled. Try again later, "
+            "or with fewer filters or a smaller limit."
+        )
+
+
 class InvalidBlobKey(InvalidRequest):
     def __init__(self, key: str) -> None:
         super().__init__(f"Invalid storage key {key!r}")
