@@ -104,6 +104,9 @@ class DatabaseSettings:
     # Empty: an SQLite file `skylens.db` in the data directory.
     url: str = ""
     pool_size: int = 10
+    # Longest a statement may run before the database cancels it (the request then
+    # gets 503); 0: no limit. Migrations are never cut short.
+    statement_timeout_ms: int = 10000
     # Run migrations at `serve` start. Always safe for the embedded SQLite; for a
     # shared PostgreSQL prefer `skylens db upgrade` from one place.
     auto_upgrade: bool = True
@@ -120,6 +123,12 @@ class ImageSettings:
     patch_operations_max: int = 256
     limit_param_default: int = 25
     api_limit_max: int = 1000
+    # The most one list request may ask for (400 beyond): each sort key, tag and
+    # property filter is a term of the statement the request becomes.
+    list_parameters_max: int = 128
+    list_sort_keys_max: int = 50
+    list_tags_max: int = 20
+    list_property_filters_max: int = 50
     # Largest image data accepted, in bytes; enforced while the bytes stream in.
     image_size_cap: int = 1 << 40
     # Secure hash recorded as os_hash_algo/os_hash_value (any hashlib name).

@@ -23,9 +23,9 @@ from starlette.types import ASGIApp
 from skylens.api.components import Components, check_compute_prefix, components
 from skylens.api.compute_v21.routes import ComputeMount, compute_v21_app, compute_v21_resources
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
-from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.routes import image_v2_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
+from skylens.api.listing import ListLimits
 from skylens.api.middleware import RequestIdMiddleware, TrustedOrigins
 from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
@@ -42,7 +42,11 @@ log = logging.getLogger("skylens")
 
 def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     """Build the whole service from settings (and optionally a ready engine)."""
-    engine = engine or create_engine(settings.database_url, pool_size=settings.database.pool_size)
+    engine = engine or create_engine(
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        statement_timeout_ms=settings.database.statement_timeout_ms,
+    )
     if settings.database.auto_upgrade:
         upgrade(engine)
     parts = components(settings, engine)
@@ -67,9 +71,21 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     return RequestIdMiddleware(served)
 
 
+def _list_limits(settings: Settings) -> ListLimits:
+    images = settings.images
+    return ListLimits(
+        default=images.limit_param_default,
+        maximum=images.api_limit_max,
+        parameters=images.list_parameters_max,
+        sort_keys=images.list_sort_keys_max,
+        tags=images.list_tags_max,
+        property_filters=images.list_property_filters_max,
+    )
+
+
 def _image_api(settings: Settings, parts: Components, schemas: ImageSchemas) -> list[Resource]:
     images = settings.images
-    list_limits = ListLimits(default=images.limit_param_default, maximum=images.api_limit_max)
+    list_limits = _list_limits(settings)
     return [
         *version_resources(settings.server.public_endpoint),
         *image_v2_resources(
@@ -88,7 +104,7 @@ def _compute_api(settings: Settings, parts: Components) -> list[Resource]:
     return compute_v21_resources(
         parts.use_cases,
         prefix=settings.compute.prefix,
-        max_limit=settings.images.api_limit_max,
+        list_limits=_list_limits(settings),
         public_endpoint=settings.server.public_endpoint,
     )
 

@@ -79,6 +79,7 @@ STATUS_BY_ERROR: dict[type[errors.SkylensError], int] = {
     errors.UnsupportedMediaType: 415,
     RangeNotSatisfiable: 416,
     errors.StorageUnavailable: 503,
+    errors.StatementTimedOut: 503,
     errors.IdentityUnavailable: 503,
     errors.DatabaseUnavailable: 503,
     errors.SkylensError: 500,

@@ -3,45 +3,108 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import math
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from skylens.domain.errors import DatabaseUnavailable
+from skylens.domain.errors import DatabaseUnavailable, StatementTimedOut
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # sqlite3's names for a database another connection holds past the busy timeout.
 _SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+# SQLite asks whether to go on every this many virtual machine steps (well under a
+# millisecond of work; COMMIT and other short statements never reach it).
+_SQLITE_STEPS = 10_000
+# The execution option that lets a connection's statements run for as long as they take.
+_UNLIMITED = "skylens_unlimited_statements"
 
 log = logging.getLogger("skylens.db")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
-    """An engine tuned for the backend named by `url`."""
+def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 0) -> sa.Engine:
+    """An engine tuned for the backend named by `url`.
+
+    `statement_timeout_ms` > 0: the database cancels any statement running longer,
+    and the caller gets `StatementTimedOut` (PostgreSQL's statement_timeout; on
+    SQLite a progress handler interrupts it), so no request's query outlives it.
+    """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, pool_size)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(
-        parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
-    if engine.dialect.name == "postgresql":
-        sa.event.listen(engine, "connect", _configure_postgresql)
+        engine = _sqlite_engine(parsed, pool_size)
+        if statement_timeout_ms > 0:
+            _limit_sqlite_statements(engine, statement_timeout_ms / 1000)
+    else:
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = sa.create_engine(
+            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+        if engine.dialect.name == "postgresql":
+            configure = functools.partial(_configure_postgresql, timeout_ms=statement_timeout_ms)
+            sa.event.listen(engine, "connect", configure)
+    sa.event.listen(engine, "handle_error", _timed_out)
     return engine
 
 
-def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
+def _configure_postgresql(dbapi_connection: Any, _record: Any, *, timeout_ms: int) -> None:
     # psycopg prepares statements it sees repeatedly, and PostgreSQL then soon
     # plans them once for any parameter. A list filtered on a common property
     # value (os_distro=ubuntu) must not run the plan made for a rare one.
     dbapi_connection.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_connection.execute(f"SET statement_timeout = {max(timeout_ms, 0):d}")
     dbapi_connection.commit()
+
+
+class _Deadline:
+    """When the statement a SQLite connection runs must stop."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = math.inf
+
+    def passed(self) -> bool:  # the progress handler: true interrupts the statement
+        return time.monotonic() > self.at
+
+
+def _limit_sqlite_statements(engine: sa.Engine, seconds: float) -> None:
+    # The deadline is set as each statement starts and holds while its rows are
+    # fetched (SQLite runs the statement step by step as they are read).
+    @sa.event.listens_for(engine, "connect")
+    def _install(dbapi_connection: Any, record: Any) -> None:
+        deadline = record.info["deadline"] = _Deadline()
+        dbapi_connection.set_progress_handler(deadline.passed, _SQLITE_STEPS)
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _start(connection: sa.Connection, *_args: Any) -> None:
+        unlimited = connection.get_execution_options().get(_UNLIMITED, False)
+        connection.info["deadline"].at = math.inf if unlimited else time.monotonic() + seconds
+
+
+def _timed_out(context: sa.engine.ExceptionContext) -> None:
+    error = context.original_exception
+    if isinstance(error, psycopg.errors.QueryCanceled) or (
+        isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted"
+    ):
+        raise StatementTimedOut() from error
+
+
+def lift_statement_timeout(connection: sa.Connection) -> None:
+    """Let `connection`'s statements run as long as they need, until it closes
+    (PostgreSQL: until its transaction ends): migrations are never cut short."""
+    connection.execution_options(**{_UNLIMITED: True})
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
 
 def autocommit_reads(engine: sa.Engine) -> sa.Engine:

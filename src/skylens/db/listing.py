@@ -47,22 +47,39 @@ def filter_conditions(context: RequestContext, query: ListQuery) -> list[sa.Colu
     if query.ims is not None:
         conditions.extend(ims.conditions(query.ims, query.tags))
         return conditions + _property_conditions(query)
-    for tag in query.tags:
-        conditions.append(
-            sa.exists().where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag)
-        )
-    return conditions + _property_conditions(query)
+    tags = [image_tags.c.value == tag for tag in dict.fromkeys(query.tags)]
+    return conditions + _all_of(image_tags, tags) + _property_conditions(query)
 
 
 def _property_conditions(query: ListQuery) -> list[sa.ColumnElement[bool]]:
-    return [
-        sa.exists().where(
-            image_properties.c.image_id == images.c.id,
-            image_properties.c.name == name,
-            image_properties.c.value == value,
-        )
+    matches = [
+        sa.and_(image_properties.c.name == name, image_properties.c.value == value)
         for name, value in query.properties.items()
     ]
+    return _all_of(image_properties, matches)
+
+
+def _all_of(
+    children: sa.Table, matches: list[sa.ColumnElement[bool]]
+) -> list[sa.ColumnElement[bool]]:
+    """Images with a row of `children` for each of `matches` (which match
+    distinct rows): at most two conditions, however many matches.
+
+    The first match is an EXISTS, which PostgreSQL may turn into a join and so
+    drive the query from the child's index when few rows match. The rest are
+    counted by one correlated subquery, which both backends probe per candidate.
+    One EXISTS each instead, PostgreSQL plans as that many joins and searches
+    their orders: 3 s of planning for 100 tags, 13 s for 100 properties.
+    """
+    if not matches:
+        return []
+    own = children.c.image_id == images.c.id
+    found: list[sa.ColumnElement[bool]] = [sa.exists().where(own, matches[0])]
+    rest = matches[1:]
+    if rest:
+        count = sa.select(sa.func.count()).where(own, sa.or_(*rest)).scalar_subquery()
+        found.append(count == len(rest))
+    return found
 
 
 def _attribute_condition(attribute_filter: AttributeFilter) -> sa.ColumnElement[bool]:
@@ -105,17 +122,19 @@ def order_by(
 
 
 def after_marker(sort: tuple[SortKey, ...], marker: sa.Row[Any]) -> sa.ColumnElement[bool]:
-    """Rows strictly after `marker` in `sort` order, with NULL as the smallest value."""
-    alternatives = []
-    equal_so_far: list[sa.ColumnElement[bool]] = []
-    for key in sort:
+    """Rows strictly after `marker` in `sort` order, with NULL as the smallest value.
+
+    Nested from the last key out, `a > x OR (a = x AND (b > y OR (b = y AND ...)))`,
+    so the condition grows with the number of keys, not with its square."""
+    condition: sa.ColumnElement[bool] | None = None
+    for key in reversed(sort):
         column = images.c[key.attribute]
         value = marker._mapping[key.attribute]
         nullable = key.attribute in _NULLABLE_SORT_KEYS
         after, equal = _after_and_equal(column, value, key.direction, nullable)
-        alternatives.append(sa.and_(*equal_so_far, after))
-        equal_so_far.append(equal)
-    return sa.or_(*alternatives)
+        condition = after if condition is None else sa.or_(after, sa.and_(equal, condition))
+    assert condition is not None, "a list's order is never empty"
+    return condition
 
 
 def _after_and_equal(

@@ -222,6 +222,17 @@ class DatabaseUnavailable(SkylensError):
         self.reason = reason
 
 
+class StatementTimedOut(SkylensError):
+    """The database cancelled a statement that ran past its time limit (503):
+    the server is too busy for the request now, which may succeed later."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The request took too long and was cancelled. Try again later, "
+            "or with fewer filters or a smaller limit."
+        )
+
+
 class InvalidBlobKey(InvalidRequest):
     def __init__(self, key: str) -> None:
         super().__init__(f"Invalid storage key {key!r}")

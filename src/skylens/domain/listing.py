@@ -29,6 +29,16 @@ SORT_KEYS: tuple[str, ...] = (
 )
 
 
+# The integer attributes a list may filter on, and the range each can hold (its
+# column's: 64 bits for sizes, 32 for the minimums).
+INTEGER_RANGES: Mapping[str, tuple[int, int]] = {
+    "size": (-(2**63), 2**63 - 1),
+    "virtual_size": (-(2**63), 2**63 - 1),
+    "min_ram": (-(2**31), 2**31 - 1),
+    "min_disk": (-(2**31), 2**31 - 1),
+}
+
+
 class Operator(StrEnum):
     EQ = "eq"
     NEQ = "neq"
@@ -90,17 +100,19 @@ class ImagePage:
 def complete_sort(
     keys: tuple[SortKey, ...], default: SortDirection = SortDirection.DESC
 ) -> tuple[SortKey, ...]:
-    """Append created_at and id so that every order is total (stable paging).
+    """Drop repeated keys, and append created_at and id so that every order is
+    total (stable paging).
 
-    As in Glance, the appended keys take `default`: the direction when the
-    client gave exactly one, else `desc`.
+    A key's second place in an order never decides between two rows (they tied
+    on its first), so Glance's order is the same without the repeats, and the
+    statement stays as short as the distinct keys. As in Glance, the appended
+    keys take `default`: the direction when the client gave exactly one, else `desc`.
     """
     if not keys:
         keys = (SortKey("created_at", default),)
-    present = {key.attribute for key in keys}
-    extra = tuple(
-        SortKey(attribute, default)
-        for attribute in ("created_at", "id")
-        if attribute not in present
-    )
-    return keys + extra
+    unique: dict[str, SortKey] = {}
+    for key in keys:
+        unique.setdefault(key.attribute, key)
+    for attribute in ("created_at", "id"):
+        unique.setdefault(attribute, SortKey(attribute, default))
+    return tuple(unique.values())

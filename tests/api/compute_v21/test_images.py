@@ -259,3 +259,40 @@ def test_changes_through_the_image_api_show_through_compute(api: httpx.Client) -
     assert image["name"] == "after"
     assert image["minRam"] == 1024
     assert image["metadata"] == {"hw_disk_bus": "scsi"}
+
+
+# -- what one list may ask for ----------------------------------------------------------
+
+HUGE = "99999999999999999999"  # past 64 bits
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"minDisk": HUGE}, f"'min_disk' value out of range, must not exceed {2**31 - 1}."),
+        ({"minRam": str(2**31)}, f"'min_ram' value out of range, must not exceed {2**31 - 1}."),
+        (
+            {f"property-p{index}": "x" for index in range(51)},
+            "Too many property filters: 51. The maximum is 50.",
+        ),
+        ([("name", "x")] * 129, "Too many query parameters: 129. The maximum is 128."),
+    ],
+)
+def test_a_list_beyond_the_bounds_is_400(
+    api: httpx.Client, params: dict[str, str] | list[tuple[str, str]], message: str
+) -> None:
+    """The Compute list shares the Image API's grammar and caps; its faults are Nova's."""
+    for path in ("/v2.1/images", "/v2.1/images/detail"):
+        response = api.get(path, params=params)
+        assert response.status_code == 400, response.text
+        assert response.json() == {"badRequest": {"code": 400, "message": message}}
+
+
+def test_a_list_at_the_bounds_finds_its_images(api: httpx.Client) -> None:
+    properties = {f"p{index}-{uuid.uuid4().hex[:6]}": "x" for index in range(50)}
+    image_id = create_image(api, min_disk=2**31 - 1, **properties)["id"]
+    params = {f"property-{name}": value for name, value in properties.items()}
+
+    response = api.get("/v2.1/images", params={**params, "minDisk": str(2**31 - 1)})
+
+    assert [image["id"] for image in response.json()["images"]] == [image_id]

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import iso8601
 import pytest
 
-from skylens.api.image_v2.query import ListLimits, parse_list_query, split_quoted_list
+from skylens.api.listing import ListLimits, parse_list_query, split_quoted_list
 from skylens.domain.errors import InvalidFilter
 from skylens.domain.images import MemberStatus, Visibility
 from skylens.domain.listing import AttributeFilter, ListQuery, Operator, SortKey, TimeFilter
@@ -232,6 +232,17 @@ def _sort(*keys: str) -> tuple[SortKey, ...]:
             _sort("name:asc", "updated_at:asc", "created_at:desc", "id:desc"),
         ),
         ("sort=created_at:asc", _sort("created_at:asc", "id:asc")),
+        # A repeated key never changes the order: its first place decides.
+        (
+            "sort=name:asc,size,name:desc",
+            _sort("name:asc", "size:desc", "created_at:desc", "id:desc"),
+        ),
+        ("sort=name:asc,name:asc", _sort("name:asc", "created_at:desc", "id:desc")),
+        ("sort=id:asc,created_at,id", _sort("id:asc", "created_at:desc")),
+        (
+            "sort_key=size&sort_key=size&sort_dir=asc",
+            _sort("size:asc", "created_at:asc", "id:asc"),
+        ),
     ],
 )
 def test_sort_orders_are_completed_with_created_at_and_id(

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from skylens.api.compute_v21 import bodies, views
 from skylens.api.compute_v21.query import parse_compute_query
+from skylens.api.listing import ListLimits
 from skylens.api.offload import Offload
 from skylens.api.requests import base_url
 from skylens.api.responses import json_response
@@ -45,7 +46,8 @@ class ComputeImageHandlers:
     reads: Offload
     writes: Offload
     prefix: str = ""  # the path before `/v2.1`
-    max_limit: int = 1000  # the longest page, and the page an unlimited list gets
+    # `maximum`: the longest page, and the page an unlimited list gets.
+    list_limits: ListLimits = dataclasses.field(default_factory=ListLimits)
     public_endpoint: str = ""
 
     def _links(self, request: Request) -> views.Links:
@@ -68,7 +70,7 @@ class ComputeImageHandlers:
 
     async def _list(self, request: Request, context: RequestContext, *, detailed: bool) -> Response:
         params = request.query_params.multi_items()
-        parsed = parse_compute_query(params, self.max_limit)
+        parsed = parse_compute_query(params, self.list_limits)
         page = await self.reads(self.images.list, context, parsed.query)
         body = views.list_view(
             page.images,

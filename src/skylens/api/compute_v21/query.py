@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from skylens.api.image_v2.query import ListLimits, parse_list_query, requested_limit
+from skylens.api.listing import ListLimits, check_count, parse_list_query, requested_limit
 from skylens.domain.listing import ListQuery
 
 _RENAMED = {
@@ -31,7 +31,9 @@ class ComputeListQuery:
     page_size: int | None
 
 
-def parse_compute_query(params: Sequence[tuple[str, str]], maximum: int) -> ComputeListQuery:
+def parse_compute_query(params: Sequence[tuple[str, str]], limits: ListLimits) -> ComputeListQuery:
+    """`limits.maximum` is also the page an unlimited list gets; its caps apply
+    to the parameters as the client sent them."""
     last = dict(params)
     glance: list[tuple[str, str]] = []
     for key, value in last.items():
@@ -46,9 +48,10 @@ def parse_compute_query(params: Sequence[tuple[str, str]], maximum: int) -> Comp
     limit = requested_limit(last.get("limit"))
     # No limit (or 0) lists up to `maximum`; a full page then gets a link, as one
     # at an explicit limit (capped at `maximum`) does.
-    size = maximum if not limit else min(limit, maximum)
+    size = limits.maximum if not limit else min(limit, limits.maximum)
     glance.append(("limit", str(size)))
-    query = parse_list_query(glance, ListLimits(default=size, maximum=maximum))
+    check_count("query parameters", len(params), limits.parameters)
+    query = parse_list_query(glance, dataclasses.replace(limits, default=size))
     return ComputeListQuery(query, None if limit == 0 else size)
 
 

@@ -20,6 +20,7 @@ from skylens.api.compute_v21.microversions import (
     Microversions,
     up_to,
 )
+from skylens.api.listing import ListLimits
 from skylens.api.requests import RefuseNul, RequestLimits, base_url, install_limits
 from skylens.api.responses import json_response
 from skylens.api.routing import Handler, Operation, PublicOperation, Resource
@@ -33,7 +34,7 @@ _UPDATED = "2013-07-23T11:33:21Z"  # when v2.1 was published, as the Compute API
 
 
 def compute_v21_resources(
-    use_cases: UseCases, *, prefix: str, max_limit: int, public_endpoint: str
+    use_cases: UseCases, *, prefix: str, list_limits: ListLimits, public_endpoint: str
 ) -> list[Resource]:
     """Every resource of the Compute API's image proxy (`{prefix}/v2.1/...`)."""
     handlers = ComputeImageHandlers(
@@ -42,7 +43,7 @@ def compute_v21_resources(
         reads=use_cases.reads,
         writes=use_cases.writes,
         prefix=prefix,
-        max_limit=max_limit,
+        list_limits=list_limits,
         public_endpoint=public_endpoint,
     )
     return [*version_resources(prefix, public_endpoint), *image_resources(handlers)]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from skylens.api.image_v2.views import timestamp
+from skylens.api.responses import timestamp
 from skylens.domain.images import Image, ImageStatus
 
 _STATUS = {

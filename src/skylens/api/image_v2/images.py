@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from skylens.api.image_v2 import patch, views
 from skylens.api.image_v2.profile import ImageProfile
-from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.schemas import ImageSchemas
+from skylens.api.listing import ListLimits
 from skylens.api.offload import Offload
 from skylens.api.requests import base_url, read_json, reject_body, request_limits
 from skylens.api.responses import json_response, no_content

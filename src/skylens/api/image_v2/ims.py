@@ -19,9 +19,10 @@ from typing import Any
 from starlette.requests import Request
 
 from skylens.api.image_v2.profile import ImageView
-from skylens.api.image_v2.query import ListLimits, invalid_value, parse_list_query
 from skylens.api.image_v2.schemas import Schema
-from skylens.api.image_v2.views import image_view, timestamp
+from skylens.api.image_v2.views import image_view
+from skylens.api.listing import ListLimits, invalid_value, parse_list_query
+from skylens.api.responses import timestamp
 from skylens.domain.errors import InvalidFilter, InvalidRequest
 from skylens.domain.images import Image, Visibility
 from skylens.domain.ims import (

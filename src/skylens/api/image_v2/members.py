@@ -8,10 +8,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from skylens.api.image_v2.views import timestamp
 from skylens.api.offload import Offload
 from skylens.api.requests import read_json, reject_body
-from skylens.api.responses import json_response
+from skylens.api.responses import json_response, timestamp
 from skylens.api.routing import Operation, Resource
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import InvalidRequest

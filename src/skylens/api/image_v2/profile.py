@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 
-from skylens.api.image_v2.query import ListLimits, parse_list_query
 from skylens.api.image_v2.views import image_view
+from skylens.api.listing import ListLimits, parse_list_query
 from skylens.domain.images import Image
 from skylens.domain.listing import ListQuery
 

@@ -13,10 +13,10 @@ from skylens.api.image_v2.ims import ImageTypes, ImsProfile
 from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
 from skylens.api.image_v2.profile import GlanceProfile, ImageProfile
-from skylens.api.image_v2.query import ListLimits
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
 from skylens.api.image_v2.usage import UsageHandlers, usage_resources
+from skylens.api.listing import ListLimits
 from skylens.api.responses import json_response
 from skylens.api.routing import Operation, Resource
 from skylens.api.use_cases import UseCases

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
 
+from skylens.api.responses import timestamp
 from skylens.domain.images import Image
 
 IMAGE_SCHEMA_PATH = "/v2/schemas/image"
@@ -30,11 +30,6 @@ _ATTRIBUTES = (
     "os_hash_algo",
     "os_hash_value",
 )
-
-
-def timestamp(value: dt.datetime) -> str:
-    """`2026-11-22T16:07:00Z` from a naive UTC datetime (isoformat: 7x strftime's speed)."""
-    return f"{value.isoformat(timespec='seconds')}Z"
 
 
 def image_path(image_id: str) -> str:

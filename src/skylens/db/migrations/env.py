@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
+from skylens.db.engine import lift_statement_timeout
 from skylens.db.tables import metadata
 
 engine = context.config.attributes["engine"]
 
 with engine.begin() as connection:
+    lift_statement_timeout(connection)
     context.configure(
         connection=connection,
         target_metadata=metadata,

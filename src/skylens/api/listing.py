@@ -1,4 +1,10 @@
-"""Parse `GET /v2/images` query parameters into a `ListQuery`, as Glance does."""
+"""Parse list query parameters into a `ListQuery`, as Glance does.
+
+The grammar of `GET /v2/images`, which the Compute API's image list shares (it
+renames its parameters to these first): one parser, the same errors. Beyond
+Glance, `ListLimits` caps how much one request may ask for, because every sort
+key, tag and property filter becomes a term of one SQL statement.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from collections.abc import Sequence
 from skylens.domain.errors import InvalidFilter
 from skylens.domain.images import MemberStatus, Visibility
 from skylens.domain.listing import (
+    INTEGER_RANGES,
     SORT_KEYS,
     AttributeFilter,
     ListQuery,
@@ -26,7 +33,7 @@ _TIME_OPERATORS = frozenset(
     {Operator.EQ, Operator.NEQ, Operator.GT, Operator.GTE, Operator.LT, Operator.LTE}
 )
 # Columns an unknown-looking key may still name: filtered by equality.
-_INTEGER_COLUMNS = frozenset({"size", "virtual_size", "min_ram", "min_disk"})
+_INTEGER_COLUMNS = frozenset(INTEGER_RANGES)
 _BOOLEAN_COLUMNS = frozenset({"protected", "os_hidden"})
 _STRING_COLUMNS = frozenset({"owner", "checksum", "os_hash_algo", "os_hash_value", "visibility"})
 _RESERVED = frozenset({"limit", "marker", "member_status", "tag", "sort", "sort_key", "sort_dir"})
@@ -34,13 +41,20 @@ _RESERVED = frozenset({"limit", "marker", "member_status", "tag", "sort", "sort_
 
 @dataclasses.dataclass(frozen=True)
 class ListLimits:
+    """Page sizes, and the most one request may ask for (beyond them: 400)."""
+
     default: int = 25
     maximum: int = 1000
+    parameters: int = 128  # query parameters in all, repeats included
+    sort_keys: int = 50  # items of `sort`, or of `sort_key` / `sort_dir`
+    tags: int = 20  # `tag=` parameters
+    property_filters: int = 50
 
 
 def parse_list_query(
     params: Sequence[tuple[str, str]], limits: ListLimits, sort_keys: Sequence[str] = SORT_KEYS
 ) -> ListQuery:
+    check_count("query parameters", len(params), limits.parameters)
     last = dict(params)
     values: dict[str, list[str]] = {}
     for key, value in params:
@@ -48,8 +62,9 @@ def parse_list_query(
 
     limit = _limit(last.get("limit"), limits)
     member_status = _member_status(last.get("member_status", "accepted"))
-    sort, default_direction = _sort(last, values, sort_keys)
+    sort, default_direction = _sort(last, values, sort_keys, limits.sort_keys)
     tags = tuple(tag.strip() for tag in values.get("tag", []))
+    check_count("tag filters", len(tags), limits.tags)
 
     filters = {key: value for key, value in last.items() if key not in _RESERVED}
     if "changes-since" in filters:
@@ -68,7 +83,7 @@ def parse_list_query(
         elif key == "protected":
             attributes.append(AttributeFilter(key, Operator.EQ, (_protected(value),)))
         elif key.endswith(("_min", "_max")) and key[:-4] in _INTEGER_COLUMNS:
-            ranges[key] = _range_value(value)
+            ranges[key] = _in_range(key, key[:-4], _range_value(value))
         elif key in _INTEGER_COLUMNS:
             attributes.append(AttributeFilter(key, Operator.EQ, (_integer(key, value),)))
         elif key in _BOOLEAN_COLUMNS:
@@ -77,6 +92,7 @@ def parse_list_query(
             attributes.append(AttributeFilter(key, Operator.EQ, (value,)))
         else:
             properties[key] = value
+    check_count("property filters", len(properties), limits.property_filters)
     for key, bound in ranges.items():
         operator = Operator.GTE if key.endswith("_min") else Operator.LTE
         attributes.append(AttributeFilter(key[:-4], operator, (bound,)))
@@ -94,6 +110,12 @@ def parse_list_query(
         tags=tags,
         properties=properties,
     )
+
+
+def check_count(what: str, count: int, cap: int) -> None:
+    """Refuse a request that asks for more than `cap` of `what`."""
+    if count > cap:
+        raise InvalidFilter(f"Too many {what}: {count}. The maximum is {cap}.")
 
 
 def _limit(raw: str | None, limits: ListLimits) -> int:
@@ -163,29 +185,46 @@ def _range_value(raw: str) -> int:
 
 def _integer(key: str, raw: str) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise InvalidFilter(f"Invalid value '{raw}' for '{key}' filter.") from None
+    return _in_range(key, key, value)
+
+
+def _in_range(name: str, attribute: str, value: int) -> int:
+    """`value`, if `attribute` can hold it; else a 400 in Glance's words for an
+    out-of-range integer (so no backend is asked to compare with it)."""
+    low, high = INTEGER_RANGES[attribute]
+    if value > high:
+        raise InvalidFilter(f"'{name}' value out of range, must not exceed {high}.")
+    if value < low:
+        raise InvalidFilter(f"'{name}' value out of range, must not be less than {low}.")
+    return value
 
 
 # -- sorting -------------------------------------------------------------------
 
 
 def _sort(
-    last: dict[str, str], values: dict[str, list[str]], sort_keys: Sequence[str]
+    last: dict[str, str], values: dict[str, list[str]], sort_keys: Sequence[str], cap: int
 ) -> tuple[tuple[SortKey, ...], SortDirection]:
     keys: list[str] = []
     directions: list[SortDirection] = []
     if "sort" in last:
         if "sort_key" in last or "sort_dir" in last:
             raise InvalidFilter("Old and new sorting syntax cannot be combined")
-        for item in last["sort"].strip().split(","):
+        items = last["sort"].strip().split(",")
+        check_count("sort keys", len(items), cap)
+        for item in items:
             key, _, direction = item.partition(":")
             keys.append(_sort_key(key.strip(), sort_keys))
             directions.append(_sort_direction(direction.strip() or "desc"))
     else:
-        keys = [_sort_key(key.strip(), sort_keys) for key in values.get("sort_key", [])]
-        directions = [_sort_direction(d.strip()) for d in values.get("sort_dir", [])]
+        given = values.get("sort_key", [])
+        given_directions = values.get("sort_dir", [])
+        check_count("sort keys", max(len(given), len(given_directions)), cap)
+        keys = [_sort_key(key.strip(), sort_keys) for key in given]
+        directions = [_sort_direction(d.strip()) for d in given_directions]
         if len(directions) > 1 and len(directions) != len(keys):
             raise InvalidFilter("Number of sort dirs does not match the number of sort keys")
     if not keys:
