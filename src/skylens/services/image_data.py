@@ -41,8 +41,11 @@ from skylens.services.quotas import QuotaService
 log = logging.getLogger(__name__)
 
 _FORMATS_REQUIRED = ("disk_format", "container_format")
-# Formats an inspector cannot recognise (they have no header) or need not.
-_UNINSPECTED_FORMATS = frozenset({"raw", "ami", "ari", "aki", "ploop"})
+# Disk formats no inspector recognises (they have no header of their own): data
+# declared so must not be recognisable as anything else either, as in Glance 33.
+_UNINSPECTABLE_FORMATS = frozenset({"ami", "ari", "aki", "ploop"})
+# What data declared raw may turn out to be: a partitioned disk, or a bootable ISO.
+_RAW_LIKE = frozenset({"raw", "iso", "gpt"})
 
 
 class DataFormatMismatch(UnsupportedMediaType):
@@ -319,12 +322,13 @@ class ImageDataService:
         if not self._policy.verify_disk_format:
             return
         detected = verdict.name or "raw"
-        if declared in _UNINSPECTED_FORMATS:
-            if declared == "raw" and detected not in ("raw", "iso", "gpt"):
-                raise DataFormatMismatch(declared, detected)
+        if declared is None or detected == declared:
             return
-        if declared is not None and detected != declared:
-            raise DataFormatMismatch(declared, detected)
+        if declared in _UNINSPECTABLE_FORMATS and detected == "raw":
+            return
+        if declared == "raw" and detected in _RAW_LIKE:
+            return
+        raise DataFormatMismatch(declared, detected)
 
     def _release(self, image_id: str) -> None:
         with contextlib.suppress(ImageNotFound):
