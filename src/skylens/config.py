@@ -81,6 +81,9 @@ class StorageSettings:
     # How often each server process sweeps its stores; 0 sweeps only at start-up,
     # negative never (run `skylens sweep` from one place instead).
     sweep_interval_seconds: int = 3600
+    # Threads per worker process that run the stores' blocking calls of uploads and
+    # deletions (creating a write, committing, aborting, deleting).
+    io_threads: int = 32
 
 
 def default_stores() -> dict[str, dict[str, Any]]:

@@ -34,7 +34,7 @@ from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
 from skylens.api.image_v2.usage import UsageHandlers, usage_resources
 from skylens.api.middleware import RequestIdMiddleware
-from skylens.api.offload import InThreads, OnTheLoop
+from skylens.api.offload import InThreads, Offload, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, Operation, Resource
@@ -120,7 +120,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         store_ids=tuple(stores),
         ims=ImsProfile(schemas.image) if settings.images.ims_profile else None,
     )
-    data_service = _data_service(settings, service, repository, stores, policy, quotas)
+    data_service = _data_service(settings, service, repository, stores, policy, quotas, threads)
     data = DataHandlers(
         service=data_service,
         authenticator=handlers.authenticator,
@@ -301,6 +301,7 @@ def _data_service(
     stores: dict[str, ConfiguredStore],
     policy: Policy,
     quotas: QuotaService,
+    database: Offload,
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -317,6 +318,8 @@ def _data_service(
         ),
         access=policy,
         quotas=quotas,
+        database=database,
+        storage=InThreads(anyio.CapacityLimiter(settings.storage.io_threads)),
     )
 
 
@@ -449,6 +452,8 @@ def check_settings(settings: Settings) -> None:
     _check_compute_prefix(settings.compute.prefix)
     if settings.storage.sweep_grace_seconds < 1:
         raise ConfigError("storage.sweep_grace_seconds must be at least 1")
+    if settings.storage.io_threads < 1:
+        raise ConfigError("storage.io_threads must be at least 1")
 
 
 def _service_resources(
