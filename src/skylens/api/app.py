@@ -276,6 +276,7 @@ def orphan_sweep(
     return OrphanSweep(
         repository,
         configured_stores(settings) if stores is None else stores,
+        image_data_key,
         image_id_of_key,
         settings.storage.sweep_grace_seconds,
     )
