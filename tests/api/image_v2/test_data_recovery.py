@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.errors import assert_error
 from tests.support.identities import Identity, member_of, new_project
 from tests.support.servers import RunningServer, skylens_server, stores_config
 from tests.support.stores import Leftovers, StoreContents
@@ -434,3 +435,52 @@ def test_a_server_killed_between_commit_and_activation_leaves_no_stray_bytes(
             },
         )
         assert retry.status_code == 204, retry.text
+
+
+# -- a full store (issue 18 item 19a) --------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB filesystem of its own (tmpfs; the tests run as root, as CI does)."""
+    root = tmp_path / "tiny"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "--lazy", str(root)], check=True)
+
+
+def test_a_full_disk_is_413_storage_media_full_and_keeps_nothing(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    config = tmp_path / "tiny.toml"
+    config.write_text(f'[stores.local]\nkind = "file"\nroot = "{tiny_disk}"\n')
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+    member = member_of(new_project())
+    headers = {
+        **member.headers,
+        "Content-Type": "application/octet-stream",
+        "Accept": "application/json",
+    }
+    with skylens_server(tmp_path, url, "sqlite", extra_args=("--config", str(config))) as server:
+        image_id = create_image(server, member)
+
+        full = httpx.put(
+            f"{server.url}/v2/images/{image_id}/file", content=os.urandom(3 * MIB), headers=headers
+        )
+
+        assert_error(
+            full,
+            413,
+            "Image storage media is full: "
+            "There is not enough disk space on the image storage media.",
+        )
+        image = httpx.get(f"{server.url}/v2/images/{image_id}", headers=member.headers).json()
+        assert (image["status"], image["size"]) == ("queued", None)
+        assert os.listdir(tiny_disk / ".partial") == []
+        small = httpx.put(
+            f"{server.url}/v2/images/{image_id}/file", content=b"fits", headers=headers
+        )
+        assert small.status_code == 204, small.text
