@@ -154,6 +154,9 @@ class StorageSettings:
     # How often each server process sweeps its stores; 0 sweeps only at start-up,
     # negative never (run `skylens sweep` from one place instead).
     sweep_interval_seconds: int = 3600
+    # Threads per worker process that run the stores' blocking calls of uploads and
+    # deletions (creating a write, committing, aborting, deleting).
+    io_threads: int = 32
 
 
 def default_stores() -> dict[str, dict[str, Any]]:
@@ -317,6 +320,7 @@ def _check(settings: Settings) -> None:
         ("storage.sweep_grace_seconds", settings.storage.sweep_grace_seconds),
         ("server.max_request_body_size", settings.server.max_request_body_size),
         ("keystone.validation_threads", settings.keystone.validation_threads),
+        ("storage.io_threads", settings.storage.io_threads),
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1")

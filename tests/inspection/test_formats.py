@@ -12,6 +12,7 @@ import pytest
 from skylens.domain.data import DataFormat
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.services.ingest import BLOCK_SIZE
+from tests.support.isos import make_iso
 
 MIB = 1 << 20
 
@@ -32,6 +33,8 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     qemu_img("create", "-q", "-f", "vpc", "disk.vhd", "24M")
     # Past the inspector's finely sliced first 16 MiB: whole blocks.
     (directory / "random.raw").write_bytes(os.urandom(20 * MIB + 7))
+    make_iso(directory, "plain.iso", hybrid=False)
+    make_iso(directory, "hybrid.iso", hybrid=True)
     return {path.name: path for path in directory.iterdir() if path.is_file()}
 
 
@@ -66,6 +69,9 @@ def verdict_of_reused_blocks(data: bytes) -> DataFormat:
         ("disk.vhdx", "vhdx", False),
         ("disk.vhd", "vhd", False),
         ("random.raw", "raw", False),
+        ("plain.iso", "iso", False),
+        # ISO 9660 behind a GPT: both formats match; the pair is the ISO (Glance 33).
+        ("hybrid.iso", "iso", False),
     ],
 )
 def test_a_reused_buffer_gets_the_verdict_of_copies(
@@ -77,3 +83,26 @@ def test_a_reused_buffer_gets_the_verdict_of_copies(
 
     assert verdict == verdict_of_copies(data)
     assert (verdict.name, verdict.unsafe_reason is not None) == (detected, unsafe)
+
+
+def test_a_hybrid_iso_is_the_iso_with_its_size(images: dict[str, Path]) -> None:
+    data = images["hybrid.iso"].read_bytes()
+
+    verdict = verdict_of_copies(data)
+
+    assert (verdict.name, verdict.unsafe_reason) == ("iso", None)
+    # The ISO volume's size, not the file's (which the GPT's partition extends).
+    assert verdict.virtual_size is not None
+    assert 0 < verdict.virtual_size < len(data)
+
+
+def test_any_other_pair_of_formats_is_refused(images: dict[str, Path]) -> None:
+    """Only ISO + GPT is a legitimate pair: an ISO whose first sector is a qcow2
+    header may be hiding one format in the other."""
+    data = bytearray(images["plain.iso"].read_bytes())
+    data[:512] = images["plain.qcow2"].read_bytes()[:512]
+
+    verdict = verdict_of_copies(bytes(data))
+
+    assert verdict.unsafe_reason is not None
+    assert "Multiple formats detected" in verdict.unsafe_reason

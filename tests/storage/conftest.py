@@ -1,5 +1,6 @@
 """Blob stores on the session's real Swift server: S3 (s3api) and Swift, each in a bucket
-or container of its own, so tests never see each other's blobs."""
+or container of its own, so tests never see each other's blobs. Each is used through
+the wrapper every configured store gets (`CheckedStore`), as the service uses it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from skylens.storage.checked import CheckedStore
 from skylens.storage.s3 import S3Store
 from skylens.storage.swift import SwiftStore
 from tests.storage.stores import PART, unique_name
@@ -15,8 +17,8 @@ from tests.support.swift import RunningSwift
 
 
 @pytest.fixture
-def make_s3_store(swift: RunningSwift) -> Callable[..., S3Store]:
-    def make(**options: Any) -> S3Store:
+def make_s3_store(swift: RunningSwift) -> Callable[..., CheckedStore]:
+    def make(**options: Any) -> CheckedStore:
         settings: dict[str, Any] = {
             "bucket": unique_name("s3"),
             "endpoint_url": swift.s3_endpoint,
@@ -29,14 +31,14 @@ def make_s3_store(swift: RunningSwift) -> Callable[..., S3Store]:
             "max_parts": 1000,  # s3api's limit
         }
         settings.update(options)
-        return S3Store("s3", **settings)
+        return CheckedStore(S3Store("s3", **settings))
 
     return make
 
 
 @pytest.fixture
-def make_swift_store(swift: RunningSwift) -> Callable[..., SwiftStore]:
-    def make(**options: Any) -> SwiftStore:
+def make_swift_store(swift: RunningSwift) -> Callable[..., CheckedStore]:
+    def make(**options: Any) -> CheckedStore:
         settings: dict[str, Any] = {
             "auth_url": swift.auth_url,
             "user": swift.user,
@@ -46,6 +48,6 @@ def make_swift_store(swift: RunningSwift) -> Callable[..., SwiftStore]:
             "segment_size": PART,
         }
         settings.update(options)
-        return SwiftStore("swift", **settings)
+        return CheckedStore(SwiftStore("swift", **settings))
 
     return make

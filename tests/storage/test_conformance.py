@@ -15,6 +15,7 @@ import pytest
 
 from skylens.domain.errors import BlobNotFound, InvalidBlobKey
 from skylens.domain.ports import BlobStore
+from skylens.storage.checked import CheckedStore
 from skylens.storage.filesystem import FilesystemStore
 from skylens.storage.keys import image_data_key
 from tests.storage.stores import MIB, PART
@@ -24,9 +25,10 @@ KEY = image_data_key("2d5d4e9a-6b3c-4f0e-9a8b-1c2d3e4f5a6b")
 
 @pytest.fixture(params=["filesystem", "s3", "swift"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
-    """Object stores cut blobs into parts (segments) of `PART` bytes."""
+    """Object stores cut blobs into parts (segments) of `PART` bytes. Every store is
+    used through the wrapper the registry puts around each backend."""
     if request.param == "filesystem":
-        return FilesystemStore("local", tmp_path / "store")
+        return CheckedStore(FilesystemStore("local", tmp_path / "store"))
     make: Callable[[], BlobStore] = request.getfixturevalue(f"make_{request.param}_store")
     return make()
 
@@ -204,6 +206,27 @@ def test_the_sweep_removes_only_old_uncommitted_leftovers(store: BlobStore) -> N
     assert store.sweep_uncommitted(older_than=0.01) == 1
     assert len(list(store.keys())) == 1
     abandoned.abort()  # after the sweep, nothing to remove: not an error
+
+
+def test_the_sweep_leaves_the_leftovers_of_live_writes_whatever_their_age(
+    store: BlobStore,
+) -> None:
+    """A slow upload's write may sit idle past the grace period; while its lease is
+    renewed the sweep names its key as live, and the write must survive."""
+    slow = store.writer(KEY)
+    slow.write(os.urandom(2 * PART + 1))
+    other = image_data_key("ffffffff-0000-4000-8000-000000000000")
+    abandoned = store.writer(other)
+    abandoned.write(os.urandom(2 * PART + 1))
+    time.sleep(0.05)
+
+    assert store.sweep_uncommitted(older_than=0.01, live={KEY}) == 1
+    slow.write(b"the rest")
+    slow.commit()
+
+    abandoned.abort()  # a part of it may still have been on its way during the sweep
+    assert store.size(KEY) == 2 * PART + 1 + len(b"the rest")
+    assert store.sweep_uncommitted(older_than=0.01) == 0  # nothing the commit needs went
 
 
 def test_keys_older_than_leave_out_fresh_commits(store: BlobStore) -> None:

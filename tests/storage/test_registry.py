@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from skylens.storage.checked import CheckedStore
 from skylens.storage.filesystem import FilesystemStore
 from skylens.storage.registry import InvalidStoreSettings, build_stores
 from skylens.storage.s3 import S3Store
@@ -45,7 +46,11 @@ def test_every_kind_is_built_under_its_name(tmp_path: Path, swift: RunningSwift)
 
     stores = build_stores(settings)
 
-    assert {name: type(store.blob) for name, store in stores.items()} == {
+    backends: dict[str, type] = {}
+    for name, store in stores.items():
+        assert isinstance(store.blob, CheckedStore)  # every store goes through the wrapper
+        backends[name] = type(store.blob.backend)
+    assert backends == {
         "local": FilesystemStore,
         "objects": S3Store,
         "cloud": SwiftStore,

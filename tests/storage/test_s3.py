@@ -9,15 +9,16 @@ from collections.abc import Callable
 import pytest
 
 from skylens.domain.errors import BlobNotFound, LimitExceeded, StorageUnavailable
-from skylens.storage.s3 import DEFAULT_PART_SIZE, S3Store, growing_part_size
+from skylens.storage.checked import CheckedStore
+from skylens.storage.s3 import DEFAULT_PART_SIZE, growing_part_size
 from tests.storage.stores import MIB, PART, unique_name
 from tests.support.swift import RunningSwift
 
-MakeStore = Callable[..., S3Store]
+MakeStore = Callable[..., CheckedStore]
 KEY = "images/ab/abcdef"
 
 
-def put(store: S3Store, data: bytes, key: str = KEY) -> None:
+def put(store: CheckedStore, data: bytes, key: str = KEY) -> None:
     writer = store.writer(key)
     for offset in range(0, len(data), MIB):
         writer.write(data[offset : offset + MIB])

@@ -10,15 +10,15 @@ from collections.abc import Callable
 import pytest
 
 from skylens.domain.errors import BlobNotFound, LimitExceeded, StorageUnavailable
-from skylens.storage.swift import SwiftStore
+from skylens.storage.checked import CheckedStore
 from tests.storage.stores import MIB, PART, unique_name
 from tests.support.swift import RunningSwift
 
-MakeStore = Callable[..., SwiftStore]
+MakeStore = Callable[..., CheckedStore]
 KEY = "images/ab/abcdef"
 
 
-def put(store: SwiftStore, data: bytes, key: str = KEY, chunk: int = MIB) -> None:
+def put(store: CheckedStore, data: bytes, key: str = KEY, chunk: int = MIB) -> None:
     writer = store.writer(key)
     for offset in range(0, len(data), chunk):
         writer.write(data[offset : offset + chunk])

@@ -10,7 +10,7 @@ import dataclasses
 import anyio
 import sqlalchemy as sa
 
-from skylens.api.offload import InThreads
+from skylens.api.offload import InThreads, Offload
 from skylens.api.use_cases import UseCases
 from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes
 from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials
@@ -63,7 +63,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
     use_cases = UseCases(
         images=service,
-        data=_data_service(settings, service, repository, stores, policy, quotas),
+        data=_data_service(settings, service, repository, stores, policy, quotas, threads),
         members=MemberService(service, repository, images.member_quota, policy),
         quotas=quotas,
         reads=threads,
@@ -118,6 +118,7 @@ def orphan_sweep(
     return OrphanSweep(
         repository,
         configured_stores(settings) if stores is None else stores,
+        image_data_key,
         image_id_of_key,
         settings.storage.sweep_grace_seconds,
     )
@@ -143,6 +144,7 @@ def _data_service(
     stores: dict[str, ConfiguredStore],
     policy: Policy,
     quotas: QuotaService,
+    database: Offload,
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -159,6 +161,8 @@ def _data_service(
         ),
         access=policy,
         quotas=quotas,
+        database=database,
+        storage=InThreads(anyio.CapacityLimiter(settings.storage.io_threads)),
     )
 
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, Protocol, TypeVar
+from typing import ParamSpec, TypeVar
 
 import anyio.to_thread
 
+from skylens.domain.ports import Offload
+
+__all__ = ["InThreads", "Offload"]
+
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class Offload(Protocol):
-    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """`function(*args, **kwargs)`, run where this strategy runs calls."""
-        ...
 
 
 @dataclasses.dataclass(frozen=True)

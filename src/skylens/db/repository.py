@@ -85,6 +85,13 @@ class SqlImageRepository:
             for row in rows
         }
 
+    def live_uploads(self, renewed_since: dt.datetime) -> list[str]:
+        query = sa.select(image_uploads.c.image_id).where(
+            image_uploads.c.renewed_at >= renewed_since
+        )
+        with self._reader.connect() as connection:
+            return sorted(connection.execute(query).scalars())
+
     def stale_uploads(self, renewed_before: dt.datetime) -> list[str]:
         lease = image_uploads.c.renewed_at
         saving_without_live_lease = (

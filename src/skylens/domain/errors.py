@@ -233,6 +233,17 @@ class StatementTimedOut(SkylensError):
         )
 
 
+class StorageFull(LimitExceeded):
+    """The store has no room left for the data (a full disk, a full Swift cluster, an
+    exhausted bucket quota): Glance's 413 and text."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Image storage media is full: "
+            "There is not enough disk space on the image storage media."
+        )
+
+
 class InvalidBlobKey(InvalidRequest):
     def __init__(self, key: str) -> None:
         super().__init__(f"Invalid storage key {key!r}")

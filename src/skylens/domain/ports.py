@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 
 from skylens.domain.access import Action, RequestContext
 from skylens.domain.data import DataFormat
@@ -14,6 +14,20 @@ from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
 from skylens.domain.protections import PropertyRules
 from skylens.domain.quotas import QuotaClaim, Resource
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Where a service runs a call that may block (on the database, a store, a lock)
+    so that the event loop keeps serving. The composition root gives each kind of work
+    its own strategy, sized for it (threads as many as the database pool has
+    connections, say)."""
+
+    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`function(*args, **kwargs)`, run where this strategy runs calls."""
+        ...
 
 
 class Policy(Protocol):
@@ -101,6 +115,10 @@ class ImageRepository(Protocol):
     def end_upload(self, image_id: str) -> None:
         """Drop the image's upload lease (the upload ended, either way)."""
 
+    def live_uploads(self, renewed_since: dt.datetime) -> Sequence[str]:
+        """Images whose upload lease was renewed at or after `renewed_since`: uploads
+        in progress, whose uncommitted data the sweep must leave alone."""
+
     def stale_uploads(self, renewed_before: dt.datetime) -> Sequence[str]:
         """Images whose upload lease was last renewed before `renewed_before`: saving
         images whose uploader died (or saving with no lease, changed before then), and
@@ -162,9 +180,11 @@ class BlobStore(Protocol):
         """Every committed key, or with `older_than` those last written at least that
         many seconds ago (for the orphan sweep, which must not race a fresh commit)."""
 
-    def sweep_uncommitted(self, older_than: float) -> int:
+    def sweep_uncommitted(self, older_than: float, live: Collection[str] = ()) -> int:
         """Remove the leftovers of uncommitted writes that have seen no write for
-        `older_than` seconds (a killed process's); return how many writes' worth."""
+        `older_than` seconds (a killed process's); return how many writes' worth.
+        Writes to the keys in `live` are left alone whatever their age: their upload
+        is known to be alive (a slow client's write may sit idle for long)."""
 
     def local_path(self, key: str) -> Path | None:
         """A local file holding the blob, for zero-copy sending; None declines."""

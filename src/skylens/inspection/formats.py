@@ -61,7 +61,7 @@ class OsloFormatInspector:
     def verdict(self) -> DataFormat:
         self._wrapper.close()
         try:
-            detected = self._wrapper.format
+            detected = self._one_format()
         except self._module.ImageFormatError as error:
             return DataFormat(name=None, virtual_size=None, unsafe_reason=str(error))
         if detected is None:
@@ -74,3 +74,13 @@ class OsloFormatInspector:
         except self._module.ImageFormatError as error:
             return DataFormat(detected.NAME, None, unsafe_reason=str(error))
         return DataFormat(name=detected.NAME, virtual_size=detected.virtual_size)
+
+    def _one_format(self) -> Any:
+        """The one format the data has. A bootable ("hybrid") ISO, as most installer
+        ISOs are, also carries an MBR/GPT in front so that it boots from a USB stick;
+        that pair is the ISO, as Glance 33 decides (glance/location.py). Any other
+        pair of matches raises: one format may be hiding another."""
+        matches = {str(inspector): inspector for inspector in self._wrapper.formats or ()}
+        if matches.keys() == {"iso", "gpt"}:
+            return matches["iso"]
+        return self._wrapper.format

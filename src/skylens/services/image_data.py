@@ -34,6 +34,7 @@ from skylens.domain.ports import (
     BodySource,
     FormatInspector,
     ImageRepository,
+    Offload,
     Policy,
 )
 from skylens.domain.quotas import QuotaClaim, Resource
@@ -45,8 +46,11 @@ from skylens.services.quotas import QuotaService
 log = logging.getLogger(__name__)
 
 _FORMATS_REQUIRED = ("disk_format", "container_format")
-# Formats an inspector cannot recognise (they have no header) or need not.
-_UNINSPECTED_FORMATS = frozenset({"raw", "ami", "ari", "aki", "ploop"})
+# Disk formats no inspector recognises (they have no header of their own): data
+# declared so must not be recognisable as anything else either, as in Glance 33.
+_UNINSPECTABLE_FORMATS = frozenset({"ami", "ari", "aki", "ploop"})
+# What data declared raw may turn out to be: a partitioned disk, or a bootable ISO.
+_RAW_LIKE = frozenset({"raw", "iso", "gpt"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +72,10 @@ class Download:
 
 
 class ImageDataService:
+    """Uploads run their blocking calls through two offload strategies, one per kind
+    of work: `database` for the repository's (sized like the connection pool, so no
+    call waits for a connection), `storage` for the stores' (network or disk I/O)."""
+
     def __init__(
         self,
         images: ImageService,
@@ -79,6 +87,9 @@ class ImageDataService:
         limits: UploadLimits,
         access: Policy,
         quotas: QuotaService,
+        *,
+        database: Offload,
+        storage: Offload,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         if default_store not in stores:
@@ -92,6 +103,8 @@ class ImageDataService:
         self._limits = limits
         self._access = access
         self._quotas = quotas
+        self._database = database
+        self._storage = storage
         self._clock = clock
 
     def stores_info(self, context: RequestContext, detail: bool = False) -> list[StoreInfo]:
@@ -124,7 +137,7 @@ class ImageDataService:
         store = self._store(store_name).blob
         if expected_size is not None and expected_size > self._limits.size_cap:
             raise ImageTooLarge()  # refused before a byte is read
-        claimed = await asyncio.to_thread(self._claim, context, image_id)
+        claimed = await self._database(self._claim, context, image_id)
         lease = asyncio.create_task(self._hold_lease(image_id))
         try:
             return await self._stream(claimed, store, body, expected_size or None)
@@ -132,7 +145,7 @@ class ImageDataService:
             lease.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lease
-            await asyncio.to_thread(self._repository.end_upload, image_id)
+            await self._database(self._repository.end_upload, image_id)
 
     async def _stream(
         self,
@@ -144,7 +157,7 @@ class ImageDataService:
         key = self._key_of(claimed.id)
         writer: BlobWriter | None = None
         try:
-            budget = await asyncio.to_thread(self._quotas.size_budget, claimed.owner)
+            budget = await self._database(self._quotas.size_budget, claimed.owner)
             size_cap = self._limits.size_cap
             if budget is not None and budget < size_cap:
                 # The quota is the tighter limit: it stops the stream, as early as the
@@ -152,7 +165,7 @@ class ImageDataService:
                 if expected_size is not None and expected_size > budget:
                     raise self._over_budget(claimed, budget, expected_size)
                 size_cap = max(budget, 0)
-            writer = await asyncio.to_thread(store.writer, key)
+            writer = await self._storage(store.writer, key)
             try:
                 digest = await ingest(
                     body,
@@ -167,24 +180,24 @@ class ImageDataService:
                     raise
                 raise self._over_budget(claimed, budget, size_cap + 1) from None
             self._check_format(claimed.disk_format, digest)
-            await asyncio.to_thread(self._check_still_saving, claimed.id)
-            await asyncio.to_thread(writer.commit)
+            await self._database(self._check_still_saving, claimed.id)
+            await self._storage(writer.commit)
         except BaseException:
             # Nothing of a failed upload stays: not the bytes, not the saving status.
             if writer is not None:
-                await asyncio.to_thread(writer.abort)
-            await asyncio.to_thread(self._release, claimed.id)
+                await self._storage(writer.abort)
+            await self._database(self._release, claimed.id)
             raise
         try:
-            return await asyncio.to_thread(self._activate, claimed.id, store.name, digest)
+            return await self._database(self._activate, claimed.id, store.name, digest)
         except ImageNotFound:
             # Deleted while uploading: its data has no image to belong to.
-            await asyncio.to_thread(store.delete, key)
+            await self._storage(store.delete, key)
             raise
         except QuotaExceeded:
             # Other uploads of the project took the room first: this data goes.
-            await asyncio.to_thread(store.delete, key)
-            await asyncio.to_thread(self._release, claimed.id)
+            await self._storage(store.delete, key)
+            await self._database(self._release, claimed.id)
             raise
 
     def _over_budget(self, image: Image, budget: int, delta: int) -> Exception:
@@ -195,7 +208,7 @@ class ImageDataService:
         """Renew the upload's lease until cancelled, so the sweep knows it is alive."""
         while True:
             try:
-                await asyncio.to_thread(self._repository.renew_upload, image_id, self._clock())
+                await self._database(self._repository.renew_upload, image_id, self._clock())
             except Exception:
                 log.exception("could not renew the upload lease of image %s", image_id)
             await asyncio.sleep(self._limits.lease_renewal_seconds)
@@ -310,12 +323,13 @@ class ImageDataService:
         if not self._limits.verify_disk_format:
             return
         detected = verdict.name or "raw"
-        if declared in _UNINSPECTED_FORMATS:
-            if declared == "raw" and detected not in ("raw", "iso", "gpt"):
-                raise DataFormatMismatch(declared, detected)
+        if declared is None or detected == declared:
             return
-        if declared is not None and detected != declared:
-            raise DataFormatMismatch(declared, detected)
+        if declared in _UNINSPECTABLE_FORMATS and detected == "raw":
+            return
+        if declared == "raw" and detected in _RAW_LIKE:
+            return
+        raise DataFormatMismatch(declared, detected)
 
     def _release(self, image_id: str) -> None:
         with contextlib.suppress(ImageNotFound):

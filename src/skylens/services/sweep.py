@@ -6,15 +6,27 @@ so that it can be uploaded again.
 
 Two kinds of leftover data exist. A process killed mid-upload leaves an uncommitted
 write (a partial file, multipart upload or segments); each store removes those idle
-for longer than the grace period. A store that failed during a delete, or a process
-killed between committing data and recording it, leaves committed data no image
-record points to; the sweep removes those keys, and only when no image may still
-claim them: the image is gone for good (ids are never reused), or it is active or
-deactivated, which no upload can change, and does not list the store.
+for longer than the grace period, except the writes of uploads whose lease is live:
+a slow client's write may sit idle for long, and its lease, not the write's age,
+says whether it is alive.
 
-Data of a queued image is left alone: an upload may be committing to that very key
-now, and it replaces the old data anyway. Keys younger than the grace period are left
-alone too, so a commit racing the sweep is never mistaken for an orphan.
+A store that failed during a delete, or a process killed (or a database lost)
+between committing data and recording it, leaves committed data no image record
+points to; the sweep removes those keys when no image may still claim them:
+
+- the image is gone for good (ids are never reused);
+- it is active or deactivated, which no upload can change, and does not list the
+  store;
+- it is queued: no upload is running (one would hold the image `saving`), so the
+  data is what a dead upload committed. An upload may start at any moment, though,
+  and commit to that very key; so the sweep first takes the image itself, queued ->
+  saving, as an upload would, deletes the data and gives the image back. An upload
+  that tries meanwhile is refused (409) as if another upload ran; a sweep that dies
+  meanwhile leaves a `saving` image without a lease, which the next sweep releases.
+
+A saving image's data is left alone: its upload is alive, or the sweep's first step
+releases it and the next run judges it queued. Keys younger than the grace period
+are left alone too, so a commit racing the sweep is never mistaken for an orphan.
 """
 
 from __future__ import annotations
@@ -26,8 +38,8 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from skylens.domain.errors import ImageNotFound
-from skylens.domain.images import ImageStatus, utc_now
+from skylens.domain.errors import ImageNotFound, InvalidStatusTransition
+from skylens.domain.images import Image, ImageStatus, utc_now
 from skylens.domain.ports import ImageRepository
 from skylens.domain.stores import ConfiguredStore
 from skylens.services.image_data import back_to_queued
@@ -63,12 +75,14 @@ class OrphanSweep:
         self,
         repository: ImageRepository,
         stores: Mapping[str, ConfiguredStore],
+        key_of: Callable[[str], str],
         image_id_of_key: Callable[[str], str | None],
         grace_seconds: float,
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._repository = repository
         self._stores = stores
+        self._key_of = key_of
         self._image_id_of_key = image_id_of_key
         self._grace = grace_seconds
         self._clock = clock
@@ -115,7 +129,9 @@ class OrphanSweep:
         return reports
 
     def _sweep(self, store: ConfiguredStore) -> SweepReport:
-        uncommitted = store.blob.sweep_uncommitted(older_than=self._grace)
+        renewed_since = self._clock() - dt.timedelta(seconds=self._grace)
+        live = {self._key_of(image_id) for image_id in self._repository.live_uploads(renewed_since)}
+        uncommitted = store.blob.sweep_uncommitted(older_than=self._grace, live=live)
         orphans = 0
         for batch in _batched(store.blob.keys(older_than=self._grace), _BATCH):
             owners = {key: self._image_id_of_key(key) for key in batch}
@@ -127,7 +143,34 @@ class OrphanSweep:
                 if located is None or (located[0] in _SETTLED and store.id not in located[1]):
                     store.blob.delete(key)
                     orphans += 1
+                elif located[0] is ImageStatus.QUEUED and self._take(image_id):
+                    try:  # the image is the sweep's: see the module docstring
+                        store.blob.delete(key)
+                    finally:
+                        self._give_back(image_id)
+                    orphans += 1
         return SweepReport(store.id, uncommitted=uncommitted, orphans=orphans)
+
+    def _take(self, image_id: str) -> bool:
+        """Take a queued image (queued -> saving) so that no upload can commit to its
+        key while the sweep deletes what a dead upload left there; False when it is no
+        longer queued (an upload took it first) or gone (the deletion removed it)."""
+
+        def taken(image: Image) -> Image:
+            if image.status is not ImageStatus.QUEUED:
+                raise InvalidStatusTransition(image.status.value, ImageStatus.SAVING.value)
+            return image.with_status(ImageStatus.SAVING, self._clock())
+
+        try:
+            self._repository.update(image_id, taken)
+        except (ImageNotFound, InvalidStatusTransition):
+            return False
+        return True
+
+    def _give_back(self, image_id: str) -> None:
+        now = self._clock()
+        with contextlib.suppress(ImageNotFound):
+            self._repository.update(image_id, lambda image: back_to_queued(image, now))
 
 
 def _batched(keys: Iterable[str], size: int) -> Iterable[list[str]]:

@@ -1,4 +1,9 @@
-"""A directory as a blob store: temp file, fsync, rename; path-traversal proof."""
+"""A directory as a blob store: temp file, fsync, rename; path-traversal proof.
+
+An uncommitted write is a file in `<root>/.partial/` named after its key (slashes as
+`~`, which no key contains) and a random suffix, so the sweep can tell which key a
+leftover was for and leave alone those of uploads that are still alive.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,15 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from skylens.domain.errors import BlobNotFound
-from skylens.storage.keys import check_key
 
 _PARTIAL_DIR = ".partial"
+_SLASH = "~"  # stands for "/" in a partial file's name
+_NAME_MAX = 255  # bytes in a file name, on every filesystem we run on
 READ_CHUNK = 1 << 20
 
 
@@ -30,14 +36,20 @@ class FilesystemStore:
         return self._name
 
     def _path(self, key: str) -> Path:
-        check_key(key)
         path = (self._root / key).resolve()
         if not path.is_relative_to(self._root) or path.is_relative_to(self._partial):
             raise BlobNotFound(key)  # unreachable with a checked key; belt and braces
         return path
 
+    def prepare(self) -> None:
+        """Nothing to do: the directories are made when the store is."""
+
     def writer(self, key: str) -> FileWriter:
-        return FileWriter(self._path(key), self._partial / f"{uuid.uuid4().hex}", self._fsync)
+        final = self._path(key)
+        name = f"{key.replace('/', _SLASH)}.{uuid.uuid4().hex}"
+        if len(name.encode()) > _NAME_MAX:
+            name = uuid.uuid4().hex  # a key this long: its leftover is judged by age alone
+        return FileWriter(final, self._partial / name, self._fsync)
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         try:
@@ -70,10 +82,13 @@ class FilesystemStore:
                         continue
                 yield str(path.relative_to(self._root))
 
-    def sweep_uncommitted(self, older_than: float) -> int:
+    def sweep_uncommitted(self, older_than: float, live: Collection[str] = ()) -> int:
         cutoff = time.time() - older_than
+        live_names = {key.replace("/", _SLASH) for key in live}
         removed = 0
         for entry in os.scandir(self._partial):
+            if entry.name.rpartition(".")[0] in live_names:
+                continue  # its upload is alive, however slow
             with contextlib.suppress(FileNotFoundError):
                 if entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)

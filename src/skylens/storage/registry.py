@@ -13,6 +13,10 @@ options are the keyword arguments of its store (`FilesystemStore`: `root`, `fsyn
 `S3Store`; `SwiftStore`), so they are documented in one place. Reading them from a
 file is the caller's business; this module only checks that each store names a
 known kind, no unknown option and every required one.
+
+Every store built here is wrapped in `CheckedStore` (key checks, preparation on first
+use, error normalisation; see `checked.py`): the rest of the service never sees a
+bare backend.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from skylens.domain.ports import BlobStore
 from skylens.domain.stores import ConfiguredStore
+from skylens.storage.checked import Backend, CheckedStore
 from skylens.storage.filesystem import FilesystemStore
 from skylens.storage.s3 import S3Store
 from skylens.storage.swift import SwiftStore
@@ -33,13 +37,13 @@ class InvalidStoreSettings(ValueError):
     """A store's settings name an unknown kind or option, or miss a required one."""
 
 
-def _filesystem(name: str, *, root: str | Path, fsync: bool = True) -> BlobStore:
+def _filesystem(name: str, *, root: str | Path, fsync: bool = True) -> Backend:
     return FilesystemStore(name, Path(root), fsync=fsync)
 
 
 # Importing s3 and swift is cheap: each imports its client library only when a store
 # of its kind is built.
-KINDS: dict[str, Callable[..., BlobStore]] = {
+KINDS: dict[str, Callable[..., Backend]] = {
     "file": _filesystem,
     "s3": S3Store,
     "swift": SwiftStore,
@@ -86,7 +90,9 @@ def build_store(name: str, options: Mapping[str, Any]) -> ConfiguredStore:
             f"store {name!r} ({kind}): missing option(s) {', '.join(missing)}"
         )
     try:
-        blob = factory(name, **options)
+        backend = factory(name, **options)
     except (TypeError, ValueError) as error:
         raise InvalidStoreSettings(f"store {name!r} ({kind}): {error}") from error
-    return ConfiguredStore(blob=blob, kind=kind, description=description, weight=weight)
+    return ConfiguredStore(
+        blob=CheckedStore(backend), kind=kind, description=description, weight=weight
+    )

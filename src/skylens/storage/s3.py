@@ -13,19 +13,15 @@ S3 store never pays its ~25 MiB.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
-from skylens.domain.errors import BlobNotFound, SkylensError, StorageUnavailable
-from skylens.storage.keys import check_key
-from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, endpoint_origin, range_header
+from skylens.domain.errors import SkylensError
+from skylens.storage.objects import READ_CHUNK, ObjectStore, Opened
+from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, endpoint_origin
 
 MIB = 1 << 20
-READ_CHUNK = 1 << 20
 MIN_PART_SIZE = 5 * MIB  # S3's minimum for every part but the last
 MAX_PART_SIZE = 5 * 1024 * MIB
 # boto3's own multipart chunk size: two 8 MiB parts per writer keep a 4 GiB upload's
@@ -54,7 +50,7 @@ def growing_part_size(base: int, max_parts: int) -> Callable[[int], int]:
     return lambda number: base * (1 + (number - 1) // step)
 
 
-class S3Store:
+class S3Store(ObjectStore):
     """One bucket of an S3-compatible service.
 
     `access_key`/`secret_key` None fall back to boto3's usual chain (environment,
@@ -66,6 +62,13 @@ class S3Store:
     by default since 1.36. The bucket is the store's own: the sweep aborts any
     multipart upload in it that has been idle long enough.
     """
+
+    MISSING = ("NoSuchKey", "404")
+    PAST_END = ("InvalidRange",)
+    # A bucket or user quota (Ceph RGW, MinIO's full disks; Swift's s3api answers a
+    # full container quota with EntityTooLarge, which our part sizes never are).
+    FULL = ("QuotaExceeded", "XMinioStorageFull", "InsufficientStorage", "EntityTooLarge")
+    SPACE = "bucket"
 
     def __init__(
         self,
@@ -101,19 +104,20 @@ class S3Store:
         import botocore.config
         import botocore.exceptions
 
-        self._name = name
+        self._where = _describe_endpoint(endpoint_url, region)
+        super().__init__(
+            name,
+            location=f"S3 bucket {bucket!r} at {self._where}",
+            errors=(botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError),
+            upload_threads=upload_threads,
+        )
         self._bucket = bucket
         self._region = region
         self._create_bucket = create_bucket
         self._max_parts = max_parts
         self._part_size = growing_part_size(part_size, max_parts)
-        self._where = _describe_endpoint(endpoint_url, region)
         self._path_style = path_style
         self._client_error: type[Exception] = botocore.exceptions.ClientError
-        self._errors_caught: tuple[type[Exception], ...] = (
-            botocore.exceptions.ClientError,
-            botocore.exceptions.BotoCoreError,
-        )
         config = botocore.config.Config(
             s3={"addressing_style": "path" if path_style else "auto"},
             retries={"mode": "standard", "max_attempts": max_attempts},
@@ -132,76 +136,25 @@ class S3Store:
             config=config,
             verify=verify_tls,
         )
-        self._executor = ThreadPoolExecutor(upload_threads, thread_name_prefix=f"s3-{name}")
-        self._ready = False
-        self._ready_lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def writer(self, key: str) -> S3Writer:
-        check_key(key)
-        self._prepare()
         return S3Writer(self, key)
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        check_key(key)
-        self._prepare()
-        if end is not None and end <= start:
-            if self.size(key) is None:
-                raise BlobNotFound(key)
-            return iter(())
-        request: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
-        byte_range = range_header(start, end)
-        if byte_range is not None:
-            request["Range"] = byte_range
-        try:
-            response = self._client.get_object(**request)
-        except self._client_error as error:
-            code = _code(error)
-            if code in ("NoSuchKey", "404"):
-                raise BlobNotFound(key) from None
-            if code == "InvalidRange":  # start at or past the end: nothing to send
-                return iter(())
-            raise self._failure("GET", error) from error
-        except self._errors_caught as error:
-            raise self._failure("GET", error) from error
-        return self._stream(response["Body"])
-
     def size(self, key: str) -> int | None:
-        check_key(key)
-        self._prepare()
         try:
             response = self._client.head_object(Bucket=self._bucket, Key=key)
-        except self._client_error as error:
-            if _code(error) in ("NoSuchKey", "404"):
-                return None
-            raise self._failure("HEAD", error) from error
         except self._errors_caught as error:
-            raise self._failure("HEAD", error) from error
+            self._unless_missing("HEAD", error)
+            return None
         return int(response["ContentLength"])
 
     def delete(self, key: str) -> None:
-        check_key(key)
-        self._prepare()
         with self._errors("DELETE"):
             self._client.delete_object(Bucket=self._bucket, Key=key)  # missing is fine in S3
 
-    def keys(self, older_than: float = 0.0) -> Iterator[str]:
-        self._prepare()
-        cutoff = time.time() - older_than
-        with self._errors("list"):
-            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket):
-                for item in page.get("Contents", ()):
-                    # Clocks differ: a blob counts as younger than it claims.
-                    modified = item["LastModified"].timestamp() + TIMESTAMP_SLACK
-                    if older_than <= 0 or modified < cutoff:
-                        yield item["Key"]
-
-    def sweep_uncommitted(self, older_than: float) -> int:
-        """Abort the multipart uploads idle for more than `older_than` seconds."""
-        self._prepare()
+    def sweep_uncommitted(self, older_than: float, live: Collection[str] = ()) -> int:
+        """Abort the multipart uploads idle for more than `older_than` seconds, but
+        none to a key in `live`."""
         cutoff = time.time() - older_than
         with self._errors("list multipart uploads"):
             paginator = self._client.get_paginator("list_multipart_uploads")
@@ -212,7 +165,7 @@ class S3Store:
             ]
         removed = 0
         for key, upload_id, initiated in candidates:
-            if initiated - TIMESTAMP_SLACK >= cutoff:
+            if initiated - TIMESTAMP_SLACK >= cutoff or key in live:
                 continue
             last_active = self._last_activity(key, upload_id, initiated)
             if last_active is not None and last_active - TIMESTAMP_SLACK < cutoff:
@@ -220,8 +173,10 @@ class S3Store:
                 removed += 1
         return removed
 
-    def local_path(self, key: str) -> Path | None:
-        return None
+    def prepare(self) -> None:
+        """Create the bucket, when so configured, unless it exists."""
+        if self._create_bucket:
+            self._ensure_bucket()
 
     def details(self) -> dict[str, object]:
         return {
@@ -266,11 +221,9 @@ class S3Store:
     def _abort_upload(self, key: str, upload_id: str) -> None:
         try:
             self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
-        except self._client_error as error:
-            if _code(error) not in ("NoSuchUpload", "404"):  # already gone: fine
-                raise self._failure("abort multipart upload", error) from error
         except self._errors_caught as error:
-            raise self._failure("abort multipart upload", error) from error
+            if self._answer(error) not in ("NoSuchUpload", "404"):  # already gone: fine
+                raise self._failure("abort multipart upload", error) from error
 
     # Internals.
 
@@ -285,71 +238,47 @@ class S3Store:
             for page in pages:
                 for part in page.get("Parts", ()):
                     latest = max(latest, part["LastModified"].timestamp())
-        except self._client_error as error:
-            if _code(error) in ("NoSuchUpload", "404"):
-                return None
-            raise self._failure("list parts", error) from error
         except self._errors_caught as error:
+            if self._answer(error) in ("NoSuchUpload", "404"):
+                return None
             raise self._failure("list parts", error) from error
         return latest
 
-    def _stream(self, body: Any) -> Iterator[bytes]:
-        try:
-            with self._errors("GET"):
-                yield from body.iter_chunks(READ_CHUNK)
-        finally:
-            body.close()
+    def _open(self, key: str, byte_range: str | None) -> Opened:
+        request: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
+        if byte_range is not None:
+            request["Range"] = byte_range
+        body = self._client.get_object(**request)["Body"]
+        return body.iter_chunks(READ_CHUNK), contextlib.closing(body)
 
-    def _prepare(self) -> None:
-        """Create the bucket on first use, when so configured."""
-        if self._ready:
-            return
-        with self._ready_lock:
-            if not self._ready and self._create_bucket:
-                self._ensure_bucket()
-            self._ready = True
+    def _committed(self) -> Iterator[tuple[str, float]]:
+        with self._errors("list"):
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket):
+                for item in page.get("Contents", ()):
+                    yield item["Key"], item["LastModified"].timestamp()
+
+    def _status(self, error: Exception) -> tuple[int | None, str]:
+        if not isinstance(error, self._client_error):
+            return None, ""
+        response = getattr(error, "response", None) or {}
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status, str(response.get("Error", {}).get("Code", ""))
 
     def _ensure_bucket(self) -> None:
         try:
             self._client.head_bucket(Bucket=self._bucket)
             return
-        except self._client_error as error:
-            if _code(error) not in ("404", "NoSuchBucket"):
-                raise self._failure("HEAD bucket", error) from error
         except self._errors_caught as error:
-            raise self._failure("HEAD bucket", error) from error
+            if self._answer(error) not in ("404", "NoSuchBucket"):
+                raise self._failure("HEAD bucket", error) from error
         request: dict[str, Any] = {"Bucket": self._bucket}
         if self._region and self._region != "us-east-1":
             request["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
         try:
             self._client.create_bucket(**request)
-        except self._client_error as error:
-            if _code(error) != "BucketAlreadyOwnedByYou":  # another worker won the race
+        except self._errors_caught as error:
+            if self._answer(error) != "BucketAlreadyOwnedByYou":  # another worker won the race
                 raise self._failure("create bucket", error) from error
-        except self._errors_caught as error:
-            raise self._failure("create bucket", error) from error
-
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except self._errors_caught as error:
-            raise self._failure(action, error) from error
-
-    def _failure(self, action: str, error: Exception) -> SkylensError:
-        """The error to report, worded without credentials or signatures."""
-        if isinstance(error, self._client_error):
-            metadata = getattr(error, "response", {}).get("ResponseMetadata", {})
-            status, code = metadata.get("HTTPStatusCode"), _code(error)
-            detail = f"HTTP {status}" + (f" {code}" if code and code != str(status) else "")
-            if status in (401, 403):
-                detail += "; check the credentials and the bucket's permissions"
-        else:
-            detail = type(error).__name__
-        return StorageUnavailable(
-            f"Store {self._name!r} (S3 bucket {self._bucket!r} at {self._where}): "
-            f"{action} failed ({detail})."
-        )
 
 
 class S3Writer:
@@ -399,11 +328,6 @@ class S3Writer:
     def _send_part(self, number: int, data: bytes) -> dict[str, Any]:
         assert self._upload_id is not None
         return self._store._upload_part(self._key, self._upload_id, number, data)
-
-
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _describe_endpoint(endpoint_url: str | None, region: str | None) -> str:

@@ -28,17 +28,14 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Collection, Iterator
 from typing import Any
 
-from skylens.domain.errors import BlobNotFound, SkylensError, StorageUnavailable
-from skylens.storage.keys import check_key
-from skylens.storage.parts import TIMESTAMP_SLACK, PartUploader, endpoint_origin, range_header
+from skylens.domain.errors import SkylensError
+from skylens.storage.objects import READ_CHUNK, ObjectStore, Opened
+from skylens.storage.parts import PartUploader, endpoint_origin
 
 MIB = 1 << 20
-READ_CHUNK = 1 << 20
 DEFAULT_SEGMENT_SIZE = 16 * MIB
 MAX_SEGMENT_SIZE = 5 * 1024 * MIB  # Swift's default max_file_size
 LISTING_PAGE = 10_000
@@ -48,7 +45,7 @@ CONTENT_TYPE = "application/octet-stream"
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-class SwiftStore:
+class SwiftStore(ObjectStore):
     """One container of an OpenStack Swift account.
 
     `auth_version` "1" is tempauth/swauth (`auth_url`, `user`, `key`); "3" is Keystone v3
@@ -58,6 +55,10 @@ class SwiftStore:
     creates the container and the segments container (default `<container>_segments`)
     on first use.
     """
+
+    MISSING = ("404",)
+    PAST_END = ("416",)
+    FULL = ("413", "507")  # a container or account quota; full disks
 
     def __init__(
         self,
@@ -96,7 +97,6 @@ class SwiftStore:
         import swiftclient
         import urllib3.exceptions
 
-        self._name = name
         self._where = endpoint_origin(auth_url)
         self._auth_version = auth_version
         self._container = container
@@ -137,62 +137,28 @@ class SwiftStore:
                 auth=password, verify=cacert or not insecure, timeout=timeout
             )
             options["os_options"].update(region_name=region_name, endpoint_type=interface)
+        super().__init__(
+            name,
+            location=f"Swift container {container!r} via {self._where}",
+            errors=tuple(errors),
+            upload_threads=upload_threads,
+        )
         self._connection_class: Any = swiftclient.Connection
         self._client_exception: type[Exception] = swiftclient.ClientException
         self._options = options
-        self._errors_caught = tuple(errors)
         self._idle: list[Any] = []
         self._auth: tuple[str, str] | None = None  # shared by v1 connections
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(upload_threads, thread_name_prefix=f"swift-{name}")
-        self._ready = False
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def writer(self, key: str) -> SwiftWriter:
-        check_key(key)
-        self._prepare()
         return SwiftWriter(self, key)
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        check_key(key)
-        self._prepare()
-        if end is not None and end <= start:
-            if self.size(key) is None:
-                raise BlobNotFound(key)
-            return iter(())
-        headers = {}
-        byte_range = range_header(start, end)
-        if byte_range is not None:
-            headers["Range"] = byte_range
-        stack = contextlib.ExitStack()
-        connection = stack.enter_context(self._connection())
-        try:
-            _, body = connection.get_object(
-                self._container, key, headers=headers, resp_chunk_size=READ_CHUNK
-            )
-        except self._errors_caught as error:
-            stack.close()
-            status = _status(error)
-            if status == 404:
-                raise BlobNotFound(key) from None
-            if status == 416:  # start at or past the end: nothing to send
-                return iter(())
-            raise self._failure("GET", error) from error
-        return self._stream(body, stack)
-
     def size(self, key: str) -> int | None:
-        check_key(key)
-        self._prepare()
         headers = self._head(self._container, key)
         return None if headers is None else int(headers["content-length"])
 
     def delete(self, key: str) -> None:
         """Delete the blob, and the segments of a large one (`?multipart-manifest=delete`)."""
-        check_key(key)
-        self._prepare()
         headers = self._head(self._container, key)
         if headers is None:
             return
@@ -206,22 +172,14 @@ class SwiftStore:
         large = headers.get("x-static-large-object", "").lower() == "true"
         self._delete(self._container, key, manifest=large and not groups)
 
-    def keys(self, older_than: float = 0.0) -> Iterator[str]:
-        cutoff = time.time() - older_than
-        for item in self._listing(self._container):
-            # Clocks differ: a blob counts as younger than it claims.
-            modified = _timestamp(item["last_modified"]) + TIMESTAMP_SLACK
-            if older_than <= 0 or modified < cutoff:
-                yield item["name"]
-
-    def sweep_uncommitted(self, older_than: float) -> int:
-        """Delete the segments of uploads that no manifest names and that have been idle
-        for more than `older_than` seconds; return how many uploads."""
-        self._prepare()
+    def sweep_uncommitted(self, older_than: float, live: Collection[str] = ()) -> int:
+        """Delete the segments of uploads that no manifest names, that have been idle
+        for more than `older_than` seconds and whose key is not in `live`; return how
+        many uploads."""
         cutoff = time.time() - older_than
         removed = 0
         for (key, upload), names, last_active in self._uploads():
-            if last_active >= cutoff:
+            if last_active >= cutoff or key in live:
                 continue
             current = self._head(self._container, key)
             if current is not None and current.get(UPLOAD_HEADER.lower()) == upload:
@@ -230,8 +188,12 @@ class SwiftStore:
             removed += 1
         return removed
 
-    def local_path(self, key: str) -> Path | None:
-        return None
+    def prepare(self) -> None:
+        """Create the containers, when so configured."""
+        if self._create_container:
+            with self._errors("PUT container"), self._connection() as connection:
+                connection.put_container(self._container)
+                connection.put_container(self._segments)
 
     def details(self) -> dict[str, object]:
         return {
@@ -305,9 +267,8 @@ class SwiftStore:
             with self._connection() as connection:
                 headers: dict[str, str] = connection.head_object(container, name)
         except self._errors_caught as error:
-            if _status(error) == 404:
-                return None
-            raise self._failure("HEAD", error) from error
+            self._unless_missing("HEAD", error)
+            return None
         return headers
 
     def _delete(self, container: str, name: str, *, manifest: bool = False) -> None:
@@ -316,11 +277,9 @@ class SwiftStore:
             with self._connection() as connection:
                 connection.delete_object(container, name, query_string=query)
         except self._errors_caught as error:
-            if _status(error) != 404:
-                raise self._failure("DELETE", error) from error
+            self._unless_missing("DELETE", error)
 
     def _listing(self, container: str, prefix: str | None = None) -> Iterator[dict[str, Any]]:
-        self._prepare()
         marker = ""
         while True:
             with self._errors("list"), self._connection() as connection:
@@ -353,13 +312,25 @@ class SwiftStore:
         if current is not None:
             yield current, names, last_active
 
-    def _stream(self, body: Any, stack: contextlib.ExitStack) -> Iterator[bytes]:
-        with stack:
-            try:
-                with self._errors("GET"):
-                    yield from body
-            finally:
-                body.close()
+    def _open(self, key: str, byte_range: str | None) -> Opened:
+        headers = {} if byte_range is None else {"Range": byte_range}
+        with contextlib.ExitStack() as stack:
+            connection = stack.enter_context(self._connection())
+            _, body = connection.get_object(
+                self._container, key, headers=headers, resp_chunk_size=READ_CHUNK
+            )
+            # The connection stays the reader's until the body is read (or fails).
+            held = stack.pop_all()
+        held.callback(body.close)
+        return body, held
+
+    def _committed(self) -> Iterator[tuple[str, float]]:
+        for item in self._listing(self._container):
+            yield item["name"], _timestamp(item["last_modified"])
+
+    def _status(self, error: Exception) -> tuple[int | None, str]:
+        status = getattr(error, "http_status", None)
+        return (status if isinstance(status, int) else None), ""
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -386,34 +357,6 @@ class SwiftStore:
             if connection.url and connection.token:
                 self._auth = (connection.url, connection.token)
             self._idle.append(connection)
-
-    def _prepare(self) -> None:
-        """Create the containers on first use, when so configured."""
-        if self._ready:
-            return
-        if self._create_container:
-            with self._errors("PUT container"), self._connection() as connection:
-                connection.put_container(self._container)
-                connection.put_container(self._segments)
-        self._ready = True
-
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except self._errors_caught as error:
-            raise self._failure(action, error) from error
-
-    def _failure(self, action: str, error: Exception) -> SkylensError:
-        """The error to report, worded without credentials or tokens."""
-        status = _status(error)
-        detail = f"HTTP {status}" if status is not None else type(error).__name__
-        if status in (401, 403):
-            detail += "; check the credentials and the container's permissions"
-        return StorageUnavailable(
-            f"Store {self._name!r} (Swift container {self._container!r} via {self._where}): "
-            f"{action} failed ({detail})."
-        )
 
 
 class SwiftWriter:
@@ -499,11 +442,6 @@ def _segment_name(key: str, upload: str, number: int) -> str:
 
 def _group_name(key: str, upload: str, number: int) -> str:
     return f"{key}/{upload}/group-{number:05d}"
-
-
-def _status(error: Exception) -> int | None:
-    status = getattr(error, "http_status", None)
-    return status if isinstance(status, int) else None
 
 
 def _timestamp(last_modified: str) -> float:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.errors import assert_error
 from tests.support.identities import Identity
+from tests.support.isos import make_iso
 from tests.support.seeding import set_image_columns
 from tests.support.servers import RunningServer, skylens_server
 
@@ -54,7 +55,8 @@ def qcow2_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     qemu_img("create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat", "flat.vmdk", "1M")
     qemu_img("create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized", "stream.vmdk", "8M")
     qemu_img("create", "-q", "-f", "vhdx", "disk.vhdx", "32M")
-    return {path.name: path for path in directory.iterdir()}
+    make_iso(directory, "hybrid.iso", hybrid=True)
+    return {path.name: path for path in directory.iterdir() if path.is_file()}
 
 
 def test_upload_records_size_and_the_hashes_md5sum_and_sha512sum_print(
@@ -241,6 +243,40 @@ def test_unsafe_or_mismatched_data_is_refused_and_the_image_stays_queued(
     assert (image["status"], image["size"], image["checksum"]) == ("queued", None, None)
     assert api.get(f"/v2/images/{image_id}/file").status_code == 204
     assert leftovers(server) == []
+
+
+@pytest.mark.parametrize("disk_format", ["iso", "raw"])
+def test_a_hybrid_installer_iso_is_accepted_as_iso_or_raw(
+    api: httpx.Client, qcow2_images: dict[str, Path], disk_format: str
+) -> None:
+    """ISO 9660 behind a GPT, as most Linux installer ISOs are: the inspector finds
+    both formats, and Glance 33 takes that pair (only that pair) as the ISO."""
+    data = qcow2_images["hybrid.iso"].read_bytes()
+    image_id = new_image(api, disk_format)
+
+    response = upload(api, image_id, data)
+
+    assert response.status_code == 204, response.text
+    image = api.get(f"/v2/images/{image_id}").json()
+    assert (image["status"], image["size"]) == ("active", len(data))
+    assert api.get(f"/v2/images/{image_id}/file").content == data
+
+
+@pytest.mark.parametrize("disk_format", ["ami", "aki", "ari", "ploop"])
+def test_formats_without_a_header_refuse_data_of_a_known_format(
+    api: httpx.Client, server: RunningServer, qcow2_images: dict[str, Path], disk_format: str
+) -> None:
+    """Nothing recognises an AMI (or AKI, ARI, ploop), so Glance 33 takes such data
+    only when nothing else recognises it either: a qcow2 declared `ami` is refused."""
+    image_id = new_image(api, disk_format)
+
+    refused = upload(api, image_id, qcow2_images["plain.qcow2"].read_bytes())
+
+    assert_error(refused, 415, f"Image disk_format {disk_format} does not match stream data qcow2")
+    assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
+    assert leftovers(server) == []
+    assert upload(api, image_id, os.urandom(70000)).status_code == 204
+    assert api.get(f"/v2/images/{image_id}").json()["status"] == "active"
 
 
 def test_raw_data_declared_as_qcow2_is_415(api: httpx.Client) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.errors import assert_error
 from tests.support.identities import Identity, member_of, new_project
 from tests.support.servers import RunningServer, skylens_server, stores_config
 from tests.support.stores import Leftovers, StoreContents
@@ -229,9 +230,10 @@ def test_skylens_sweep_removes_committed_data_no_image_claims_and_keeps_the_rest
         put = httpx.put(f"{server.url}/v2/images/{active}/file", content=b"kept", headers=headers)
         assert put.status_code == 204
         contents.put("s3", active, b"stray copy")
-        # Data of a queued image: an upload may be committing it right now.
+        # Data of a queued image: what an upload committed before it died (issue 18
+        # item 17). The sweep takes the image while it deletes it; see test_*killed*.
         queued = create_image(server, member)
-        contents.put("local", queued, b"maybe committing")
+        contents.put("local", queued, b"committed, never activated")
         # Not a key Skylens writes.
         contents.put_key("local", "other/file", b"not ours")
         # Keys younger than the grace period are never taken (the store conformance
@@ -246,14 +248,15 @@ def test_skylens_sweep_removes_committed_data_no_image_claims_and_keeps_the_rest
         assert swept.returncode == 0, swept.stderr
         assert swept.stdout.splitlines() == [
             "uploads: ok; 0 abandoned upload(s) back to queued",
-            "store local: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
+            "store local: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
             "store swift: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
             "store s3: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
         ]
         assert contents.get("swift", deleted) is None
         assert contents.get("s3", active) is None
         assert contents.get("local", active) == b"kept"
-        assert contents.get("local", queued) == b"maybe committing"
+        assert contents.get("local", queued) is None
+        assert status_of(server, member, queued) == "queued"  # and free to upload again
         assert contents.get_key("local", "other/file") == b"not ours"
         download = httpx.get(f"{server.url}/v2/images/{active}/file", headers=member.headers)
         assert download.content == b"kept"
@@ -312,3 +315,172 @@ def test_with_a_negative_interval_only_skylens_sweep_sweeps(
         assert swept.returncode == 0, swept.stderr
         assert "1 abandoned upload(s) back to queued" in swept.stdout
         assert status_of(server, member, image_id) == "queued"
+
+
+# -- a slow upload across a sweep (issue 18 item 16) -----------------------------------
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_slow_upload_whose_lease_is_renewed_survives_a_sweep(
+    sweeping_server: Callable[[], contextlib.AbstractContextManager[RunningServer]],
+    swift: RunningSwift,
+    tmp_path: Path,
+    store: str,
+) -> None:
+    """A client paused for longer than the grace period: its write sits idle, but the
+    server renews the upload's lease all along, so the sweep must leave it be."""
+    member = member_of(new_project())
+    data = os.urandom(64 * MIB)
+    with sweeping_server() as server:
+        leftovers = Leftovers(server, swift)
+        image_id = create_image(server, member)
+        with unfinished_upload(server, member, image_id, store, 12 * MIB) as connection:
+            wait_for(lambda: bool(leftovers(store)))
+            time.sleep(GRACE + 1.5)  # idle past the grace period, object-store slack included
+
+            swept = run_sweep(
+                tmp_path / "stores.toml",
+                *("--data-dir", str(server.log.parent), "--database-url", server.database_url),
+            )
+
+            assert swept.returncode == 0, swept.stderr
+            assert swept.stdout.splitlines()[0] == (
+                "uploads: ok; 0 abandoned upload(s) back to queued"
+            )
+            assert f"store {store}: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)" in (
+                swept.stdout.splitlines()
+            )
+            connection.sendall(data[12 * MIB :])  # the first 12 MiB were random too
+            answer = connection.recv(4096).split(b"\r\n", 1)[0]
+
+        assert answer == b"HTTP/1.1 204 No Content"
+        image = httpx.get(f"{server.url}/v2/images/{image_id}", headers=member.headers).json()
+        assert (image["status"], image["size"]) == ("active", 64 * MIB)
+
+
+# -- killed between the commit and the activation (issue 18 item 17) --------------------
+
+# Loaded by every Python process started with this directory on PYTHONPATH: each
+# store's writer kills its process right after its commit returned, before the
+# image record can say active (the step the issue's injected SIGKILL hit).
+KILL_AFTER_COMMIT = """\
+import os
+import signal
+
+from skylens.storage import filesystem, s3, swift
+
+
+def killed_after(commit):
+    def commit_then_die(self):
+        commit(self)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return commit_then_die
+
+
+for writer in (filesystem.FileWriter, s3.S3Writer, swift.SwiftWriter):
+    writer.commit = killed_after(writer.commit)
+"""
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_server_killed_between_commit_and_activation_leaves_no_stray_bytes(
+    swift: RunningSwift, tmp_path: Path, store: str
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(KILL_AFTER_COMMIT)
+    config = stores_config(swift, tmp_path, sweep_grace_seconds=GRACE, sweep_interval_seconds=-1)
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+    member = member_of(new_project())
+    data = os.urandom(6 * MIB)  # more than one part or segment
+    dying = {"PYTHONPATH": os.pathsep.join([str(hooks), *sys.path])}
+    with skylens_server(
+        tmp_path, url, "sqlite", extra_env=dying, extra_args=("--config", str(config))
+    ) as server:
+        contents = StoreContents(server, swift)
+        image_id = create_image(server, member)
+        with pytest.raises(httpx.TransportError):
+            httpx.put(
+                f"{server.url}/v2/images/{image_id}/file",
+                content=data,
+                headers={
+                    **member.headers,
+                    "Content-Type": "application/octet-stream",
+                    "X-Image-Meta-Store": store,
+                },
+                timeout=60,
+            )
+        os.waitpid(server.pid, 0)
+    assert contents.get(store, image_id) == data  # committed, and no record says so
+    time.sleep(GRACE + 1.5)  # the lease lapses; the blob ages past the grace period
+
+    swept = run_sweep(config, "--data-dir", str(tmp_path), "--database-url", url)
+
+    assert swept.returncode == 0, swept.stderr
+    assert swept.stdout.splitlines()[0] == "uploads: ok; 1 abandoned upload(s) back to queued"
+    assert f"store {store}: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)" in (
+        swept.stdout.splitlines()
+    )
+    assert contents.get(store, image_id) is None
+    with skylens_server(tmp_path, url, "sqlite", extra_args=("--config", str(config))) as server:
+        assert status_of(server, member, image_id) == "queued"
+        retry = httpx.put(
+            f"{server.url}/v2/images/{image_id}/file",
+            content=b"second try",
+            headers={
+                **member.headers,
+                "Content-Type": "application/octet-stream",
+                "X-Image-Meta-Store": store,
+            },
+        )
+        assert retry.status_code == 204, retry.text
+
+
+# -- a full store (issue 18 item 19a) --------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB filesystem of its own (tmpfs; the tests run as root, as CI does)."""
+    root = tmp_path / "tiny"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "--lazy", str(root)], check=True)
+
+
+def test_a_full_disk_is_413_storage_media_full_and_keeps_nothing(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    config = tmp_path / "tiny.toml"
+    config.write_text(f'[stores.local]\nkind = "file"\nroot = "{tiny_disk}"\n')
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+    member = member_of(new_project())
+    headers = {
+        **member.headers,
+        "Content-Type": "application/octet-stream",
+        "Accept": "application/json",
+    }
+    with skylens_server(tmp_path, url, "sqlite", extra_args=("--config", str(config))) as server:
+        image_id = create_image(server, member)
+
+        full = httpx.put(
+            f"{server.url}/v2/images/{image_id}/file", content=os.urandom(3 * MIB), headers=headers
+        )
+
+        assert_error(
+            full,
+            413,
+            "Image storage media is full: "
+            "There is not enough disk space on the image storage media.",
+        )
+        image = httpx.get(f"{server.url}/v2/images/{image_id}", headers=member.headers).json()
+        assert (image["status"], image["size"]) == ("queued", None)
+        assert os.listdir(tiny_disk / ".partial") == []
+        small = httpx.put(
+            f"{server.url}/v2/images/{image_id}/file", content=b"fits", headers=headers
+        )
+        assert small.status_code == 204, small.text
