@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
@@ -33,7 +34,7 @@ from skylens.api.image_v2.routes import image_resources, schema_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.image_v2.stores import StoreHandlers, store_resources
 from skylens.api.image_v2.usage import UsageHandlers, usage_resources
-from skylens.api.middleware import RequestIdMiddleware
+from skylens.api.middleware import ClientGoneMiddleware, RequestIdMiddleware
 from skylens.api.offload import InThreads, OnTheLoop
 from skylens.api.openapi import openapi_document
 from skylens.api.responses import json_response
@@ -200,6 +201,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     app = Starlette(
         lifespan=lifespan,
         routes=[resource.route() for resource in resources],
+        middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
             SkylensError: handle_error,
             HTTPException: http_error,
@@ -225,6 +227,7 @@ def _compute_app(resources: list[Resource]) -> ASGIApp:
     """The Compute API v2.1 image proxy: its own routes, error format and microversions."""
     app = Starlette(
         routes=[resource.route() for resource in resources],
+        middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
             SkylensError: compute_errors.handle_error,
             HTTPException: compute_errors.http_error,
@@ -314,6 +317,7 @@ def _data_service(
             hash_algo=settings.images.hashing_algorithm,
             verify_disk_format=settings.images.verify_disk_format,
             lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
+            max_uploads=settings.server.max_uploads,
         ),
         access=policy,
         quotas=quotas,

@@ -134,6 +134,15 @@ class StorageUnavailable(SkylensError):
     """A store failed or cannot be reached (503)."""
 
 
+class ServerBusy(SkylensError):
+    """The server is at one of its capacity limits; try again after `retry_after`
+    seconds (503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidBlobKey(InvalidRequest):
     def __init__(self, key: str) -> None:
         super().__init__(f"Invalid storage key {key!r}")

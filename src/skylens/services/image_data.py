@@ -19,6 +19,7 @@ from skylens.domain.errors import (
     InvalidRequest,
     InvalidStatusTransition,
     NotFound,
+    ServerBusy,
     StorageUnavailable,
     UnsupportedMediaType,
 )
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 _FORMATS_REQUIRED = ("disk_format", "container_format")
 # Formats an inspector cannot recognise (they have no header) or need not.
 _UNINSPECTED_FORMATS = frozenset({"raw", "ami", "ari", "aki", "ploop"})
+UPLOAD_RETRY_AFTER_SECONDS = 10
 
 
 class DataFormatMismatch(UnsupportedMediaType):
@@ -57,6 +59,8 @@ class DataPolicy:
     verify_disk_format: bool = True
     # How often an upload renews its lease; well inside the sweep's grace period.
     lease_renewal_seconds: float = 60.0
+    # Uploads this process receives at once (each holds up to three 8 MiB blocks).
+    max_uploads: int = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,14 @@ class Download:
 class UnsafeImageData(UnsupportedMediaType):
     def __init__(self) -> None:
         super().__init__("Image failed safety checks")
+
+
+class TooManyUploads(ServerBusy):
+    def __init__(self) -> None:
+        super().__init__(
+            "This server is receiving as many image uploads as it may at once; try again later.",
+            retry_after=UPLOAD_RETRY_AFTER_SECONDS,
+        )
 
 
 class UnknownStore(InvalidRequest):
@@ -102,6 +114,7 @@ class ImageDataService:
         self._access = access
         self._quotas = quotas
         self._clock = clock
+        self._uploading = 0  # uploads of this process under way
 
     def stores_info(self, context: RequestContext, detail: bool = False) -> list[StoreInfo]:
         """The stores users may choose from; with `detail` (admins) their kind,
@@ -133,15 +146,28 @@ class ImageDataService:
         store = self._store(store_name).blob
         if expected_size is not None and expected_size > self._policy.size_cap:
             raise ImageTooLarge()  # refused before a byte is read
-        claimed = await asyncio.to_thread(self._claim, context, image_id)
-        lease = asyncio.create_task(self._hold_lease(image_id))
+        # Counted on the event loop's thread: no lock needed. Per project, the
+        # image_count_uploading quota (checked by the claim) limits uploads too.
+        if self._uploading >= self._policy.max_uploads:
+            log.warning(
+                "upload of image %s refused: %d uploads under way (server.max_uploads)",
+                image_id,
+                self._uploading,
+            )
+            raise TooManyUploads()
+        self._uploading += 1
         try:
-            return await self._stream(claimed, store, body, expected_size or None)
+            claimed = await asyncio.to_thread(self._claim, context, image_id)
+            lease = asyncio.create_task(self._hold_lease(image_id))
+            try:
+                return await self._stream(claimed, store, body, expected_size or None)
+            finally:
+                lease.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lease
+                await asyncio.to_thread(self._repository.end_upload, image_id)
         finally:
-            lease.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease
-            await asyncio.to_thread(self._repository.end_upload, image_id)
+            self._uploading -= 1
 
     async def _stream(
         self,
