@@ -97,6 +97,21 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = ()
     # ... and web origins (besides the service's own) whose pages may call it; "*" for any.
     allowed_origins: tuple[str, ...] = ()
+    # The protocol's zero-copy download and receive-into upload paths.
+    fast_paths: bool = True
+    # Request heads: longer or more is refused (414 for the request line, else 431).
+    max_request_line_bytes: int = 16 << 10
+    max_header_line_bytes: int = 16 << 10
+    max_header_bytes: int = 64 << 10
+    max_header_count: int = 100
+    # A request head must arrive within this; a body must not pause longer than this.
+    header_timeout_seconds: int = 20
+    body_read_timeout_seconds: int = 60
+    # Client connections per worker process; 0: min(1000, what the descriptor limit
+    # leaves room for).
+    max_connections: int = 0
+    # Uploads a worker process receives at once; more get 503 with Retry-After.
+    max_uploads: int = 32
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
@@ -26,7 +27,7 @@ from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_respon
 from skylens.api.image_v2.routes import image_v2_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.listing import ListLimits
-from skylens.api.middleware import RequestIdMiddleware, TrustedOrigins
+from skylens.api.middleware import ClientGoneMiddleware, RequestIdMiddleware, TrustedOrigins
 from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
 from skylens.api.responses import json_response
@@ -116,6 +117,7 @@ def _image_app(
     app = Starlette(
         lifespan=_sweeping(parts.sweep, settings.storage.sweep_interval_seconds),
         routes=[resource.route(parts.authenticator) for resource in resources],
+        middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
             SkylensError: handle_error,
             HTTPException: _http_error,

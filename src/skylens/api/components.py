@@ -158,6 +158,7 @@ def _data_service(
             hash_algo=settings.images.hashing_algorithm,
             verify_disk_format=settings.images.verify_disk_format,
             lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
+            max_uploads=settings.server.max_uploads,
         ),
         access=policy,
         quotas=quotas,

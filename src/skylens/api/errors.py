@@ -80,6 +80,7 @@ STATUS_BY_ERROR: dict[type[errors.SkylensError], int] = {
     RangeNotSatisfiable: 416,
     errors.StorageUnavailable: 503,
     errors.StatementTimedOut: 503,
+    errors.ServerBusy: 503,
     errors.IdentityUnavailable: 503,
     errors.DatabaseUnavailable: 503,
     errors.SkylensError: 500,
@@ -209,5 +210,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = DATABASE_RETRY_AFTER
     if isinstance(exc, errors.NotAuthenticated) and exc.challenge:
         headers["WWW-Authenticate"] = exc.challenge
+    if isinstance(exc, errors.ServerBusy):
+        headers["Retry-After"] = str(exc.retry_after)
     as_detail = isinstance(exc, DETAIL_STYLE)
     return error_response(request, status_of(exc), exc.message, headers, as_detail=as_detail)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import uuid
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skylens.api.errors import error_response
+
+log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-openstack-request-id"
 _VALID_REQUEST_ID = re.compile(
@@ -171,3 +174,28 @@ def is_loopback(name: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+class ClientGoneMiddleware:
+    """A request whose client went away (or whose body the server stopped waiting
+    for, or could not parse) ends with one short log line, not as a server error.
+
+    Starlette raises `ClientDisconnect` when the body ends in `http.disconnect`;
+    everything of the request is undone by then (an upload has put its image back).
+    Nothing can be answered: the server has closed the connection, and drops what
+    is sent on it. Inside Starlette's error middleware, so nothing reaches it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.info(
+                "%s %s ended: the request body did not arrive (the client went away, or "
+                "sent a malformed body, or paused too long)",
+                scope.get("method"),
+                scope.get("path"),
+            )

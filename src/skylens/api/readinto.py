@@ -1,18 +1,13 @@
 """Request bodies read into the caller's buffers (`domain.ports.BodySource`).
 
 A server that can receive a body straight into an application's buffer says so by
-listing `skylens.http.request.readinto` in the scope's extensions, with the callable
-that does it:
-
-    scope["extensions"]["skylens.http.request.readinto"] = {"readinto": readinto}
-    count = await readinto(buffer)   # fills the memoryview unless the body ends first;
-                                     # 0 once it has; OSError if the client went away
-
-`skylens serve` does, for bodies framed by Content-Length on plain TCP (see
-`skylens.cli.readinto`). Everywhere else (chunked bodies, TLS, other ASGI servers, test
-clients) the body is the ASGI stream, copied into the buffer here. Either way a client
-that goes away mid-body ends the read with Starlette's `ClientDisconnect`, as
-`Request.stream()` does. This module knows nothing of any server: only the extension.
+offering the `READ_INTO` extension (`skylens.asgi_extensions`). `skylens serve` does,
+for bodies framed by Content-Length on plain TCP (see `skylens.server.readinto`).
+Everywhere else (chunked bodies, TLS, other ASGI servers, test clients) the body is
+the ASGI stream, copied into the buffer here. Either way a client that goes away
+mid-body (or that the server gave up waiting for) ends the read with Starlette's
+`ClientDisconnect`, as `Request.stream()` does. This module knows nothing of any
+server: only the extension.
 """
 
 from __future__ import annotations
@@ -21,16 +16,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.requests import ClientDisconnect, Request
 
+from skylens.asgi_extensions import READ_INTO, offered
 from skylens.domain.ports import BodySource
-
-READ_INTO = "skylens.http.request.readinto"
 
 ReadInto = Callable[[memoryview], Awaitable[int]]
 
 
 def request_body(request: Request) -> BodySource:
     """The request's body, received by the server into our buffers when it can."""
-    extension = (request.scope.get("extensions") or {}).get(READ_INTO)
+    extension = offered(request.scope, READ_INTO)
     if extension is not None:
         return ReceivedBody(extension["readinto"])
     return StreamedBody(request.stream())

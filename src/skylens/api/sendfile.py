@@ -1,8 +1,8 @@
 """Responses the server sends straight from a file: the ASGI zero-copy send extension.
 
-A server that can hand a file to the kernel (sendfile(2)) says so by listing
-`http.response.zerocopysend` in the scope's extensions; `skylens serve` does (see
-`skylens.cli.zerocopy`), other ASGI servers and test clients may not, and then the
+A server that can hand a file to the kernel (sendfile(2)) says so by offering
+`ZERO_COPY_SEND` (`skylens.asgi_extensions`); `skylens serve` does (see
+`skylens.server.zerocopy`), other ASGI servers and test clients may not, and then the
 handler streams the bytes itself. This module knows nothing of any server: only the
 extension's messages.
 """
@@ -15,12 +15,12 @@ from typing import BinaryIO
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-ZERO_COPY_SEND = "http.response.zerocopysend"
+from skylens.asgi_extensions import ZERO_COPY_SEND, offered
 
 
 def server_sends_files(scope: Scope) -> bool:
     """Whether the server serving this request takes `http.response.zerocopysend`."""
-    return ZERO_COPY_SEND in (scope.get("extensions") or {})
+    return offered(scope, ZERO_COPY_SEND) is not None
 
 
 class FileRangeResponse(Response):

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skylens import __version__
 from skylens.config import ConfigError, Settings, load
+
+if TYPE_CHECKING:
+    from skylens.server.options import ServerOptions
 
 _SETTINGS_ENV = "SKYLENS_INTERNAL_RESOLVED_SETTINGS"
 
@@ -110,10 +115,11 @@ def serve_command(settings: Settings) -> int:
     import uvicorn
 
     from skylens.api.components import check_settings
-    from skylens.cli.protocol import GlanceHttpToolsProtocol
+    from skylens.server.launch import http_serving
 
     _check_exposure(settings)
     check_settings(settings)
+    serving = http_serving(server_options(settings))
     if settings.database.auto_upgrade:
         from skylens.db.engine import create_engine, upgrade
 
@@ -125,9 +131,12 @@ def serve_command(settings: Settings) -> int:
     os.environ[_SETTINGS_ENV] = json.dumps(dataclasses.asdict(resolved))
     print(
         f"skylens {__version__} serving on http://{_url_host(settings.server.host)}:"
-        f"{settings.server.port} (database {_redact(settings.database_url)})",
+        f"{settings.server.port} (database {_redact(settings.database_url)}; "
+        f"{serving.summary})",
         file=sys.stderr,
     )
+    if serving.warning is not None:
+        print(f"skylens: warning: {serving.warning}", file=sys.stderr)
     uvicorn.run(
         "skylens.cli.main:worker_app",
         factory=True,
@@ -135,13 +144,47 @@ def serve_command(settings: Settings) -> int:
         port=settings.server.port,
         workers=settings.server.workers,
         log_level=settings.server.log_level,
+        log_config=_log_config(settings.server.log_level),
         access_log=settings.server.access_log,
         proxy_headers=False,
         server_header=False,
         loop="uvloop",
-        http=GlanceHttpToolsProtocol,
+        **serving.uvicorn_options,
     )
     return 0
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging set-up, with Skylens's own loggers printed as uvicorn's are
+    (without it only their warnings would reach stderr, unformatted)."""
+    from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["skylens"] = {
+        "handlers": ["default"],
+        "level": LOG_LEVELS.get(level.lower(), logging.INFO),
+        "propagate": False,
+    }
+    return config
+
+
+def server_options(settings: Settings) -> ServerOptions:
+    """The server layer's options from `[server]` (the options of the same names);
+    ConfigError names a bad one."""
+    from skylens.server.options import ServerOptions, connection_cap, descriptor_limit
+
+    names = [field.name for field in dataclasses.fields(ServerOptions)]
+    values = {name: getattr(settings.server, name) for name in names}
+    for name, value in values.items():
+        if not isinstance(value, bool) and name != "max_connections" and value < 1:
+            raise ConfigError(f"invalid value for server.{name}: must be at least 1, not {value}")
+    if settings.server.max_uploads < 1:
+        raise ConfigError("invalid value for server.max_uploads: must be at least 1")
+    try:
+        values["max_connections"] = connection_cap(values["max_connections"], descriptor_limit())
+    except ValueError as error:
+        raise ConfigError(f"invalid value for server.max_connections: {error}") from None
+    return ServerOptions(**values)
 
 
 def worker_app() -> Any:

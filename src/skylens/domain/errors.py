@@ -244,6 +244,27 @@ class StorageFull(LimitExceeded):
         )
 
 
+class ServerBusy(SkylensError):
+    """The server is at one of its capacity limits; try again after `retry_after`
+    seconds (503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyUploads(ServerBusy):
+    """This worker receives as many uploads at once as `server.max_uploads` allows."""
+
+    RETRY_AFTER_SECONDS = 10
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This server is receiving as many image uploads as it may at once; try again later.",
+            retry_after=self.RETRY_AFTER_SECONDS,
+        )
+
+
 class InvalidBlobKey(InvalidRequest):
     def __init__(self, key: str) -> None:
         super().__init__(f"Invalid storage key {key!r}")

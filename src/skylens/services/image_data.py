@@ -23,6 +23,7 @@ from skylens.domain.errors import (
     NotFound,
     QuotaExceeded,
     StorageUnavailable,
+    TooManyUploads,
     UnknownStore,
     UnsafeImageData,
 )
@@ -62,6 +63,8 @@ class UploadLimits:
     verify_disk_format: bool = True
     # How often an upload renews its lease; well inside the sweep's grace period.
     lease_renewal_seconds: float = 60.0
+    # Uploads this process receives at once (each holds up to three 8 MiB blocks).
+    max_uploads: int = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +109,7 @@ class ImageDataService:
         self._database = database
         self._storage = storage
         self._clock = clock
+        self._uploading = 0  # uploads of this process under way
 
     def stores_info(self, context: RequestContext, detail: bool = False) -> list[StoreInfo]:
         """The stores users may choose from; with `detail` (admins) their kind,
@@ -137,15 +141,28 @@ class ImageDataService:
         store = self._store(store_name).blob
         if expected_size is not None and expected_size > self._limits.size_cap:
             raise ImageTooLarge()  # refused before a byte is read
-        claimed = await self._database(self._claim, context, image_id)
-        lease = asyncio.create_task(self._hold_lease(image_id))
+        # Counted on the event loop's thread: no lock needed. Per project, the
+        # image_count_uploading quota (checked by the claim) limits uploads too.
+        if self._uploading >= self._limits.max_uploads:
+            log.warning(
+                "upload of image %s refused: %d uploads under way (server.max_uploads)",
+                image_id,
+                self._uploading,
+            )
+            raise TooManyUploads()
+        self._uploading += 1
         try:
-            return await self._stream(claimed, store, body, expected_size or None)
+            claimed = await self._database(self._claim, context, image_id)
+            lease = asyncio.create_task(self._hold_lease(image_id))
+            try:
+                return await self._stream(claimed, store, body, expected_size or None)
+            finally:
+                lease.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lease
+                await self._database(self._repository.end_upload, image_id)
         finally:
-            lease.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease
-            await self._database(self._repository.end_upload, image_id)
+            self._uploading -= 1
 
     async def _stream(
         self,

@@ -8,12 +8,19 @@ job per block in each: md5 + write, and secure hash + inspection. Each stream ta
 the blocks in order but at its own pace, so neither waits for the other at every
 block, while the next block is received; a block is filled again once both streams
 are done with it.
+
+The blocks are anonymous memory maps, not bytearrays: a bytearray is zeroed, so all
+of its pages are in memory from the start, while a map's pages are only taken as
+bytes are received into them. An upload that announces a gigabyte and sends a byte
+holds one page, not three blocks; and the maps go back to the system when the
+upload ends, whatever the allocator would have kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import mmap
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +72,7 @@ async def ingest(
         inspector.feed(block)
 
     streams = (_Stream(md5_and_store), _Stream(hash_and_inspect))
-    blocks = [memoryview(bytearray(BLOCK_SIZE)) for _ in range(BLOCKS)]
+    blocks: list[memoryview] = []  # mapped as the data reaches each
     in_use: list[asyncio.Future[Any] | None] = [None] * BLOCKS  # both streams' jobs on it
     current = 0
     filled = 0
@@ -86,6 +93,8 @@ async def ingest(
 
     try:
         while True:
+            if current == len(blocks):
+                blocks.append(memoryview(mmap.mmap(-1, BLOCK_SIZE, flags=mmap.MAP_PRIVATE)))
             room = min(BLOCK_SIZE - filled, limit + 1 - size)
             count = await body.readinto(blocks[current][filled : filled + room])
             if not count:

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from skylens.api.app import create_app
-from skylens.cli.protocol import GlanceHttpToolsProtocol
 from skylens.config import load
+from skylens.server.protocol import GlanceHttpToolsProtocol
 from tests.support.identities import Identity
 from tests.support.servers import RunningServer
 from tests.support.uvicorn_thread import ReceivedInto, uvicorn_thread, watch_recv_into

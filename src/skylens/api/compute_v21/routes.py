@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,6 +22,7 @@ from skylens.api.compute_v21.microversions import (
     up_to,
 )
 from skylens.api.listing import ListLimits
+from skylens.api.middleware import ClientGoneMiddleware
 from skylens.api.requests import RefuseNul, RequestLimits, base_url, install_limits
 from skylens.api.responses import json_response
 from skylens.api.routing import Handler, Operation, PublicOperation, Resource
@@ -55,6 +57,7 @@ def compute_v21_app(
     """The proxy's own app: its routes, Nova's error format and microversions."""
     app = Starlette(
         routes=[resource.route(authenticator) for resource in resources],
+        middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
             SkylensError: errors.handle_error,
             HTTPException: errors.http_error,

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from skylens.cli.protocol import GlanceHttpToolsProtocol
-from skylens.cli.readinto import EXTENSION
+from skylens.asgi_extensions import READ_INTO as EXTENSION
+from skylens.server.protocol import GlanceHttpToolsProtocol
 from tests.support.uvicorn_thread import (
     ReceivedInto,
     ThreadServer,

@@ -5,8 +5,8 @@ the socket gives it to a `bytearray`, `receive` copies that into a `bytes`, and 
 chunk costs an event wake-up; an application that wants the bytes in its own buffer
 copies them once more. For an image upload that is most of a CPU second per GiB on
 the event-loop thread, next to the hashing. So, on plain-TCP connections, a request
-whose body is framed by Content-Length gets an extension,
-`scope["extensions"]["skylens.http.request.readinto"] = {"readinto": readinto}`:
+whose body is framed by Content-Length gets the `READ_INTO` extension
+(`skylens.asgi_extensions`), `{"readinto": readinto}`:
 
     count = await readinto(buffer)   # a writable memoryview
 
@@ -36,10 +36,13 @@ How it goes, on the event-loop thread:
   uvicorn's would (the body has ended, or the client has gone).
 * A connection that ends before the body does (EOF, reset) is closed and `readinto`
   raises ConnectionError, as `receive()` would say `http.disconnect`.
+* A client that sends nothing for `idle_timeout` seconds while a read waits is
+  reported to the protocol (which logs it) and its connection aborted; `readinto`
+  raises TimeoutError (an OSError, as a disconnect is).
 
 This leans on uvicorn's internals: `HttpToolsProtocol._start_asgi_task`, its parser
 attribute and the body state of its `RequestResponseCycle` (`body`, `more_body`,
-`waiting_for_100_continue`). tests/cli/test_readinto.py runs it on a real uvicorn, so
+`waiting_for_100_continue`). tests/server/test_readinto.py runs it on a real uvicorn, so
 an upgrade that moves them fails there.
 """
 
@@ -55,7 +58,8 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-EXTENSION = "skylens.http.request.readinto"
+from skylens.asgi_extensions import READ_INTO
+
 WAKE_AT = 1 << 20  # SO_RCVLOWAT while waiting: wake up for this many bytes at most
 
 Message = MutableMapping[str, Any]
@@ -77,6 +81,10 @@ class Connection(Protocol):
     def release_input(self, unread: int) -> None:
         """Read the connection again: skip `unread` bytes, then parse a new request."""
 
+    def body_stalled(self, cycle: RequestResponseCycle) -> None:
+        """The client sent no body bytes for the idle timeout: say so (before the
+        connection is aborted)."""
+
 
 def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     """The body's length, when Content-Length alone frames it."""
@@ -91,14 +99,6 @@ def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     return int(lengths[0])
 
 
-def can_receive_into(transport: asyncio.BaseTransport) -> bool:
-    """Receiving into the application's buffer needs the socket itself, in plaintext."""
-    return (
-        transport.get_extra_info("socket") is not None
-        and transport.get_extra_info("sslcontext") is None
-    )
-
-
 class _State(enum.Enum):
     UNUSED = "not read through the extension yet"
     HELD = "the connection's input is the reader's"
@@ -110,10 +110,20 @@ class _State(enum.Enum):
 class BodyReader:
     """The extension for one request whose body has `length` bytes."""
 
-    def __init__(self, connection: Connection, cycle: RequestResponseCycle, length: int) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        cycle: RequestResponseCycle,
+        length: int,
+        idle_timeout: float | None = None,
+    ) -> None:
         self._connection = connection
         self._cycle = cycle
         self._length = length
+        self._idle_timeout = idle_timeout
+        self._idle_since = 0.0  # while waiting: when the last bytes came, or the wait began
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed_out = False
         self._state = _State.UNUSED
         self._delivered = 0  # body bytes the application got through receive()
         self._early = memoryview(b"")  # body bytes the parser took, not yet handed over
@@ -132,12 +142,12 @@ class BodyReader:
         ) -> None:
             scope["extensions"] = {
                 **(scope.get("extensions") or {}),
-                EXTENSION: {"readinto": self.readinto},
+                READ_INTO: {"readinto": self.readinto},
             }
 
             async def receive_counted() -> Message:
                 if self._state is _State.HELD:
-                    raise RuntimeError(f"receive() while the body is read through {EXTENSION}")
+                    raise RuntimeError(f"receive() while the body is read through {READ_INTO}")
                 message = await receive()
                 if message["type"] == "http.request":
                     self._delivered += len(message.get("body", b""))
@@ -157,13 +167,13 @@ class BodyReader:
 
     async def readinto(self, buffer: memoryview) -> int:
         if self._waiter is not None:
-            raise RuntimeError(f"{EXTENSION}: one read at a time")
+            raise RuntimeError(f"{READ_INTO}: one read at a time")
         if self._state is _State.UNUSED:
             self._take()
         if self._state is _State.FAILED:
-            raise ConnectionResetError("the connection ended before the request body")
+            raise self._failure()
         if self._state is _State.LEFT:
-            raise RuntimeError(f"{EXTENSION} after the response started")
+            raise RuntimeError(f"{READ_INTO} after the response started")
         filled = min(len(buffer), len(self._early))
         if filled:
             buffer[:filled] = self._early[:filled]
@@ -209,10 +219,10 @@ class BodyReader:
             self._state = _State.ENDED
             return
         if self._connection.cycle is not cycle:
-            raise RuntimeError(f"{EXTENSION}: the parser is past this request's body")
+            raise RuntimeError(f"{READ_INTO}: the parser is past this request's body")
         self._left = self._length - self._delivered - len(early)
         if self._left <= 0:
-            raise RuntimeError(f"{EXTENSION}: the parser has more body than Content-Length")
+            raise RuntimeError(f"{READ_INTO}: the parser has more body than Content-Length")
         raw = self._connection.transport.get_extra_info("socket")
         self._socket = socket.socket(raw.family, raw.type, raw.proto, os.dup(raw.fileno()))
         self._socket.setblocking(False)
@@ -227,22 +237,48 @@ class BodyReader:
             return self._finish_receiving()
         assert self._socket is not None
         descriptor = self._socket.fileno()
-        self._waiter = self._connection.loop.create_future()
-        self._connection.loop.add_reader(descriptor, self._receive_ready)
+        loop = self._connection.loop
+        self._waiter = loop.create_future()
+        loop.add_reader(descriptor, self._receive_ready)
+        if self._idle_timeout is not None:
+            self._idle_since = loop.time()
+            self._timer = loop.call_later(self._idle_timeout, self._check_idle)
         try:
             await self._waiter
         finally:
             self._waiter = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if self._socket is not None:
-                self._connection.loop.remove_reader(descriptor)
+                loop.remove_reader(descriptor)
         return self._finish_receiving()
+
+    def _check_idle(self) -> None:
+        """The idle timer: fail the body if no bytes came for the whole timeout."""
+        self._timer = None
+        if self._waiter is None or self._idle_timeout is None:
+            return
+        loop = self._connection.loop
+        left = self._idle_since + self._idle_timeout - loop.time()
+        if left > 0:
+            self._timer = loop.call_later(left, self._check_idle)
+            return
+        self._timed_out = True
+        self._connection.body_stalled(self._cycle)
+        self._fail(abort=True)
+
+    def _failure(self) -> OSError:
+        if self._timed_out:
+            return TimeoutError(f"no request body bytes for {self._idle_timeout} s")
+        return ConnectionResetError("the connection ended before the request body")
 
     def _finish_receiving(self) -> int:
         got, self._target, self._got = self._got, memoryview(b""), 0
         if self._state is _State.FAILED:
-            raise ConnectionResetError("the connection ended before the request body")
+            raise self._failure()
         if self._state is _State.LEFT:
-            raise RuntimeError(f"{EXTENSION}: the response started during the read")
+            raise RuntimeError(f"{READ_INTO}: the response started during the read")
         return got
 
     def _receive_ready(self) -> None:
@@ -263,6 +299,7 @@ class BodyReader:
                 return
             self._got += count
             self._left -= count
+            self._idle_since = self._connection.loop.time()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 

@@ -39,7 +39,7 @@ As the extension says, the file stays the application's to close.
 This leans on uvicorn's internals: `HttpToolsProtocol._start_asgi_task` (where the
 protocol wraps each request's app; uvicorn 0.40 and older lack it and then never
 advertise the extension, so applications fall back to their own streaming) and the
-response state of its `RequestResponseCycle`. tests/cli/test_zerocopy.py runs it on a
+response state of its `RequestResponseCycle`. tests/server/test_zerocopy.py runs it on a
 real uvicorn, so an upgrade that moves them fails there.
 """
 
@@ -52,20 +52,13 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-EXTENSION = "http.response.zerocopysend"
+from skylens.asgi_extensions import ZERO_COPY_SEND
+
 CALL_LIMIT = 4 << 20  # bytes per sendfile call; between calls the loop serves others
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]], Send], Awaitable[None]]
-
-
-def can_send_files(transport: asyncio.BaseTransport) -> bool:
-    """Zero copy needs the socket itself, in plaintext (TLS encrypts in user space)."""
-    return (
-        transport.get_extra_info("socket") is not None
-        and transport.get_extra_info("sslcontext") is None
-    )
 
 
 class FileSender:
@@ -84,10 +77,10 @@ class FileSender:
             scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]], send: Send
         ) -> None:
             extensions = scope.get("extensions")
-            scope["extensions"] = {**(extensions or {}), EXTENSION: {}}
+            scope["extensions"] = {**(extensions or {}), ZERO_COPY_SEND: {}}
 
             async def send_or_sendfile(message: Message) -> None:
-                if message["type"] == EXTENSION:
+                if message["type"] == ZERO_COPY_SEND:
                     await self.send(cycle, send, message)
                 else:
                     await send(message)
@@ -108,11 +101,12 @@ class FileSender:
             return
         if not cycle.response_started:
             raise RuntimeError(
-                f"Expected ASGI message 'http.response.start', but got '{EXTENSION}'."
+                f"Expected ASGI message 'http.response.start', but got '{ZERO_COPY_SEND}'."
             )
         if cycle.response_complete:
             raise RuntimeError(
-                f"Unexpected ASGI message '{EXTENSION}' sent, after response already completed."
+                f"Unexpected ASGI message '{ZERO_COPY_SEND}' sent, after response already "
+                "completed."
             )
         descriptor = _descriptor(message["file"])
         offset = message.get("offset")
@@ -123,7 +117,7 @@ class FileSender:
         if count is None:
             count = max(0, os.fstat(descriptor).st_size - offset)
         if offset < 0 or count < 0:
-            raise ValueError(f"{EXTENSION}: offset and count cannot be negative")
+            raise ValueError(f"{ZERO_COPY_SEND}: offset and count cannot be negative")
         if cycle.scope["method"] == "HEAD":
             count = 0  # a HEAD response has no body; uvicorn's send does the rest
         elif not cycle.chunked_encoding and count > cycle.expected_content_length:
@@ -162,7 +156,7 @@ class FileSender:
             self._transfer = None
         if transfer.error is not None:
             self._transport.close()  # the body cannot be completed: end the connection
-            raise RuntimeError(f"{EXTENSION} could not send the file") from transfer.error
+            raise RuntimeError(f"{ZERO_COPY_SEND} could not send the file") from transfer.error
         if transfer.sent == count:
             return True
         if transfer.peer_gone:

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from skylens.cli.protocol import GlanceHttpToolsProtocol
-from skylens.cli.zerocopy import EXTENSION
+from skylens.asgi_extensions import ZERO_COPY_SEND as EXTENSION
+from skylens.server.protocol import GlanceHttpToolsProtocol
 from tests.support.uvicorn_thread import ThreadServer, uvicorn_thread, watch_sendfile
 
 MIB = 1 << 20

@@ -1,0 +1,57 @@
+"""The cap on client connections a worker holds at once.
+
+uvicorn's own `limit_concurrency` answers 503 to requests made while too many
+connections are open, but accepts every connection and waits for its request
+forever: idle connections past the file descriptor limit then make every accept
+fail, silently. Here a connection past the cap is answered 503 as soon as its
+request head is read (or closed when it sends none within a short grace), a
+connection past the cap and ANSWERED_PAST_CAP more is closed at once, and the first
+refusal in a minute logs one warning line.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+
+from skylens.server.options import ANSWERED_PAST_CAP
+
+REFUSED_GRACE_SECONDS = 2.0  # how long a refused connection may take to send its head
+WARN_EVERY_SECONDS = 60.0
+RETRY_AFTER_SECONDS = 5  # what a refused client is told to wait
+
+
+class Admission(enum.Enum):
+    SERVE = "serve"
+    ANSWER_BUSY = "answer 503, then close"
+    DROP = "close at once"
+
+
+class ConnectionCap:
+    """One worker's cap; its protocols share it (and its warning's throttle)."""
+
+    def __init__(self, cap: int, warn_every: float = WARN_EVERY_SECONDS) -> None:
+        self.cap = cap
+        self._warn_every = warn_every
+        self._warned_at: float | None = None
+        self._refused = 0  # since the last warning
+
+    def admit(self, open_connections: int, logger: logging.Logger) -> Admission:
+        """What to do with a new connection, `open_connections` counting it."""
+        if open_connections <= self.cap:
+            return Admission.SERVE
+        self._refused += 1
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= self._warn_every:
+            logger.warning(
+                "connection limit reached: %d open, server.max_connections = %d; "
+                "refused %d connection(s) since the last warning",
+                open_connections - 1,
+                self.cap,
+                self._refused,
+            )
+            self._warned_at, self._refused = now, 0
+        if open_connections > self.cap + ANSWERED_PAST_CAP:
+            return Admission.DROP
+        return Admission.ANSWER_BUSY
