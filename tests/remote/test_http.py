@@ -14,10 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from skylens.domain.data import DataDigest
 from skylens.domain.errors import ImageTooLarge, ImportUriRefused, RemoteSourceFailed
 from skylens.domain.ports import RemoteSource
 from skylens.domain.uris import UriFilter
+from skylens.inspection.formats import OsloFormatInspector
 from skylens.remote.http import FetchOptions, HttpBody, HttpFetcher
+from skylens.services.ingest import ingest
+from skylens.storage.filesystem import FilesystemStore
 from tests.domain.test_uris import INTERNAL
 from tests.support.web_source import WebSource, web_source
 
@@ -238,3 +242,28 @@ def test_https_connects_to_the_checked_address_with_the_name_as_sni(
         }
         with pytest.raises(RemoteSourceFailed, match="CERTIFICATE_VERIFY_FAILED"):
             fetch(HttpFetcher(uri_filter), server.url("/files/a.img", host="localhost"))
+
+
+def test_the_ingest_streams_a_resumed_body_into_a_store(source: WebSource, tmp_path: Path) -> None:
+    """What web-download will do: the body goes through the one-pass ingest as an
+    upload does (md5, secure hash, inspection, store write), resumes unseen."""
+    store = FilesystemStore("local", tmp_path / "images", fsync=False)
+    writer = store.writer("image")
+
+    async def run() -> DataDigest:
+        body = await fetcher(source).open(source.url("/files/a.img?drop=400000"), CAP)
+        try:
+            return await ingest(
+                body, writer, OsloFormatInspector(), hash_algo="sha512", size_cap=CAP,
+                expected_size=body.size,
+            )  # fmt: skip
+        finally:
+            await body.aclose()
+
+    result = asyncio.run(run())
+    writer.commit()
+
+    assert (result.size, result.hash_value) == (len(DATA), hashlib.sha512(DATA).hexdigest())
+    assert result.checksum == hashlib.md5(DATA, usedforsecurity=False).hexdigest()
+    assert digest(b"".join(store.read("image"))) == digest(DATA)
+    assert source.connections == 3
