@@ -262,3 +262,37 @@ def test_choices_and_what_they_need_are_checked_on_load(
         load(_file(tmp_path, text), environ={})
 
     assert str(raised.value).startswith(message)
+
+
+def test_import_filtering_and_web_download(tmp_path: Path) -> None:
+    text = (
+        '[import_filtering]\nallowed_hosts = ["127.0.0.1"]\nallowed_ports = [8080, "9090"]\n'
+        "[web_download]\nread_timeout_seconds = 0.5\nmax_resumes = 0\n"
+    )
+    settings = load(
+        _file(tmp_path, text), environ={"SKYLENS_IMPORT_FILTERING_DISALLOWED_PORTS": "22, 25"}
+    )
+
+    assert settings.import_filtering.allowed_hosts == ("127.0.0.1",)
+    assert settings.import_filtering.allowed_ports == (8080, 9090)
+    assert settings.import_filtering.disallowed_ports == (22, 25)
+    assert settings.import_filtering.allowed_schemes == ("http", "https")
+    assert not settings.import_filtering.allow_private_networks
+    assert settings.web_download.read_timeout_seconds == 0.5
+    assert settings.web_download.connect_timeout_seconds == 30.0
+    assert (settings.web_download.max_redirects, settings.web_download.max_resumes) == (5, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[import_filtering]\nallowed_ports = [0]\n", "import_filtering.allowed_ports: ports"),
+        ("[import_filtering]\nallowed_ports = ['http']\n", "invalid value for import_filtering"),
+        ("[web_download]\nread_timeout_seconds = 0\n", "read_timeout_seconds must be more"),
+        ("[web_download]\nconnect_timeout_seconds = true\n", "invalid value for web_download"),
+        ("[web_download]\nmax_redirects = -1\n", "web_download.max_redirects must be at least 0"),
+    ],
+)
+def test_web_download_limits_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(_file(tmp_path, text), environ={})

@@ -247,6 +247,40 @@ class ComputeSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ImportFilteringSettings:
+    """Which web sources web-download may fetch: Glance's [import_filtering_opts]
+    (a non-empty allowed_* list wins over its disallowed_* one), and beyond Glance no
+    loopback, link-local, private, multicast or reserved address unless allowed."""
+
+    allowed_schemes: tuple[str, ...] = ("http", "https")
+    disallowed_schemes: tuple[str, ...] = ()
+    # Hosts as the URI names them (a name, or an address); a host listed here may
+    # be or resolve to any address, loopback and private ones included.
+    allowed_hosts: tuple[str, ...] = ()
+    disallowed_hosts: tuple[str, ...] = ()
+    # Checked when the URI names a port, as in Glance.
+    allowed_ports: tuple[int, ...] = (80, 443)
+    disallowed_ports: tuple[int, ...] = ()
+    # Allow 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7 (an internal mirror).
+    allow_private_networks: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class WebDownloadSettings:
+    """How web-download fetches what the filter lets through."""
+
+    # Longest wait to resolve the host, and for each connection attempt.
+    connect_timeout_seconds: float = 30.0
+    # Longest wait for the next bytes of a response (headers or body).
+    read_timeout_seconds: float = 60.0
+    max_redirects: int = 5
+    # Reconnections with `Range` after a connection drops or stalls mid-body.
+    max_resumes: int = 5
+    # CA bundle for https sources; empty: the system's.
+    cafile: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: str = dataclasses.field(default_factory=lambda: default_data_dir(os.environ))
     server: ServerSettings = ServerSettings()
@@ -257,6 +291,8 @@ class Settings:
     storage: StorageSettings = StorageSettings()
     quotas: QuotaSettings = QuotaSettings()
     compute: ComputeSettings = ComputeSettings()
+    import_filtering: ImportFilteringSettings = ImportFilteringSettings()
+    web_download: WebDownloadSettings = WebDownloadSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)
 
@@ -339,6 +375,29 @@ def _check(settings: Settings) -> None:
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1")
+    _check_web_download(settings)
+
+
+def _check_web_download(settings: Settings) -> None:
+    filtering, download = settings.import_filtering, settings.web_download
+    for option, ports in (
+        ("import_filtering.allowed_ports", filtering.allowed_ports),
+        ("import_filtering.disallowed_ports", filtering.disallowed_ports),
+    ):
+        if any(not 0 < port < 65536 for port in ports):
+            raise ConfigError(f"{option}: ports are 1 to 65535")
+    for option, seconds in (
+        ("web_download.connect_timeout_seconds", download.connect_timeout_seconds),
+        ("web_download.read_timeout_seconds", download.read_timeout_seconds),
+    ):
+        if not seconds > 0:
+            raise ConfigError(f"{option} must be more than 0")
+    for option, count in (
+        ("web_download.max_redirects", download.max_redirects),
+        ("web_download.max_resumes", download.max_resumes),
+    ):
+        if count < 0:
+            raise ConfigError(f"{option} must be at least 0")
 
 
 def _check_service_credentials(keystone: KeystoneSettings, needed_by: str) -> None:
@@ -352,13 +411,15 @@ def _set_env(values: dict[str, Any], key: str, raw: str) -> None:
     """Take SKYLENS_<SECTION>_<OPTION> and SKYLENS_<OPTION>; ignore other names."""
     fields = {field.name: field for field in dataclasses.fields(Settings)}
     hints = typing.get_type_hints(Settings)
-    section, _, name = key.partition("_")
-    if section in fields and _is_section(fields[section]):
-        options = {field.name for field in dataclasses.fields(hints[section])}
-        if name in options:
-            values.setdefault(section, {})[name] = raw
-    elif key in fields and not _is_section(fields[key]):
+    if key in fields and not _is_section(fields[key]):
         values[key] = raw
+        return
+    sections = [name for name, field in fields.items() if _is_section(field)]
+    for section in sections:  # a section's name may hold "_" (web_download)
+        name = key.removeprefix(f"{section}_")
+        options = {option.name for option in dataclasses.fields(hints[section])}
+        if name != key and name in options:
+            values.setdefault(section, {})[name] = raw
 
 
 def _is_section(field: dataclasses.Field[Any]) -> bool:
@@ -401,6 +462,10 @@ def _convert(hint: Any, value: Any, option: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError(f"not an integer: {value!r}")
             return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError(f"not a number: {value!r}")
+            return float(value)
         if hint is str:
             if not isinstance(value, str | int | float):
                 raise ValueError(f"not a string: {value!r}")
@@ -409,7 +474,10 @@ def _convert(hint: Any, value: Any, option: str) -> Any:
             return _tables(value, option)
         if typing.get_origin(hint) is tuple or isinstance(hint, types.GenericAlias):
             items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(str(item).strip() for item in items if str(item).strip())
+            texts = tuple(str(item).strip() for item in items if str(item).strip())
+            if typing.get_args(hint)[:1] == (int,):
+                return tuple(int(text) for text in texts)
+            return texts
     except (TypeError, ValueError) as error:
         raise ConfigError(f"invalid value for {option}: {error}") from error
     raise ConfigError(f"unsupported option type for {option}")

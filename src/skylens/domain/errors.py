@@ -273,3 +273,24 @@ class InvalidBlobKey(InvalidRequest):
 class UnknownStore(InvalidRequest):
     def __init__(self, store_id: str) -> None:
         super().__init__(f"Store for identifier {store_id} not found")
+
+
+class ImportUriRefused(InvalidRequest):
+    """A web-download URI (or a redirect's) that the import filter refuses, in
+    Glance's words; `reason` says why, for the log and the task's message."""
+
+    def __init__(self, uri: str | None, reason: str) -> None:
+        super().__init__(f"URI for web-download does not pass filtering: {uri}")
+        self.uri = uri
+        self.reason = reason
+
+
+class RemoteSourceFailed(StorageUnavailable):
+    """Data could not be fetched from a web source: it could not be reached, answered
+    an error, stalled past the read timeout, redirected too often, or dropped the
+    connection in a way that cannot be resumed (503 if a request waits on it)."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"Could not fetch {uri}: {reason}")
+        self.uri = uri
+        self.reason = reason

@@ -141,6 +141,30 @@ class BodySource(Protocol):
         ...
 
 
+class RemoteBody(BodySource, Protocol):
+    """The body of a web source (web-download's URI) on its way in. A dropped
+    connection is resumed where it broke, within bounds, as if nothing happened;
+    otherwise `readinto` raises (`RemoteSourceFailed`, `ImageTooLarge`)."""
+
+    @property
+    def size(self) -> int | None:
+        """The size the source announced (Content-Length), if it did."""
+        ...
+
+    async def aclose(self) -> None:
+        """Drop the connection; call it however the reading ended."""
+
+
+class RemoteSource(Protocol):
+    """Opens web sources, through the import URI filter."""
+
+    async def open(self, uri: str, size_cap: int) -> RemoteBody:
+        """Connect, following redirects, until the body of `uri` starts; raise
+        `ImportUriRefused` if the filter refuses the URI or any hop, `RemoteSourceFailed`
+        if it cannot be fetched, `ImageTooLarge` if it announces more than `size_cap`."""
+        ...
+
+
 class BlobWriter(Protocol):
     """Bytes on their way into a store; nothing is visible under the key until
     `commit` returns, and `abort` leaves nothing behind (it is safe after a failed

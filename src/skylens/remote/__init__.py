@@ -1,0 +1,1 @@
+"""Adapters that fetch image data from outside the service (web sources)."""
