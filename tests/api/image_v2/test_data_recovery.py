@@ -30,6 +30,12 @@ STORES = ("local", "swift", "s3")
 MIB = 1 << 20
 
 
+@pytest.fixture
+def server(object_store_server: RunningServer) -> RunningServer:
+    """The tests here use the `swift` and `s3` stores: servers that have them."""
+    return object_store_server
+
+
 def create_image(server: RunningServer, identity: Identity) -> str:
     body = {"name": "interrupted", "disk_format": "raw", "container_format": "bare"}
     response = httpx.post(f"{server.url}/v2/images", json=body, headers=identity.headers)
