@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from glanceclient import exc
+from openstack.image.v2.image import Image
 
 from tests.clients.test_image_data_clients import _glance, _openstack, _table
 from tests.support.clients import GlanceFactory, SdkFactory
@@ -107,6 +108,7 @@ def test_openstacksdk_lists_stores_and_deletes_one_copy(
         container_format="bare",
         wait=True,
     )
+    assert isinstance(image, Image)
     contents.put("swift", image.id, source.read_bytes())  # as copy-image would
     set_image_columns(server, image.id, stores="local,swift")
 
@@ -117,7 +119,7 @@ def test_openstacksdk_lists_stores_and_deletes_one_copy(
     assert owner.image.get(f"/images/{image.id}").json()["stores"] == "local"
     assert contents.get("swift", image.id) is None
     target = tmp_path / "saved.raw"
-    owner.download_image(image.id, output_file=str(target))  # checks os_hash_value
+    owner.download_image(image.id, output_path=str(target))  # checks os_hash_value
     assert target.read_bytes() == source.read_bytes()
 
 
