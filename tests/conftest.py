@@ -7,6 +7,7 @@ other's images.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,13 @@ import pytest
 
 from tests.support.identities import Identity, admin_of, member_of, new_project, reader_of
 from tests.support.keystone import keystone_fixture  # noqa: F401
-from tests.support.servers import RunningServer, postgres_database, skylens_server, stores_config
+from tests.support.servers import (
+    RunningServer,
+    file_stores_config,
+    postgres_database,
+    skylens_server,
+    stores_config,
+)
 from tests.support.swift import RunningSwift, swift_fixture  # noqa: F401
 
 BACKENDS = ("sqlite", "postgresql")
@@ -26,30 +33,57 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-# Both servers keep data in three stores: `local` (file, the default), and `swift`
-# and `s3` on the real Swift server (see tests.support.servers.stores_config).
+# The shared servers keep data in two file stores, `local` (the default) and `cheap`
+# (tests.support.servers.file_stores_config): most tests need no Swift, and a run of
+# them starts none. Tests of the object stores ask for `object_store_server`, whose
+# servers also have `swift` and `s3` on the real Swift server (`stores_config`).
 
 
 @pytest.fixture(scope="session")
-def sqlite_server(
-    tmp_path_factory: pytest.TempPathFactory, swift: RunningSwift
-) -> Iterator[RunningServer]:
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("sqlite-server")
-    url = f"sqlite:///{data_dir / 'skylens.db'}"
-    config = stores_config(swift, data_dir)
-    with skylens_server(data_dir, url, "sqlite", extra_args=("--config", str(config))) as server:
+    with _sqlite_server(data_dir, file_stores_config(data_dir)) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def postgresql_server(
+def postgresql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data_dir = tmp_path_factory.mktemp("postgresql-server")
+    with _postgresql_server(data_dir, file_stores_config(data_dir), "skylens_test") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sqlite_object_store_server(
     tmp_path_factory: pytest.TempPathFactory, swift: RunningSwift
 ) -> Iterator[RunningServer]:
-    data_dir = tmp_path_factory.mktemp("postgresql-server")
+    data_dir = tmp_path_factory.mktemp("sqlite-object-store-server")
+    with _sqlite_server(data_dir, stores_config(swift, data_dir)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgresql_object_store_server(
+    tmp_path_factory: pytest.TempPathFactory, swift: RunningSwift
+) -> Iterator[RunningServer]:
+    data_dir = tmp_path_factory.mktemp("postgresql-object-store-server")
     config = stores_config(swift, data_dir)
+    with _postgresql_server(data_dir, config, "skylens_objects") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _sqlite_server(data_dir: Path, config: Path) -> Iterator[RunningServer]:
+    url = f"sqlite:///{data_dir / 'skylens.db'}"
+    with skylens_server(data_dir, url, "sqlite", extra_args=("--config", str(config))) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _postgresql_server(data_dir: Path, config: Path, database: str) -> Iterator[RunningServer]:
     with (
         # The pid keeps concurrent pytest runs on one machine off each other's database.
-        postgres_database(f"skylens_test_{_worker()}_{os.getpid()}") as url,
+        postgres_database(f"{database}_{_worker()}_{os.getpid()}") as url,
         skylens_server(data_dir, url, "postgresql", extra_args=("--config", str(config))) as server,
     ):
         yield server
@@ -59,6 +93,14 @@ def postgresql_server(
 def server(request: pytest.FixtureRequest) -> RunningServer:
     """The running service, once on each database backend."""
     result: RunningServer = request.getfixturevalue(f"{request.param}_server")
+    return result
+
+
+@pytest.fixture(params=BACKENDS)
+def object_store_server(request: pytest.FixtureRequest) -> RunningServer:
+    """The running service with the `swift` and `s3` stores too, once on each backend.
+    A module of object-store tests makes it its `server`."""
+    result: RunningServer = request.getfixturevalue(f"{request.param}_object_store_server")
     return result
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from openstack.image.v2.image import Image
 
 from tests.support.clients import BIN, run_in_terminal
 from tests.support.counting_proxy import CountingProxy, counting_proxy
@@ -208,12 +209,13 @@ def test_openstacksdk_finds_skylens_in_the_catalogue(
         wait=True,
     )
 
+    assert isinstance(image, Image)
     assert image.owner == keystone.projects["alpha"]
     assert image.id in {i.id for i in alpha.image.images()}
     assert image.id not in {i.id for i in beta.image.images()}
     assert image.id in {i.id for i in admin.image.images()}
     target = tmp_path / "saved.raw"
-    alpha.download_image(image.id, output_file=str(target))
+    alpha.download_image(image.id, output_path=str(target))
     assert target.read_bytes() == source.read_bytes()
 
 
@@ -358,7 +360,7 @@ def test_a_token_no_keystone_could_issue_is_refused_without_asking(
 ) -> None:
     response = httpx.get(
         f"{counted.url}/v2/images",
-        headers={"X-Auth-Token": token.encode(), "Accept": "application/json"},
+        headers={b"X-Auth-Token": token.encode(), b"Accept": b"application/json"},
     )
 
     assert_error(response, 401, UNAUTHORIZED)

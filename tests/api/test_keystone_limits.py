@@ -39,7 +39,9 @@ DEFAULTS = {"image_count_total": 2, "image_count_uploading": 1, "image_size_tota
 def _system_admin(keystone: RunningKeystone) -> Iterator[httpx.Client]:
     """Keystone's API as the system admin, who alone may set limits."""
     with contextlib.closing(keystone.admin_session()) as session:
-        headers = {"X-Auth-Token": session.get_token()}
+        token = session.get_token()
+        assert token is not None
+        headers = {"X-Auth-Token": token}
         with httpx.Client(base_url=keystone.auth_url + "/", headers=headers, timeout=30) as api:
             yield api
 

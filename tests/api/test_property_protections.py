@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -57,7 +57,7 @@ def _created(client: httpx.Client, identity: Identity, **body: object) -> str:
 
 
 def _patch(
-    client: httpx.Client, identity: Identity, image_id: str, *ops: dict[str, object]
+    client: httpx.Client, identity: Identity, image_id: str, *ops: Mapping[str, object]
 ) -> httpx.Response:
     return client.patch(
         f"/v2/images/{image_id}", json=list(ops), headers=_as(identity, **{"Content-Type": PATCH})

@@ -58,9 +58,9 @@ def test_a_listed_token_is_its_identity(token_file: Path) -> None:
     assert (member.project_id, member.user_id, member.roles) == (
         "alpha",
         "u-alpha",
-        {"member"},  # literally the listed roles: `member` alone is not a reader
+        frozenset({"member"}),  # literally the listed roles: `member` alone is not a reader
     )
-    assert (reader.project_id, reader.roles) == ("beta", {"reader"})
+    assert (reader.project_id, reader.roles) == ("beta", frozenset({"reader"}))
 
 
 @pytest.mark.parametrize("token", [None, "", "member-token-012345678", MEMBER_TOKEN + "x"])

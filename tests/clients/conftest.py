@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from openstack.connection import Connection
 
-from tests.support.clients import GlanceFactory, SdkFactory, glance_client, sdk_connection
+from tests.support.clients import (
+    GlanceFactory,
+    ImageV2Connection,
+    SdkFactory,
+    glance_client,
+    sdk_connection,
+)
 from tests.support.identities import Identity
 from tests.support.servers import RunningServer
 
@@ -15,9 +20,9 @@ from tests.support.servers import RunningServer
 @pytest.fixture
 def sdk(server: RunningServer) -> Iterator[SdkFactory]:
     """`sdk(identity)`: an openstacksdk Connection acting as `identity`."""
-    connections: list[Connection] = []
+    connections: list[ImageV2Connection] = []
 
-    def make(identity: Identity) -> Connection:
+    def make(identity: Identity) -> ImageV2Connection:
         connection = sdk_connection(server.url, identity)
         connections.append(connection)
         return connection

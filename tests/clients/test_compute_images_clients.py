@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from openstack import exceptions
@@ -31,12 +32,14 @@ def compute(server: RunningServer) -> Iterator[ComputeFactory]:
 
 
 def _image(conn: Connection, name: str | None = None, **properties: str) -> str:
+    # create_image's other keywords are typed; its `**kwargs` (the properties) are Any.
+    extra: dict[str, Any] = dict(properties)
     image = conn.image.create_image(
         name=name or f"sdk-{uuid.uuid4().hex[:8]}",
         disk_format="raw",
         container_format="bare",
         allow_duplicates=True,
-        **properties,
+        **extra,
     )
     return str(image.id)
 

@@ -22,6 +22,7 @@ import pytest
 from glanceclient import exc
 from openstack import exceptions
 from openstack.connection import Connection
+from openstack.image.v2.image import Image
 
 from tests.support.clients import BIN, GlanceFactory, SdkFactory, run_in_terminal
 from tests.support.identities import Identity
@@ -108,7 +109,7 @@ def test_sdk_create_image_uploads_and_downloads_verified(
         validate_checksum=True,
     )
 
-    assert image is not None, requested
+    assert isinstance(image, Image), requested
     assert image.status == "active"
     assert [r for r in requested if r[0] == "PUT"] == [("PUT", f"/v2/images/{image.id}/file", 204)]
     # Version discovery, then images only: no /v2/info/import, tasks or staging.
@@ -158,7 +159,7 @@ def test_sdk_qcow2_gets_its_virtual_size(sdk: SdkFactory, member: Identity, tmp_
         wait=True,
     )
 
-    assert image is not None
+    assert isinstance(image, Image)
     stored = conn.image.get_image(image.id)
     assert stored.status == "active"
     assert stored.disk_format == "qcow2"
@@ -208,7 +209,7 @@ def test_sdk_detects_corrupted_data(
         container_format="bare",
         wait=True,
     )
-    assert image is not None
+    assert isinstance(image, Image)
     assert conn.image.download_image(image).content == source.read_bytes()
 
     _corrupt(_blob(server, image.id))

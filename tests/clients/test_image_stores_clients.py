@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from glanceclient import exc
+from openstack.image.v2.image import Image
 
 from tests.clients.test_image_data_clients import _glance, _openstack, _table
 from tests.support.clients import GlanceFactory, SdkFactory
@@ -26,6 +27,12 @@ from tests.support.stores import StoreContents
 from tests.support.swift import RunningSwift
 
 MIB = 1 << 20
+
+
+@pytest.fixture
+def server(object_store_server: RunningServer) -> RunningServer:
+    """The tests here use the `swift` and `s3` stores: servers that have them."""
+    return object_store_server
 
 
 @pytest.fixture
@@ -101,6 +108,7 @@ def test_openstacksdk_lists_stores_and_deletes_one_copy(
         container_format="bare",
         wait=True,
     )
+    assert isinstance(image, Image)
     contents.put("swift", image.id, source.read_bytes())  # as copy-image would
     set_image_columns(server, image.id, stores="local,swift")
 
@@ -111,7 +119,7 @@ def test_openstacksdk_lists_stores_and_deletes_one_copy(
     assert owner.image.get(f"/images/{image.id}").json()["stores"] == "local"
     assert contents.get("swift", image.id) is None
     target = tmp_path / "saved.raw"
-    owner.download_image(image.id, output_file=str(target))  # checks os_hash_value
+    owner.download_image(image.id, output_path=str(target))  # checks os_hash_value
     assert target.read_bytes() == source.read_bytes()
 
 
@@ -119,19 +127,19 @@ def test_openstacksdk_lists_stores_and_deletes_one_copy(
 
 
 def test_glance_cli_stores_info_and_create_with_store(
-    sqlite_server: RunningServer, swift: RunningSwift, tmp_path: Path
+    sqlite_object_store_server: RunningServer, swift: RunningSwift, tmp_path: Path
 ) -> None:
-    contents = StoreContents(sqlite_server, swift)
+    contents = StoreContents(sqlite_object_store_server, swift)
     source = tmp_path / "image.raw"
     source.write_bytes(os.urandom(MIB + 3))
 
-    code, out, err = _glance(sqlite_server, "stores-info")
+    code, out, err = _glance(sqlite_object_store_server, "stores-info")
     assert code == 0, err
     assert "local" in out
     assert "swift" in out
 
     code, out, err = _glance(
-        sqlite_server,
+        sqlite_object_store_server,
         "image-create",
         "--file",
         str(source),
@@ -149,35 +157,41 @@ def test_glance_cli_stores_info_and_create_with_store(
     assert created["stores"] == "s3"
     assert contents.get("s3", created["id"]) == source.read_bytes()
 
-    code, _out, err = _glance(sqlite_server, "stores-delete", "--store", "s3", created["id"])
+    code, _out, err = _glance(
+        sqlite_object_store_server, "stores-delete", "--store", "s3", created["id"]
+    )
     assert code == 1
     assert "Cannot delete image data from the only store containing it" in err
 
 
 def test_openstack_cli_deletes_one_copy(
-    sqlite_server: RunningServer, swift: RunningSwift, tmp_path: Path
+    sqlite_object_store_server: RunningServer, swift: RunningSwift, tmp_path: Path
 ) -> None:
-    contents = StoreContents(sqlite_server, swift)
+    contents = StoreContents(sqlite_object_store_server, swift)
     source = tmp_path / "image.raw"
     source.write_bytes(os.urandom(MIB))
     name = f"osc-copies-{uuid.uuid4().hex[:8]}"
     code, _out, err = _openstack(
-        sqlite_server,
+        sqlite_object_store_server,
         *("image", "create", "--disk-format", "raw", "--container-format", "bare"),
         *("--file", str(source), name),
     )
     assert code == 0, err
     code, image_id, err = _openstack(
-        sqlite_server, "image", "show", "-c", "id", "-f", "value", name
+        sqlite_object_store_server, "image", "show", "-c", "id", "-f", "value", name
     )
     assert code == 0, err
     image_id = image_id.strip()
     contents.put("s3", image_id, source.read_bytes())
-    set_image_columns(sqlite_server, image_id, stores="local,s3")
+    set_image_columns(sqlite_object_store_server, image_id, stores="local,s3")
 
-    code, _out, err = _openstack(sqlite_server, "image", "delete", "--store", "local", image_id)
+    code, _out, err = _openstack(
+        sqlite_object_store_server, "image", "delete", "--store", "local", image_id
+    )
 
     assert code == 0, err
     assert contents.get("local", image_id) is None
-    assert httpx.get(f"{sqlite_server.url}/v2/images/{image_id}").json()["stores"] == "s3"
+    assert (
+        httpx.get(f"{sqlite_object_store_server.url}/v2/images/{image_id}").json()["stores"] == "s3"
+    )
     assert contents.get("s3", image_id) == source.read_bytes()

@@ -8,16 +8,15 @@ from typing import Any
 
 import pytest
 from openstack import exceptions
-from openstack.connection import Connection
 from openstack.image.v2.image import Image
 
-from tests.support.clients import SdkFactory
+from tests.support.clients import ImageV2Connection, SdkFactory
 from tests.support.identities import Identity, admin_of, new_project
 from tests.support.seeding import activate
 from tests.support.servers import RunningServer
 
 
-def _create(conn: Connection, name: str | None = None, **attrs: Any) -> Image:
+def _create(conn: ImageV2Connection, name: str | None = None, **attrs: Any) -> Image:
     """The low-level create (no data), allowing duplicate names as tests need."""
     image: Image = conn.image.create_image(
         name=name or f"sdk-{uuid.uuid4().hex[:8]}",

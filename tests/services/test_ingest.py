@@ -18,22 +18,7 @@ from skylens.domain.errors import ImageTooLarge, InvalidRequest
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.services.ingest import BLOCK_SIZE, BLOCKS, ingest
 from skylens.storage.filesystem import FilesystemStore, FileWriter
-
-
-class BytesBody:
-    """A body held in memory, read as a server's `readinto` reads one; counts what it
-    handed out."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self.handed_out = 0
-
-    async def readinto(self, buffer: memoryview) -> int:
-        count = min(len(buffer), len(self._data) - self.handed_out)
-        buffer[:count] = self._data[self.handed_out : self.handed_out + count]
-        self.handed_out += count
-        await asyncio.sleep(0)  # as a socket would, let the jobs run in between
-        return count
+from tests.support.in_process import BytesBody
 
 
 class FailingWriter:

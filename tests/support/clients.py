@@ -16,31 +16,42 @@ from pathlib import Path
 from glanceclient.v2.client import Client as GlanceClient
 from keystoneauth1 import noauth, session
 from openstack.connection import Connection
+from openstack.image.v2._proxy import Proxy as ImageV2Proxy
 
 from tests.support.identities import Identity
 
-SdkFactory = Callable[[Identity], Connection]
+
+class ImageV2Connection(Connection):
+    """A Connection pinned to the Image API v2 (`image_api_version="2"`): its `image`
+    proxy is the v2 one, where openstacksdk's types allow v1 too."""
+
+    image: ImageV2Proxy
+
+
+SdkFactory = Callable[[Identity], ImageV2Connection]
 GlanceFactory = Callable[[Identity], GlanceClient]
 
 # The console scripts installed beside this interpreter (glance, openstack, skylens).
 BIN = Path(sys.executable).parent
 
 
-def sdk_connection(url: str, identity: Identity) -> Connection:
+def sdk_connection(url: str, identity: Identity) -> ImageV2Connection:
     """An openstacksdk Connection: no auth, the image endpoint pinned to `url`."""
     auth_session = session.Session(
         auth=noauth.NoAuth(), additional_headers=identity.headers, timeout=30
     )
-    return Connection(session=auth_session, image_endpoint_override=url, image_api_version="2")
+    return ImageV2Connection(
+        session=auth_session, image_endpoint_override=url, image_api_version="2"
+    )
 
 
-def sdk_compute_connection(url: str, identity: Identity, microversion: str) -> Connection:
+def sdk_compute_connection(url: str, identity: Identity, microversion: str) -> ImageV2Connection:
     """An openstacksdk Connection whose compute proxy is Skylens's `/v2.1` image proxy,
     at `microversion` (the image proxy routes end at 2.35)."""
     auth_session = session.Session(
         auth=noauth.NoAuth(), additional_headers=identity.headers, timeout=30
     )
-    return Connection(
+    return ImageV2Connection(
         session=auth_session,
         image_endpoint_override=url,
         image_api_version="2",

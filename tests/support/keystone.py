@@ -118,7 +118,8 @@ class RunningKeystone:
     def token(self, user: str, project: str | None = None) -> str:
         """A fresh project-scoped token of `user` (password auth), as a client would get."""
         with contextlib.closing(self.session(user, project)) as session:
-            token: str = session.get_token()
+            token = session.get_token()
+        assert token is not None
         return token
 
     def admin_session(self) -> ksa_session.Session:
@@ -206,13 +207,14 @@ class RunningKeystone:
 
 def _session(auth_url: str, user: str, secret: str, project: str | None) -> ksa_session.Session:
     """A keystoneauth1 session of `user`: scoped to `project`, or to the system if None."""
-    scope: dict[str, str] = (
-        {"project_name": project, "project_domain_id": DOMAIN}
-        if project
-        else {"system_scope": "all"}
-    )
     auth = v3.Password(
-        auth_url=auth_url, username=user, password=secret, user_domain_id=DOMAIN, **scope
+        auth_url=auth_url,
+        username=user,
+        password=secret,
+        user_domain_id=DOMAIN,
+        project_name=project,  # keystoneauth1 leaves out what is None
+        project_domain_id=DOMAIN if project else None,
+        system_scope=None if project else "all",
     )
     return ksa_session.Session(auth=auth, timeout=30)
 

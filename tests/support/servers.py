@@ -87,13 +87,17 @@ def dedicated_server(
         )
 
 
+# The default file store, in the server's data directory.
+LOCAL_STORE: dict[str, object] = {"kind": "file", "description": "Local disk", "weight": 0}
+
+
 def stores_config(swift: RunningSwift, data_dir: Path, **storage: object) -> Path:
     """A config file with three stores: `local` (file, the default), and `swift` and `s3`
     in fresh containers of the real Swift server (one through its Swift API, one through
     s3api); `storage` adds [storage] options."""
     suffix = uuid.uuid4().hex[:12]
     stores: dict[str, dict[str, object]] = {
-        "local": {"kind": "file", "description": "Local disk", "weight": 0},
+        "local": LOCAL_STORE,
         "swift": {
             "kind": "swift",
             "description": "Swift on loopback",
@@ -118,6 +122,24 @@ def stores_config(swift: RunningSwift, data_dir: Path, **storage: object) -> Pat
             "part_size": 5 << 20,
         },
     }
+    return _write_config(data_dir, stores, storage)
+
+
+def file_stores_config(data_dir: Path) -> Path:
+    """A config file with two file stores under `data_dir`: `local` (the default) and
+    `cheap`. The shared servers' stores: no test of theirs needs Swift."""
+    cheap = {
+        "kind": "file",
+        "description": "Cheap disk",
+        "weight": 5,
+        "root": str(data_dir / "cheap"),
+    }
+    return _write_config(data_dir, {"local": LOCAL_STORE, "cheap": cheap}, {})
+
+
+def _write_config(
+    data_dir: Path, stores: dict[str, dict[str, object]], storage: dict[str, object]
+) -> Path:
     lines = ["[storage]", *(f"{key} = {json.dumps(value)}" for key, value in storage.items())]
     for name, options in stores.items():
         lines += ["", f"[stores.{name}]"]

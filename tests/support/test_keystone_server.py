@@ -62,7 +62,9 @@ def test_a_token_validates_with_its_project_and_roles(
 
 def test_the_admin_session_is_scoped_to_the_system(keystone: RunningKeystone) -> None:
     with contextlib.closing(keystone.admin_session()) as admin:
-        token = _body(keystone, admin.get_token())
+        issued = admin.get_token()
+        assert issued is not None
+        token = _body(keystone, issued)
     assert token["system"] == {"all": True}
     assert "project" not in token
     assert {role["name"] for role in token["roles"]} == {"admin", "manager", "member", "reader"}

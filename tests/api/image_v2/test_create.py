@@ -149,8 +149,9 @@ def test_create_with_an_empty_object_gives_glance_defaults(
 
 
 def test_create_sets_every_writable_base_attribute(api: httpx.Client) -> None:
+    image_id = str(uuid.uuid4())
     body = {
-        "id": str(uuid.uuid4()),
+        "id": image_id,
         "name": "cirros-0.6.2",
         "visibility": "private",
         "protected": True,
@@ -164,7 +165,7 @@ def test_create_sets_every_writable_base_attribute(api: httpx.Client) -> None:
 
     created = create_image(api, **body)
 
-    shown = show_image(api, body["id"])
+    shown = show_image(api, image_id)
     for image in (created, shown):
         assert {key: image[key] for key in body} == {**body, "tags": ["cirros", "tiny"]}
 

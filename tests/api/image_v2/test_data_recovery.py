@@ -8,6 +8,7 @@ directory, the Swift store's segments container, the S3 bucket's multipart uploa
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -28,6 +29,20 @@ from tests.support.swift import RunningSwift
 
 STORES = ("local", "swift", "s3")
 MIB = 1 << 20
+
+
+@pytest.fixture
+def server(object_store_server: RunningServer) -> RunningServer:
+    """The tests here use the `swift` and `s3` stores: servers that have them."""
+    return object_store_server
+
+
+def has_status(server: RunningServer, identity: Identity, image_id: str, status: str) -> bool:
+    return status_of(server, identity, image_id) == status
+
+
+def has_leftovers(leftovers: Leftovers, store: str, expected: bool = True) -> bool:
+    return bool(leftovers(store)) is expected
 
 
 def create_image(server: RunningServer, identity: Identity) -> str:
@@ -126,8 +141,8 @@ def test_a_server_killed_mid_upload_leaves_no_active_image_and_its_restart_sweep
         for store, image_id in image_ids.items():
             uploads.enter_context(unfinished_upload(server, member, image_id, store, 12 * MIB))
         for store, image_id in image_ids.items():
-            wait_for(lambda image_id=image_id: status_of(server, member, image_id) == "saving")
-            wait_for(lambda store=store: bool(leftovers(store)))
+            wait_for(functools.partial(has_status, server, member, image_id, "saving"))
+            wait_for(functools.partial(has_leftovers, leftovers, store))
 
         os.kill(server.pid, signal.SIGKILL)
         os.waitpid(server.pid, 0)
@@ -136,7 +151,7 @@ def test_a_server_killed_mid_upload_leaves_no_active_image_and_its_restart_sweep
     time.sleep(GRACE + 1.5)  # past the grace period, object-store clock slack included
     with sweeping_server() as restarted:
         for store in STORES:
-            wait_for(lambda store=store: leftovers(store) == [])
+            wait_for(functools.partial(has_leftovers, leftovers, store, False))
         for store, image_id in image_ids.items():
             image = httpx.get(
                 f"{restarted.url}/v2/images/{image_id}", headers=member.headers

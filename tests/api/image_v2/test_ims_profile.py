@@ -369,7 +369,7 @@ def test_time_filters(
 
 
 def test_links_are_the_seeds(catalogue: Catalogue) -> None:
-    params = [("__isregistered", "true"), ("__imagetype", "gold"), ("limit", "1")]
+    params = (("__isregistered", "true"), ("__imagetype", "gold"), ("limit", "1"))
     with catalogue.client("a", QUEENS) as client:
         first = client.get("/v2/images", params=params).json()
         second = client.get(first["next"]).json()

@@ -27,6 +27,12 @@ OCTET = {"Content-Type": "application/octet-stream"}
 STORES = ("local", "swift", "s3")
 
 
+@pytest.fixture
+def server(object_store_server: RunningServer) -> RunningServer:
+    """The tests here use the `swift` and `s3` stores: servers that have them."""
+    return object_store_server
+
+
 def new_image(api: httpx.Client, disk_format: str = "raw") -> str:
     body = {"name": "stored", "disk_format": disk_format, "container_format": "bare"}
     response = api.post("/v2/images", json=body)
