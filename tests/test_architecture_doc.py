@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
-from skylens.api.readinto import READ_INTO
+from skylens.asgi_extensions import READ_INTO
 from skylens.domain.images import STATUS_TRANSITIONS, ImageStatus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +23,8 @@ DOC = DOC_PATH.read_text(encoding="utf-8")
 
 # Names that look like module paths but are ASGI extension names: what they must equal.
 EXTENSION_NAMES = {"skylens.http.request.readinto": READ_INTO}
-TOP_LEVEL = ("api", "auth", "cli", "db", "domain", "inspection", "policy_files", "server")
-TOP_LEVEL += ("services", "storage")
+TOP_LEVEL: tuple[str, ...] = ("api", "auth", "cli", "db", "domain", "inspection")
+TOP_LEVEL += ("policy_files", "remote", "server", "services", "storage")
 
 
 def section(title: str) -> str:

@@ -307,13 +307,18 @@ def _check_constraints(where: str, schema: dict[str, Any]) -> None:
 
 def _check_default(where: str, schema: dict[str, Any]) -> None:
     default = schema["default"]
-    python_type = {"string": str, "integer": int, "number": (int, float), "boolean": bool}
+    python_type: dict[str, type | tuple[type, ...]] = {
+        "string": str,
+        "integer": int,
+        "number": (int, float),
+        "boolean": bool,
+    }
     assert isinstance(default, python_type[schema["type"]]), where
     assert not (schema["type"] != "boolean" and isinstance(default, bool)), where
     if "enum" in schema:
         assert default in schema["enum"], where
     if "pattern" in schema:
-        assert re.search(schema["pattern"], default), where
+        assert re.search(schema["pattern"], str(default)), where
     if "minimum" in schema:
         assert default >= schema["minimum"], where
     if "maximum" in schema:

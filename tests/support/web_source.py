@@ -147,7 +147,8 @@ class WebSource:
         self._server.server_close()
 
 
-def _remember_sni(connection: ssl.SSLSocket, name: str | None, context: ssl.SSLContext) -> None:
+def _remember_sni(connection: ssl.SSLObject, name: str, context: ssl.SSLContext) -> None:
+    # wrap_socket hands the callback the SSLSocket (typeshed names the SSLObject).
     connection.sni = name  # type: ignore[attr-defined]
 
 
