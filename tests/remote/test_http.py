@@ -12,8 +12,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
+from skylens.api.offload import InThreads
 from skylens.domain.data import DataDigest
 from skylens.domain.errors import ImageTooLarge, ImportUriRefused, RemoteSourceFailed
 from skylens.domain.ports import RemoteSource
@@ -255,7 +257,7 @@ def test_the_ingest_streams_a_resumed_body_into_a_store(source: WebSource, tmp_p
         try:
             return await ingest(
                 body, writer, OsloFormatInspector(), hash_algo="sha512", size_cap=CAP,
-                expected_size=body.size,
+                threads=InThreads(anyio.CapacityLimiter(2)), expected_size=body.size,
             )  # fmt: skip
         finally:
             await body.aclose()

@@ -11,14 +11,19 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
+from skylens.api.offload import InThreads
 from skylens.domain.data import DataFormat
 from skylens.domain.errors import ImageTooLarge, InvalidRequest
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.services.ingest import BLOCK_SIZE, BLOCKS, ingest
 from skylens.storage.filesystem import FilesystemStore, FileWriter
 from tests.support.in_process import BytesBody
+
+# The ingest's jobs run on worker threads, as in the service (two at once per upload).
+JOBS = InThreads(anyio.CapacityLimiter(2))
 
 
 class FailingWriter:
@@ -76,7 +81,14 @@ def test_every_byte_is_hashed_and_written_in_order(store: FilesystemStore, size:
     writer = store.writer("image")
 
     digest = asyncio.run(
-        ingest(BytesBody(data), writer, OsloFormatInspector(), hash_algo="sha512", size_cap=size)
+        ingest(
+            BytesBody(data),
+            writer,
+            OsloFormatInspector(),
+            hash_algo="sha512",
+            size_cap=size,
+            threads=JOBS,
+        )
     )
     writer.commit()
 
@@ -107,6 +119,7 @@ def test_too_much_is_told_at_the_first_byte_over(
                 OsloFormatInspector(),
                 hash_algo="sha512",
                 size_cap=cap,
+                threads=JOBS,
                 expected_size=announced,
             )
         )
@@ -123,7 +136,9 @@ def test_a_failed_write_stops_the_pipeline_before_it_returns(store: FilesystemSt
 
     async def upload() -> None:
         with pytest.raises(OSError, match="the disk is full"):
-            await ingest(body, writer, inspector, hash_algo="sha512", size_cap=1 << 40)
+            await ingest(
+                body, writer, inspector, hash_algo="sha512", size_cap=1 << 40, threads=JOBS
+            )
         inspector.returned.set()
         await asyncio.sleep(0.5)  # time for a job left behind to show itself
 

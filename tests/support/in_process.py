@@ -157,6 +157,7 @@ def build_services(
         quotas=quota_service,
         database=threads,
         storage=threads,
+        ingest_jobs=InThreads(anyio.CapacityLimiter(2)),
         clock=clock,
     )
     return Services(

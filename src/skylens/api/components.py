@@ -164,6 +164,8 @@ def _data_service(
         quotas=quotas,
         database=database,
         storage=InThreads(anyio.CapacityLimiter(settings.storage.io_threads)),
+        # Each upload runs at most two jobs at once (its two streams).
+        ingest_jobs=InThreads(anyio.CapacityLimiter(2 * settings.server.max_uploads)),
     )
 
 

@@ -75,9 +75,10 @@ class Download:
 
 
 class ImageDataService:
-    """Uploads run their blocking calls through two offload strategies, one per kind
+    """Uploads run their blocking calls through three offload strategies, one per kind
     of work: `database` for the repository's (sized like the connection pool, so no
-    call waits for a connection), `storage` for the stores' (network or disk I/O)."""
+    call waits for a connection), `storage` for the stores' (network or disk I/O), and
+    `ingest_jobs` for the ingest's hashing, inspection and block writes."""
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class ImageDataService:
         *,
         database: Offload,
         storage: Offload,
+        ingest_jobs: Offload,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         if default_store not in stores:
@@ -108,6 +110,7 @@ class ImageDataService:
         self._quotas = quotas
         self._database = database
         self._storage = storage
+        self._ingest_jobs = ingest_jobs
         self._clock = clock
         self._uploading = 0  # uploads of this process under way
 
@@ -190,6 +193,7 @@ class ImageDataService:
                     self._inspector(),
                     hash_algo=self._limits.hash_algo,
                     size_cap=size_cap,
+                    threads=self._ingest_jobs,
                     expected_size=expected_size,
                 )
             except ImageTooLarge:

@@ -26,7 +26,7 @@ from typing import Any
 
 from skylens.domain.data import DataDigest
 from skylens.domain.errors import ImageTooLarge, InvalidRequest
-from skylens.domain.ports import BlobWriter, BodySource, FormatInspector
+from skylens.domain.ports import BlobWriter, BodySource, FormatInspector, Offload
 
 BLOCK_SIZE = 8 << 20  # work unit
 BLOCKS = 3  # held at once: one being received, two for the streams to work through
@@ -35,8 +35,9 @@ BLOCKS = 3  # held at once: one being received, two for the streams to work thro
 class _Stream:
     """Jobs on worker threads, one at a time, in the order they were submitted."""
 
-    def __init__(self, work: Callable[[memoryview], None]) -> None:
+    def __init__(self, work: Callable[[memoryview], None], threads: Offload) -> None:
         self._work = work
+        self._threads = threads
         self.last: asyncio.Future[None] | None = None  # done: every earlier job is too
 
     def submit(self, block: memoryview) -> asyncio.Future[None]:
@@ -46,7 +47,7 @@ class _Stream:
     async def _run(self, previous: asyncio.Future[None] | None, block: memoryview) -> None:
         if previous is not None:
             await previous  # a failed job fails the ones after it, unrun
-        await asyncio.to_thread(self._work, block)
+        await self._threads(self._work, block)
 
 
 async def ingest(
@@ -56,10 +57,13 @@ async def ingest(
     *,
     hash_algo: str,
     size_cap: int,
+    threads: Offload,
     expected_size: int | None = None,
 ) -> DataDigest:
     """Stream `body` into `writer`; stop as soon as the data passes `size_cap` or the
-    size the client announced (`expected_size`), and refuse data short of the latter."""
+    size the client announced (`expected_size`), and refuse data short of the latter.
+    The two streams' jobs (md5 and the write; the secure hash and the inspection) and
+    the inspector's verdict run on `threads`, at most two of them at once per ingest."""
     md5 = hashlib.md5(usedforsecurity=False)
     secure = hashlib.new(hash_algo)
 
@@ -71,7 +75,7 @@ async def ingest(
         secure.update(block)
         inspector.feed(block)
 
-    streams = (_Stream(md5_and_store), _Stream(hash_and_inspect))
+    streams = (_Stream(md5_and_store, threads), _Stream(hash_and_inspect, threads))
     blocks: list[memoryview] = []  # mapped as the data reaches each
     in_use: list[asyncio.Future[Any] | None] = [None] * BLOCKS  # both streams' jobs on it
     current = 0
@@ -123,7 +127,7 @@ async def ingest(
         await asyncio.gather(*unfinished, return_exceptions=True)
     if expected_size is not None and size != expected_size:
         raise InvalidRequest(f"Size mismatch: expected {expected_size} bytes, got {size} bytes")
-    verdict = await asyncio.to_thread(inspector.verdict)
+    verdict = await threads(inspector.verdict)
     return DataDigest(
         size=size,
         checksum=md5.hexdigest(),
