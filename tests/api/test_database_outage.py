@@ -106,3 +106,47 @@ def test_connections_the_database_closed_are_replaced_unseen(tmp_path: Path) -> 
     assert listed.status_code == 200, listed.text
     assert [image["name"] for image in listed.json()["images"]] == ["kept"]
     assert "database unavailable" not in logged
+
+
+def test_the_compute_routes_answer_503_with_retry_after_while_the_database_is_away(
+    tmp_path: Path,
+) -> None:
+    with (
+        dedicated_server(tmp_path / "compute", "postgresql") as server,
+        httpx.Client(
+            base_url=server.url, headers=member_of(new_project()).headers, timeout=30
+        ) as client,
+    ):
+        image_id = client.post("/v2/images", json={"name": "kept"}).json()["id"]
+        with database_away(server):
+            answers = [
+                client.get("/v2.1/images"),
+                client.get(f"/v2.1/images/{image_id}"),
+                client.get(f"/v2.1/images/{image_id}/metadata"),
+            ]
+
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {"serviceUnavailable": {"code": 503, "message": UNAVAILABLE}}
+        assert answer.headers["retry-after"] == "2"
+
+
+def test_the_healthcheck_says_unavailable_in_one_log_line_while_the_database_is_away(
+    tmp_path: Path,
+) -> None:
+    with dedicated_server(tmp_path / "health", "postgresql") as server:
+        logged_before = server.log.read_text()
+        with database_away(server):
+            answers = [httpx.get(f"{server.url}/healthcheck", timeout=30) for _ in range(3)]
+            logged = server.log.read_text()[len(logged_before) :]
+        after = httpx.get(f"{server.url}/healthcheck", timeout=30)
+
+    for answer in answers:
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "text/plain; charset=UTF-8"
+        assert answer.text == "DATABASE UNAVAILABLE"
+    assert "Traceback" not in logged, logged
+    warnings = [line for line in logged.splitlines() if "healthcheck" in line]
+    assert len(warnings) == len(answers), logged
+    assert all(len(line) < 400 for line in warnings), warnings
+    assert (after.status_code, after.text) == (200, "OK")

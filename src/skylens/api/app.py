@@ -40,6 +40,11 @@ from skylens.services.sweep import OrphanSweep
 
 log = logging.getLogger("skylens")
 
+# /healthcheck's body when the database does not answer, in the style of
+# oslo.middleware's reasons ("DISABLED BY FILE").
+DATABASE_DOWN = "DATABASE UNAVAILABLE"
+_HEALTH_TYPE = "text/plain; charset=UTF-8"
+
 
 def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     """Build the whole service from settings (and optionally a ready engine)."""
@@ -187,15 +192,22 @@ def service_resources(
         try:
             with engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError:
-            log.exception("healthcheck: the database does not answer")
+        except sa.exc.SQLAlchemyError as error:
+            # One line: a monitor asks every few seconds for as long as the outage lasts.
+            cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+            first = (str(cause).strip().splitlines() or [""])[0]
+            log.warning(
+                "healthcheck: the database does not answer: %s: %s", type(cause).__name__, first
+            )
             return False
         return True
 
     async def healthcheck(_request: Request) -> Response:
+        # oslo.middleware's healthcheck (Glance's): 200 "OK", or 503 with the failing
+        # check's reason as a plain-text body.
         if await run_in_threadpool(database_answers):
-            return PlainTextResponse("OK")
-        return PlainTextResponse("database unavailable", status_code=503)
+            return PlainTextResponse("OK", media_type=_HEALTH_TYPE)
+        return PlainTextResponse(DATABASE_DOWN, status_code=503, media_type=_HEALTH_TYPE)
 
     async def openapi(_request: Request) -> Response:
         return json_response(document)

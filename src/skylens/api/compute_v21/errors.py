@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from skylens.api.compute_v21.microversions import VersionNotSupported
-from skylens.api.errors import MethodNotAllowed, status_of
+from skylens.api.errors import DATABASE_RETRY_AFTER, MethodNotAllowed, status_of
 from skylens.api.responses import json_response
 from skylens.domain import errors
 
@@ -59,6 +59,8 @@ def render(error: errors.SkylensError, headers: dict[str, str]) -> Response:
         headers = {**headers, "Allow": ", ".join(error.allowed)}
     if isinstance(error, errors.NotAuthenticated) and error.challenge:
         headers = {**headers, "WWW-Authenticate": error.challenge}
+    if isinstance(error, errors.DatabaseUnavailable):
+        headers = {**headers, "Retry-After": DATABASE_RETRY_AFTER}
     return fault(status, message, headers)
 
 
