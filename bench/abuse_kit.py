@@ -86,9 +86,11 @@ class Target:
     def url(self) -> str:
         return self.server.url
 
-    def client(self, identity: Identity | None = None, **headers: str) -> httpx.Client:
+    def client(
+        self, identity: Identity | None = None, headers: Mapping[str, str] | None = None
+    ) -> httpx.Client:
         base = dict(identity.headers) if identity else {}
-        return httpx.Client(base_url=self.url, headers={**base, **headers}, timeout=120)
+        return httpx.Client(base_url=self.url, headers={**base, **(headers or {})}, timeout=120)
 
     def image(self, identity: Identity, data: bytes | None = None, **body: Any) -> str:
         """A new image of `identity`'s project; active with `data` when given."""

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from httpx import QueryParams
 from tests.support.identities import admin_of, member_of, new_project
 from tests.support.images import PATCH_V21
 from tests.support.isos import make_iso
@@ -157,8 +158,8 @@ def tag_filters_on_many_images(t: Target, probe: Probe) -> Outcome:
     with (
         t.client(member) as api,
         in_background(
-            *(lambda: api.get("/v2/images", params=capped) for _ in range(requests)),
-            lambda: api.get("/v2/images", params=over),
+            *(lambda: api.get("/v2/images", params=QueryParams(capped)) for _ in range(requests)),
+            lambda: api.get("/v2/images", params=QueryParams(over)),
         ) as pending,
     ):
         probe()
@@ -213,7 +214,7 @@ def huge_patches(t: Target, probe: Probe) -> Outcome:
         {"op": "add", "path": f"/p{i}", "value": "v"} for i in range(t.scale.of(200_000, 20_000))
     ]
     with (
-        t.client(member, **{"Content-Type": PATCH_V21}) as api,
+        t.client(member, headers={"Content-Type": PATCH_V21}) as api,
         in_background(
             lambda: api.patch(f"/v2/images/{image_id}", content=json.dumps(ops)),
             lambda: api.patch(f"/v2/images/{uuid.uuid4()}", content=json.dumps(ops)),
@@ -277,7 +278,7 @@ def idle_connections(t: Target, probe: Probe) -> Outcome:
 
 @scenario("5", backends=SQLITE)
 def ownerless_create(t: Target, probe: Probe) -> Outcome:
-    with t.client(**{"X-User-Id": "nobody", "X-Roles": "member,reader"}) as api:
+    with t.client(headers={"X-User-Id": "nobody", "X-Roles": "member,reader"}) as api:
         got = [status(api.post("/v2/images", json={"name": "ownerless"}))]
     probe()
     return outcome(got, ["403"])
@@ -321,14 +322,14 @@ def _slow_keystone(data_dir: Path, keystone: Any) -> Iterator[Setup]:
 def keystone_flood(t: Target, probe: Probe) -> Outcome:
     keystone, proxy = t.extra
     t.probe_headers = {"X-Auth-Token": keystone.token("alpha-reader")}
-    with t.client(**t.probe_headers) as cached:
+    with t.client(headers=t.probe_headers) as cached:
         first = status(cached.get("/v2/images"))  # validated once, then cached
     proxy.delay_validations = 2.0  # a slow Keystone
     try:
         tokens = [f"gAAAAA{uuid.uuid4().hex}" for _ in range(t.scale.of(60, 16))]
 
         def refused(token: str) -> str:
-            with t.client(**{"X-Auth-Token": token}) as api:
+            with t.client(headers={"X-Auth-Token": token}) as api:
                 return status(api.get("/v2/images"))
 
         with in_background(*(lambda token=token: refused(token) for token in tokens)) as pending:
@@ -352,7 +353,7 @@ _token_file = file_setup(
 @scenario("14", backends=SQLITE, setup=_token_file)
 def deleted_token_file(t: Target, probe: Probe) -> Outcome:
     t.probe_headers = {"X-Auth-Token": TOKEN}
-    with t.client(**t.probe_headers) as api:
+    with t.client(headers=t.probe_headers) as api:
         before = status(api.get("/v2/images"))
         probe()
         t.extra.unlink()
@@ -364,7 +365,7 @@ def deleted_token_file(t: Target, probe: Probe) -> Outcome:
 
 @scenario("19")
 def long_project_id(t: Target, probe: Probe) -> Outcome:
-    with t.client(**{"X-Project-Id": "p" * 300, "X-Roles": "member,reader"}) as api:
+    with t.client(headers={"X-Project-Id": "p" * 300, "X-Roles": "member,reader"}) as api:
         got = [status(api.get("/v2/images")), status(api.post("/v2/images", json={}))]
     probe()
     return outcome(got, ["400", "400"])
@@ -473,7 +474,7 @@ def qcow2_declared_ami(t: Target, probe: Probe) -> Outcome:
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "1M"], check=True)
         data = path.read_bytes()
     image_id = t.image(member, disk_format="ami", container_format="ami")
-    with t.client(member, **{"Content-Type": "application/octet-stream"}) as api:
+    with t.client(member, headers={"Content-Type": "application/octet-stream"}) as api:
         got = [status(api.put(f"/v2/images/{image_id}/file", content=data))]
     probe()
     return outcome(got, ["415"])
@@ -544,7 +545,7 @@ def _tiny_disk(data_dir: Path, _keystone: Any) -> Iterator[Setup]:
 def full_disk(t: Target, probe: Probe) -> Outcome:
     member = member_of(new_project())
     image_id = t.image(member)
-    with t.client(member, **{"Content-Type": "application/octet-stream"}) as api:
+    with t.client(member, headers={"Content-Type": "application/octet-stream"}) as api:
         got = [status(api.put(f"/v2/images/{image_id}/file", content=os.urandom(3 * MIB)))]
     probe()
     return outcome(got, ["413"])
@@ -572,7 +573,7 @@ def concurrent_patches(t: Target, probe: Probe) -> Outcome:
     count = t.scale.of(90, 30)
 
     def patch(index: int) -> str:
-        with t.client(member, **{"Content-Type": PATCH_V21}) as api:
+        with t.client(member, headers={"Content-Type": PATCH_V21}) as api:
             op = [{"op": "add", "path": f"/p{index}", "value": "v"}]
             return status(api.patch(f"/v2/images/{image_id}", json=op))
 
