@@ -152,14 +152,14 @@ def tag_filters_on_many_images(t: Target, probe: Probe) -> Outcome:
     member = member_of(new_project())
     for index in range(19):
         t.image(member, name=f"tagged-{index}", tags=[f"t{index % 5}"])
-    capped = [("tag", f"t{i}") for i in range(20)]  # at the cap: answered
-    over = [("tag", f"t{i}") for i in range(100)]
+    capped = QueryParams([("tag", f"t{i}") for i in range(20)])  # at the cap: answered
+    over = QueryParams([("tag", f"t{i}") for i in range(100)])
     requests = t.scale.of(12, 6)
     with (
         t.client(member) as api,
         in_background(
-            *(lambda: api.get("/v2/images", params=QueryParams(capped)) for _ in range(requests)),
-            lambda: api.get("/v2/images", params=QueryParams(over)),
+            *(lambda: api.get("/v2/images", params=capped) for _ in range(requests)),
+            lambda: api.get("/v2/images", params=over),
         ) as pending,
     ):
         probe()
@@ -443,7 +443,7 @@ def hidden_property_count(t: Target, probe: Probe) -> Outcome:
     project = new_project()
     image_id = t.image(admin_of(project), x_hidden="secret")
     ops = [{"op": "add", "path": f"/p{i}", "value": "v"} for i in range(3)]
-    with t.client(member_of(project), **{"Content-Type": PATCH_V21}) as api:
+    with t.client(member_of(project), headers={"Content-Type": PATCH_V21}) as api:
         refused = api.patch(f"/v2/images/{image_id}", json=ops)
     probe()
     counted = "Attempted: 3," in refused.text
