@@ -279,13 +279,15 @@ def replay_all(client: httpx.Client, exchanges: Sequence[Exchange]) -> list[Repl
 
 
 def wait_for_import(client: httpx.Client, image_path: str, exchange: Exchange) -> None:
-    """Until the image's import lock is gone: its import task has ended."""
+    """Until the image's import lock is gone and its tasks have recorded their end."""
     headers = {k: v for k, v in exchange.headers.items() if k.lower() not in _NOT_SENT}
     headers.pop("Content-Type", None)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         image = client.get(image_path, headers=headers).json()
-        if "os_glance_import_task" not in image:
+        tasks = client.get(f"{image_path}/tasks", headers=headers).json()["tasks"]
+        ended = all(task["status"] in ("success", "failure") for task in tasks)
+        if "os_glance_import_task" not in image and ended:
             return
         time.sleep(0.05)
     raise TimeoutError(f"the import of {image_path} did not end")

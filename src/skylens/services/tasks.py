@@ -277,9 +277,11 @@ class TaskService:
         )
 
     def of_image(self, context: RequestContext, image_id: str) -> Sequence[Task]:
-        """The image's tasks (the caller checked it may see the image)."""
-        owner = None if context.is_admin else context.project_id
-        return list(self._repository.list(owner=owner, image_id=image_id, limit=1000))
+        """The image's unexpired tasks, oldest first, whoever created them (the
+        caller checked it may see the image), as Glance lists them."""
+        now = task_clock()
+        tasks = self._repository.list(owner=None, image_id=image_id, limit=1000, descending=False)
+        return [task for task in tasks if task.expires_at is None or task.expires_at >= now]
 
     def create(self, context: RequestContext) -> None:
         """`POST /v2/tasks`: Glance's legacy task API, closed to all but admins; the
