@@ -158,6 +158,9 @@ class ImageSettings:
     # The Huawei Cloud IMS profile of GET /v2/images (docs/compatibility.md):
     # its `__` filters and attributes, image types and `X-Api-Version`.
     ims_profile: bool = False
+    # The interoperable import methods served (`GET /v2/info/import`); any other is
+    # refused as Glance refuses a disabled one. Known: glance-direct, copy-image.
+    enabled_import_methods: tuple[str, ...] = ("glance-direct", "copy-image")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +175,27 @@ class StorageSettings:
     # Threads per worker process that run the stores' blocking calls of uploads and
     # deletions (creating a write, committing, aborting, deleting).
     io_threads: int = 32
+    # Where `PUT /v2/images/{id}/stage` puts data until it is imported: empty, a file
+    # store under `<data_dir>/staging`; or the name of a [stores.<name>] table, which
+    # is then reserved for staging (shared between hosts if S3 or Swift).
+    staging_store: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSettings:
+    """The import tasks each server process runs, claimed from the shared database."""
+
+    # A worker renews its lease on a running task every third of this; a task whose
+    # lease lapsed belongs to a dead worker, and another takes it over.
+    lease_seconds: int = 60
+    # How often an idle worker looks for tasks created by other processes.
+    poll_seconds: int = 5
+    # Tasks one server process runs at once (0: none; the process only creates them).
+    concurrency: int = 2
+    # Claims of one task (takeovers included) before it is failed for good.
+    max_attempts: int = 3
+    # How long a finished task is kept (Glance's task_time_to_live), in hours.
+    time_to_live_hours: int = 48
 
 
 def default_stores() -> dict[str, dict[str, Any]]:
@@ -293,6 +317,7 @@ class Settings:
     compute: ComputeSettings = ComputeSettings()
     import_filtering: ImportFilteringSettings = ImportFilteringSettings()
     web_download: WebDownloadSettings = WebDownloadSettings()
+    tasks: TaskSettings = TaskSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)
 
@@ -372,9 +397,14 @@ def _check(settings: Settings) -> None:
         ("server.max_request_body_size", settings.server.max_request_body_size),
         ("keystone.validation_threads", settings.keystone.validation_threads),
         ("storage.io_threads", settings.storage.io_threads),
+        ("tasks.lease_seconds", settings.tasks.lease_seconds),
+        ("tasks.max_attempts", settings.tasks.max_attempts),
+        ("tasks.time_to_live_hours", settings.tasks.time_to_live_hours),
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1")
+    if settings.tasks.concurrency < 0 or settings.tasks.poll_seconds <= 0:
+        raise ConfigError("tasks.concurrency must be >= 0 and tasks.poll_seconds > 0")
     _check_web_download(settings)
 
 

@@ -37,9 +37,9 @@ from tests.support.servers import dedicated_server
 
 RECORDING = Path(__file__).resolve().parent.parent / "data" / "glance-33-exchanges"
 RECORDED_IDS = json.loads((RECORDING / "index.json").read_text())["vars"]
-# Exchanges of the served groups that need no image created by an unserved group
-# (import): a replay that skips more than these has lost some of its coverage.
-REPLAYED = 205
+# Exchanges of the served groups that need no image created by an unserved group:
+# a replay that skips more than these has lost some of its coverage.
+REPLAYED = 236
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +62,14 @@ _SCHEMA_IMAGE_JSON = (
     "description|instance_uuid|kernel_id|os_distro|os_version|ramdisk_id"
 )
 _IMG_FULL = RECORDED_IDS["img_full"]
+# The image the recording imports with web-download.
+_IMG_WEB = json.loads((RECORDING / "226-import-web-create.json").read_text())["response"]["body"][
+    "id"
+]
 
 # What Skylens does differently on purpose (docs/compatibility.md, "Deliberate
 # differences from Glance"). Keep it short: anything else is a defect to fix.
-DELIBERATE = (
+DELIBERATE: tuple[Deliberate, ...] = (
     Deliberate(
         "v2-images-noauth(-html)?",
         "any",
@@ -88,13 +92,15 @@ DELIBERATE = (
         "context middleware runs (version documents, 401s).",
     ),
     Deliberate(
-        "create-.*",
+        "(import-(web-)?)?create.*",
         "header",
-        r"^openstack-image-import-methods: None, ",
-        "Image import is not served, so no import method is announced.",
+        r"^openstack-image-import-methods: 'glance-direct,copy-image', "
+        r"Glance 'glance-direct,web-download,copy-image'$",
+        "The web-download import method is not served (yet): it is announced nowhere, and "
+        "refused as Glance refuses a disabled method.",
     ),
     Deliberate(
-        "create-.*",
+        "(import-(web-)?)?create.*",
         "header",
         r"^openstack-image-store-ids: 'fast,cheap', Glance 'fast,cheap,"
         r"os_glance_staging_store,os_glance_tasks_store'$",
@@ -130,6 +136,25 @@ DELIBERATE = (
         "After an upload refused for its format (upload-format-mismatch), Glance's "
         "queued image keeps the refused data's checksum, hashes and location (`stores`); "
         "Skylens keeps the image as it was before the upload.",
+    ),
+)
+# What the next merges change: web-download is built separately (issue 12).
+DELIBERATE += (
+    Deliberate(
+        "import-web-download",
+        "any",
+        r"^(400, Glance 202|content-type: 'application/json', .*|body json, Glance none)$",
+        "The web-download import method is not served (yet): it is refused as Glance "
+        'refuses a disabled import method (400, "Unknown import method name").',
+    ),
+    Deliberate(
+        "get-after-web-download|list-final-admin",
+        "shape",
+        rf"^image {_IMG_WEB}(: no '(os_glance_failed_import|os_glance_importing_to_stores|"
+        r"stores)'|\.(checksum|os_hash_algo|os_hash_value|size|virtual_size): null, "
+        r"Glance (string|number))$",
+        "The web-download import method is not served (yet), so the image it would have "
+        "imported stays queued, without data.",
     ),
 )
 # Not behaviour but the recording: what no replay can reproduce.

@@ -15,7 +15,23 @@ from tests.support.identities import Identity
 from tests.support.images import create_image, patch_image
 from tests.support.servers import RunningServer
 
-VERSION_IDS = ["v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]
+VERSION_IDS = [
+    "v2.15",
+    "v2.13",
+    "v2.12",
+    "v2.11",
+    "v2.10",
+    "v2.9",
+    "v2.8",
+    "v2.7",
+    "v2.6",
+    "v2.5",
+    "v2.4",
+    "v2.3",
+    "v2.2",
+    "v2.1",
+    "v2.0",
+]
 REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -38,7 +54,7 @@ def test_versions_lists_every_supported_version_with_one_current(
     assert response.headers["content-type"] == "application/json"
     versions = response.json()["versions"]
     assert [version["id"] for version in versions] == VERSION_IDS
-    assert [version["status"] for version in versions] == ["CURRENT"] + ["SUPPORTED"] * 8
+    assert [version["status"] for version in versions] == ["CURRENT"] + ["SUPPORTED"] * 14
     for version in versions:
         assert version["links"] == [{"rel": "self", "href": f"{server.url}/v2/"}]
 
@@ -75,7 +91,7 @@ def test_every_supported_version_prefix_reaches_the_v2_api(api: httpx.Client, ve
     assert api.get(f"/{version}/schemas/image").json()["name"] == "image"
 
 
-@pytest.mark.parametrize("path", ["/v2.99/images", "/v2.9/images", "/v3/", "/v1/images", "/x"])
+@pytest.mark.parametrize("path", ["/v2.99/images", "/v2.14/images", "/v3/", "/v1/images", "/x"])
 def test_an_unknown_version_is_300_with_the_version_list(api: httpx.Client, path: str) -> None:
     response = api.get(path)
 

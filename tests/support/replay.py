@@ -15,6 +15,7 @@ import base64
 import dataclasses
 import json
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,12 @@ _GROUP_PREFIXES: tuple[tuple[str, str], ...] = (
     ("cors-", "cors"),
 )
 
-# What Skylens serves: import, tasks, the cache, metadefs, /healthcheck's body and
-# CORS are features it does not have (docs/compatibility.md).
+# What Skylens serves: the cache, metadefs, /healthcheck's body and CORS are
+# features it does not have (docs/compatibility.md).
 SERVED_GROUPS = frozenset(
     {
+        "import",
+        "tasks",
         "versions",
         "errors",
         "schemas",
@@ -203,6 +206,7 @@ class Ids:
         self.unreplayed: set[str] = set()  # created by exchanges not replayed
 
     def learn(self, exchange: Exchange, answer: Answer | None) -> None:
+        self._learn_tasks(exchange, answer)
         if not exchange.creates_image or exchange.recorded.status != 201:
             return
         recorded_id = exchange.recorded.body["id"]
@@ -210,6 +214,18 @@ class Ids:
             self.unreplayed.add(recorded_id)
         elif answer.status == 201:
             self.served[recorded_id] = answer.body["id"]
+
+    def _learn_tasks(self, exchange: Exchange, answer: Answer | None) -> None:
+        """An image's tasks (`GET /v2/images/{id}/tasks`) name the ids of the tasks
+        the recording's imports created, and of the same tasks here, in order."""
+        if answer is None or not (exchange.method == "GET" and exchange.path.endswith("/tasks")):
+            return
+        if answer.body_kind != "json" or exchange.recorded.body_kind != "json":
+            return
+        recorded, served = exchange.recorded.body.get("tasks"), answer.body.get("tasks")
+        if isinstance(recorded, list) and isinstance(served, list) and len(recorded) == len(served):
+            for was, now in zip(recorded, served, strict=True):
+                self.served[was["id"]] = now["id"]
 
     def depends_on_unreplayed(self, exchange: Exchange) -> bool:
         return any(found in self.unreplayed for found in _UUID.findall(exchange.path))
@@ -245,7 +261,9 @@ class Replayed:
 
 def replay_all(client: httpx.Client, exchanges: Sequence[Exchange]) -> list[Replayed]:
     """Send, in order, every exchange of a served group that needs no image created by
-    an exchange of another group; compare each answer with Glance's."""
+    an exchange of another group; compare each answer with Glance's. An accepted
+    import runs in the background: the next request waits until it has ended (the
+    recording's next request came after Glance's import had ended too)."""
     ids = Ids()
     replayed = []
     for exchange in exchanges:
@@ -254,8 +272,25 @@ def replay_all(client: httpx.Client, exchanges: Sequence[Exchange]) -> list[Repl
             continue
         answer = send(client, exchange, ids)
         ids.learn(exchange, answer)
+        if answer.status == 202 and exchange.path.endswith("/import"):
+            wait_for_import(client, ids.remap(exchange.path).removesuffix("/import"), exchange)
         replayed.append(Replayed(exchange, answer, compare(exchange, answer, ids)))
     return replayed
+
+
+def wait_for_import(client: httpx.Client, image_path: str, exchange: Exchange) -> None:
+    """Until the image's import lock is gone and its tasks have recorded their end."""
+    headers = {k: v for k, v in exchange.headers.items() if k.lower() not in _NOT_SENT}
+    headers.pop("Content-Type", None)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        image = client.get(image_path, headers=headers).json()
+        tasks = client.get(f"{image_path}/tasks", headers=headers).json()["tasks"]
+        ended = all(task["status"] in ("success", "failure") for task in tasks)
+        if "os_glance_import_task" not in image and ended:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the import of {image_path} did not end")
 
 
 def recording_config(directory: Path) -> Path:

@@ -120,7 +120,7 @@ def _image_app(
 ) -> ASGIApp:
     """The Image API's app, with Glance's error bodies; its lifespan runs the sweep."""
     app = Starlette(
-        lifespan=_sweeping(parts.sweep, settings.storage.sweep_interval_seconds),
+        lifespan=_background(parts, settings.storage.sweep_interval_seconds),
         routes=[resource.route(parts.authenticator) for resource in resources],
         middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
@@ -155,18 +155,25 @@ async def _unexpected_error(request: Request, _exc: Exception) -> Response:
     )
 
 
-def _sweeping(
-    sweep: OrphanSweep, interval: float
+def _background(
+    parts: Components, interval: float
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The lifespan: the orphan sweep and the task runner, for as long as the app runs."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        sweeping = asyncio.create_task(_sweep_periodically(sweep, interval))
+        running = [
+            asyncio.create_task(_sweep_periodically(parts.sweep, interval)),
+            asyncio.create_task(parts.runner.run_forever()),
+        ]
         try:
             yield
         finally:
-            sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeping
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     return lifespan
 

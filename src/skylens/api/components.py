@@ -6,6 +6,12 @@ composition root: the only modules that choose implementations.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import sqlalchemy as sa
@@ -20,21 +26,37 @@ from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
 from skylens.db.engine import create_engine
 from skylens.db.repository import SqlImageRepository
+from skylens.db.tasks import SqlTaskRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.policy import BuiltinPolicy
 from skylens.domain.ports import Authenticator, Policy, PropertyProtections
 from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
 from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore
+from skylens.domain.tasks import IMPORT_TASK
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
 from skylens.services.image_data import ImageDataService, UploadLimits
 from skylens.services.images import ImageService
+from skylens.services.import_methods import (
+    COPY_IMAGE,
+    GLANCE_DIRECT,
+    CopyImage,
+    GlanceDirect,
+    ImportMethod,
+)
+from skylens.services.import_run import ImportHandler
+from skylens.services.imports import ImportService
 from skylens.services.members import MemberService
 from skylens.services.quotas import QuotaService
+from skylens.services.staging import StagingService
 from skylens.services.sweep import OrphanSweep
-from skylens.storage.keys import image_data_key, image_id_of_key
-from skylens.storage.registry import InvalidStoreSettings, build_stores
+from skylens.services.tasks import RunnerSettings, TaskRunner, TaskService
+from skylens.storage.keys import image_data_key, image_id_of_key, staging_key
+from skylens.storage.registry import InvalidStoreSettings, build_store, build_stores
+
+# The name of the built-in staging store (Glance's reserved store name).
+STAGING_STORE = "os_glance_staging_store"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +65,7 @@ class Components:
     authenticator: Authenticator
     stores: dict[str, ConfiguredStore]
     sweep: OrphanSweep
+    runner: TaskRunner
 
 
 def components(settings: Settings, engine: sa.Engine) -> Components:
@@ -61,11 +84,61 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
     stores = configured_stores(settings)
     # One thread per pooled connection: more would only queue for connections.
     threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
+    storage = InThreads(anyio.CapacityLimiter(settings.storage.io_threads))
+    # An upload, a staging or an import runs at most two ingest jobs at once (its two
+    # streams); a worker runs `max_uploads` uploads and `tasks.concurrency` imports.
+    ingest_jobs = InThreads(
+        anyio.CapacityLimiter(2 * (settings.server.max_uploads + settings.tasks.concurrency))
+    )
+    data = _data_service(
+        settings, service, repository, stores, policy, quotas, threads, storage, ingest_jobs
+    )
+    staging = staging_store(settings)
+    methods = import_methods(settings, stores, staging)
+    task_repository = SqlTaskRepository(engine)
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    runner = _task_runner(
+        settings,
+        repository,
+        task_repository,
+        stores,
+        methods,
+        quotas,
+        worker,
+        (threads, storage, ingest_jobs),
+    )
     use_cases = UseCases(
         images=service,
-        data=_data_service(settings, service, repository, stores, policy, quotas, threads),
+        data=data,
         members=MemberService(service, repository, images.member_quota, policy),
         quotas=quotas,
+        imports=ImportService(
+            service,
+            repository,
+            task_repository,
+            methods,
+            stores,
+            settings.storage.default_store,
+            policy,
+            quotas,
+            creator=worker,
+            lease_seconds=settings.tasks.lease_seconds,
+        ),
+        staging=StagingService(
+            service,
+            repository,
+            staging.blob,
+            staging_key,
+            OsloFormatInspector,
+            _upload_limits(settings),
+            quotas,
+            host=socket.gethostname(),
+            database=threads,
+            storage=storage,
+            ingest_jobs=ingest_jobs,
+        ),
+        tasks=TaskService(task_repository, policy),
+        wake_runner=runner.wake,
         reads=threads,
         writes=threads,
     )
@@ -74,7 +147,82 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         authenticator=_authenticator(settings),
         stores=stores,
         sweep=orphan_sweep(settings, repository, stores),
+        runner=runner,
     )
+
+
+def _task_runner(
+    settings: Settings,
+    repository: SqlImageRepository,
+    tasks: SqlTaskRepository,
+    stores: dict[str, ConfiguredStore],
+    methods: dict[str, ImportMethod],
+    quotas: QuotaService,
+    worker: str,
+    offloads: tuple[Offload, Offload, Offload],
+) -> TaskRunner:
+    database, storage, ingest_jobs = offloads  # as ImageDataService's
+    handler = ImportHandler(
+        repository,
+        methods,
+        stores,
+        image_data_key,
+        OsloFormatInspector,
+        _upload_limits(settings),
+        quotas,
+        database=database,
+        storage=storage,
+        ingest_jobs=ingest_jobs,
+    )
+    options = settings.tasks
+    return TaskRunner(
+        tasks,
+        {IMPORT_TASK: handler},
+        RunnerSettings(
+            holder=worker,
+            lease_seconds=options.lease_seconds,
+            poll_seconds=options.poll_seconds,
+            concurrency=options.concurrency,
+            max_attempts=options.max_attempts,
+            time_to_live=dt.timedelta(hours=options.time_to_live_hours),
+        ),
+        database=database,
+    )
+
+
+def import_methods(
+    settings: Settings, stores: dict[str, ConfiguredStore], staging: ConfiguredStore
+) -> dict[str, ImportMethod]:
+    """The registry of import methods: the enabled ones, by name."""
+    available: dict[str, Callable[[], ImportMethod]] = {
+        GLANCE_DIRECT: lambda: GlanceDirect(staging.blob, staging_key),
+        COPY_IMAGE: lambda: CopyImage(stores, image_data_key),
+    }
+    methods = {}
+    for name in settings.images.enabled_import_methods:
+        if name not in available:
+            raise ConfigError(
+                f"images.enabled_import_methods: {name!r} is not available "
+                f"(available: {', '.join(available)})"
+            )
+        methods[name] = available[name]()
+    return methods
+
+
+def staging_store(settings: Settings) -> ConfiguredStore:
+    """Where staged import data waits: the [stores] table `storage.staging_store`
+    names, or a file store under the data directory."""
+    name = settings.storage.staging_store
+    if not name:
+        root = str(Path(settings.data_dir) / "staging")
+        return build_store(STAGING_STORE, {"kind": "file", "root": root})
+    options = settings.store_settings().get(name)
+    if options is None:
+        raise ConfigError(f"storage.staging_store {name!r} names no [stores.{name}] table")
+    try:
+        return build_store(name, options)
+    except InvalidStoreSettings as error:
+        raise ConfigError(str(error)) from error
 
 
 def check_settings(settings: Settings) -> None:
@@ -84,7 +232,8 @@ def check_settings(settings: Settings) -> None:
     _authenticator(settings)
     _policy(settings)
     _protections(settings)
-    configured_stores(settings)
+    stores = configured_stores(settings)
+    import_methods(settings, stores, staging_store(settings))
     check_compute_prefix(settings.compute.prefix)
 
 
@@ -125,8 +274,11 @@ def orphan_sweep(
 
 
 def configured_stores(settings: Settings) -> dict[str, ConfiguredStore]:
+    """The stores image data may live in (the staging store, reserved, is not one)."""
+    options = settings.store_settings()
+    options.pop(settings.storage.staging_store, None)
     try:
-        stores = build_stores(settings.store_settings())
+        stores = build_stores(options)
     except InvalidStoreSettings as error:
         raise ConfigError(str(error)) from error
     if settings.storage.default_store not in stores:
@@ -145,6 +297,8 @@ def _data_service(
     policy: Policy,
     quotas: QuotaService,
     database: Offload,
+    storage: Offload,
+    ingest_jobs: Offload,
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -153,19 +307,22 @@ def _data_service(
         default_store=settings.storage.default_store,
         key_of=image_data_key,
         inspector=OsloFormatInspector,
-        limits=UploadLimits(
-            size_cap=settings.images.image_size_cap,
-            hash_algo=settings.images.hashing_algorithm,
-            verify_disk_format=settings.images.verify_disk_format,
-            lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
-            max_uploads=settings.server.max_uploads,
-        ),
+        limits=_upload_limits(settings),
         access=policy,
         quotas=quotas,
         database=database,
-        storage=InThreads(anyio.CapacityLimiter(settings.storage.io_threads)),
-        # Each upload runs at most two jobs at once (its two streams).
-        ingest_jobs=InThreads(anyio.CapacityLimiter(2 * settings.server.max_uploads)),
+        storage=storage,
+        ingest_jobs=ingest_jobs,
+    )
+
+
+def _upload_limits(settings: Settings) -> UploadLimits:
+    return UploadLimits(
+        size_cap=settings.images.image_size_cap,
+        hash_algo=settings.images.hashing_algorithm,
+        verify_disk_format=settings.images.verify_disk_format,
+        lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
+        max_uploads=settings.server.max_uploads,
     )
 
 

@@ -7,12 +7,16 @@ surface's factory, which builds its handlers and route table from it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from skylens.api.offload import Offload
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
+from skylens.services.imports import ImportService
 from skylens.services.members import MemberService
 from skylens.services.quotas import QuotaService
+from skylens.services.staging import StagingService
+from skylens.services.tasks import TaskService
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,5 +25,9 @@ class UseCases:
     data: ImageDataService
     members: MemberService
     quotas: QuotaService
+    imports: ImportService
+    staging: StagingService
+    tasks: TaskService
+    wake_runner: Callable[[], None]  # a task was created: this process's runner looks now
     reads: Offload  # the services' reads: on the loop when the database never waits
     writes: Offload  # everything else: on threads sized to the database pool

@@ -15,8 +15,16 @@ from skylens.api.routing import PublicOperation, Resource
 
 # (version, status) in the order the document lists them. Every version here is
 # implemented; optional features that are off behave as in a Glance with them off.
+# As a Glance without an image cache lists them, up to 2.15 (store detail): 2.14 is
+# the cache API and 2.16-2.17 the location API, which Skylens does not serve.
 IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
-    ("2.8", "CURRENT"),
+    ("2.15", "CURRENT"),
+    ("2.13", "SUPPORTED"),  # quota usage
+    ("2.12", "SUPPORTED"),  # an image's tasks
+    ("2.11", "SUPPORTED"),  # copy-image
+    ("2.10", "SUPPORTED"),
+    ("2.9", "SUPPORTED"),  # multi-store import
+    ("2.8", "SUPPORTED"),
     ("2.7", "SUPPORTED"),
     ("2.6", "SUPPORTED"),
     ("2.5", "SUPPORTED"),

@@ -13,8 +13,10 @@ from skylens.db.tables import images
 from skylens.domain.images import ImageStatus
 from skylens.domain.quotas import QuotaClaim, Resource, exceeded
 
-# Glance counts an image as uploading while its data streams in or is imported.
-_UPLOADING = (ImageStatus.SAVING.value, ImageStatus.IMPORTING.value)
+# Glance counts an image as uploading while its data streams in, is staged or imported.
+_UPLOADING = (ImageStatus.SAVING.value, ImageStatus.UPLOADING.value, ImageStatus.IMPORTING.value)
+# Staged data waits in these statuses; its size is the image's (set once staged).
+_STAGED = (ImageStatus.UPLOADING.value, ImageStatus.IMPORTING.value)
 
 
 def _copies() -> sa.ColumnElement[int]:
@@ -38,8 +40,12 @@ def _usage_query(project_id: str, resource: Resource) -> sa.Select[Any]:
         # Bytes; every copy counts, as in Glance (each location holds the whole image).
         total = sa.func.sum(sa.func.coalesce(images.c.size, 0) * _copies())
         return sa.select(sa.func.coalesce(total, 0)).where(owned)
-    # Image import is not served, so no data is ever staged.
-    return sa.select(sa.literal(0, sa.BigInteger))
+    # Bytes staged for import: the data of images staged (or being imported from
+    # staging) until the import ends.
+    staged = sa.func.sum(sa.func.coalesce(images.c.size, 0))
+    return sa.select(sa.func.coalesce(staged, 0)).where(
+        owned, images.c.status.in_(_STAGED), images.c.stores.is_(None)
+    )
 
 
 def usage(connection: sa.Connection, project_id: str, resource: Resource) -> int:

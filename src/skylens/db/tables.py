@@ -120,3 +120,33 @@ image_uploads = sa.Table(
     sa.Column("image_id", sa.String(36), primary_key=True),
     sa.Column("renewed_at", sa.DateTime, nullable=False),
 )
+
+# Tasks (Glance's `api_image_import`): durable records of work done after the request
+# that asked for it. A worker holds a task under a lease it renews while it works;
+# a task whose lease lapsed belongs to a dead worker, and another worker takes it over.
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("type", sa.String(30), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("input", sa.Text),  # JSON
+    sa.Column("result", sa.Text),  # JSON
+    sa.Column("message", sa.Text, nullable=False, default=""),
+    sa.Column("expires_at", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("image_id", sa.String(36)),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("user_id", sa.String(255)),
+    # Who works on it and until when (NULL: nobody; a pending task is then claimable).
+    sa.Column("lease_holder", sa.String(255)),
+    sa.Column("lease_expires_at", sa.DateTime),
+    # How many workers have claimed it: a task that kills its workers is given up.
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+sa.Index("ix_tasks_status_lease_expires_at", tasks.c.status, tasks.c.lease_expires_at)
+sa.Index("ix_tasks_image_id", tasks.c.image_id)
+sa.Index("ix_tasks_created_at_id", tasks.c.created_at, tasks.c.id)
+sa.Index("ix_tasks_expires_at", tasks.c.expires_at)

@@ -77,6 +77,8 @@ class Action(StrEnum):
     DELETE_MEMBER = "delete_member"
     DELETE_IMAGE_LOCATION = "delete_image_location"
     STORES_INFO_DETAIL = "stores_info_detail"
+    COPY_IMAGE = "copy_image"
+    TASKS_API_ACCESS = "tasks_api_access"
 
 
 def as_seen_by(image: Image, context: RequestContext) -> Image:

@@ -104,6 +104,16 @@ class InvalidStatusTransition(Conflict):
         super().__init__(f"Image status transition from {current} to {target} is not allowed")
 
 
+class InvalidTaskTransition(Conflict):
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"Task status transition from {current} to {target} is not allowed")
+
+
+class TaskNotFound(NotFound):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"Could not find task {task_id}")
+
+
 class LimitExceeded(SkylensError):
     """A quota or size limit would be exceeded (413)."""
 

@@ -59,6 +59,8 @@ DEFAULT_CHECK_STRINGS: Mapping[Action, str] = {
     Action.DELETE_MEMBER: _ADMIN_OR_PROJECT_MEMBER,
     Action.DELETE_IMAGE_LOCATION: "rule:context_is_admin",
     Action.STORES_INFO_DETAIL: "rule:context_is_admin or rule:service_api",
+    Action.COPY_IMAGE: "rule:context_is_admin",
+    Action.TASKS_API_ACCESS: "rule:context_is_admin",
 }
 
 # Glance enforces every image rule for project-scoped tokens only.
@@ -170,7 +172,8 @@ class BuiltinPolicy:
             return MEMBER in roles and is_caller("member_id")
         if action is Action.STORES_INFO_DETAIL:
             return SERVICE in roles
-        return False  # publicize_image, delete_image_location: admin only
+        # publicize_image, delete_image_location, copy_image, tasks_api_access: admin only
+        return False
 
 
 _NEEDS_PROJECT_MEMBER = frozenset(

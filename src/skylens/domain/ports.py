@@ -14,6 +14,7 @@ from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
 from skylens.domain.protections import PropertyRules
 from skylens.domain.quotas import QuotaClaim, Resource
+from skylens.domain.tasks import Lease, Task, TaskStatus
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -123,6 +124,49 @@ class ImageRepository(Protocol):
         """Images whose upload lease was last renewed before `renewed_before`: saving
         images whose uploader died (or saving with no lease, changed before then), and
         leases left by uploaders that died after their image went."""
+
+
+class TaskRepository(Protocol):
+    """Task rows, and the leases workers hold on them while they work."""
+
+    def get(self, task_id: str) -> Task | None: ...
+
+    def list(
+        self,
+        *,
+        owner: str | None,
+        image_id: str | None = None,
+        status: TaskStatus | None = None,
+        limit: int = 25,
+        marker: Task | None = None,
+        descending: bool = True,
+    ) -> Sequence[Task]:
+        """Tasks by creation time (newest first unless not `descending`), after
+        `marker`; only `owner`'s unless None."""
+
+    def add(self, task: Task, lease: Lease | None = None) -> None:
+        """Store a new task; with `lease`, no worker claims it before `release`
+        (or before the lease lapses, when its creator died meanwhile)."""
+
+    def release(self, task_id: str) -> None:
+        """Let workers claim a task its creator held."""
+
+    def claim(
+        self, holder: str, now: dt.datetime, lease_for: dt.timedelta
+    ) -> tuple[Task, Lease] | None:
+        """Atomically take the oldest unfinished task that no live lease holds."""
+
+    def renew(
+        self, lease: Lease, now: dt.datetime, lease_for: dt.timedelta, message: str | None = None
+    ) -> Lease | None:
+        """Extend a lease still held (recording `message`); None once it was lost."""
+
+    def save(self, lease: Lease, task: Task) -> bool:
+        """Store the task's status, result and message under a lease still held
+        (a finished task's lease ends); False when the lease was lost."""
+
+    def purge(self, now: dt.datetime) -> int:
+        """Delete finished tasks whose `expires_at` has passed; how many."""
 
 
 class Authenticator(Protocol):

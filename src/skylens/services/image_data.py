@@ -200,7 +200,7 @@ class ImageDataService:
                 if budget is None or size_cap == self._limits.size_cap:
                     raise
                 raise self._over_budget(claimed, budget, size_cap + 1) from None
-            self._check_format(claimed.disk_format, digest)
+            check_format(claimed.disk_format, digest, self._limits.verify_disk_format)
             await self._database(self._check_still_saving, claimed.id)
             await self._storage(writer.commit)
         except BaseException:
@@ -335,23 +335,6 @@ class ImageDataService:
             raise InvalidRequest(f"{noun} {', '.join(missing)} must be set prior to saving data.")
         return image.with_status(ImageStatus.SAVING, self._clock())
 
-    def _check_format(self, declared: str | None, digest: DataDigest) -> None:
-        verdict = digest.format
-        if verdict.unsafe_reason is not None:
-            # Glance's fixed text: the reason helps an attacker more than a user.
-            log.info("upload refused, unsafe %s data: %s", verdict.name, verdict.unsafe_reason)
-            raise UnsafeImageData()
-        if not self._limits.verify_disk_format:
-            return
-        detected = verdict.name or "raw"
-        if declared is None or detected == declared:
-            return
-        if declared in _UNINSPECTABLE_FORMATS and detected == "raw":
-            return
-        if declared == "raw" and detected in _RAW_LIKE:
-            return
-        raise DataFormatMismatch(declared, detected)
-
     def _release(self, image_id: str) -> None:
         with contextlib.suppress(ImageNotFound):
             self._repository.update(image_id, lambda image: back_to_queued(image, self._clock()))
@@ -370,18 +353,7 @@ class ImageDataService:
             if image.status is not ImageStatus.SAVING:
                 # The sweep took the image back from an upload whose lease expired.
                 raise InvalidStatusTransition(image.status.value, ImageStatus.ACTIVE.value)
-            virtual_size = digest.format.virtual_size
-            if virtual_size is None and (digest.format.name or "raw") == "raw":
-                virtual_size = digest.size
-            return dataclasses.replace(
-                image.with_status(ImageStatus.ACTIVE, self._clock()),
-                size=digest.size,
-                virtual_size=virtual_size,
-                checksum=digest.checksum,
-                os_hash_algo=digest.hash_algo,
-                os_hash_value=digest.hash_value,
-                stores=(store,),
-            )
+            return dataclasses.replace(activated(image, digest, self._clock()), stores=(store,))
 
         def claims(image: Image) -> list[QuotaClaim]:
             # Checked with the activation, under the owner's lock: however many
@@ -391,8 +363,47 @@ class ImageDataService:
         return self._repository.update(image_id, active, claims)
 
 
+def activated(image: Image, digest: DataDigest, now: dt.datetime) -> Image:
+    """The image active with the data `digest` describes (raw data: its virtual size
+    is its size)."""
+    virtual_size = digest.format.virtual_size
+    if virtual_size is None and (digest.format.name or "raw") == "raw":
+        virtual_size = digest.size
+    return dataclasses.replace(
+        image.with_status(ImageStatus.ACTIVE, now),
+        size=digest.size,
+        virtual_size=virtual_size,
+        checksum=digest.checksum,
+        os_hash_algo=digest.hash_algo,
+        os_hash_value=digest.hash_value,
+    )
+
+
+def check_format(declared: str | None, digest: DataDigest, verify_disk_format: bool) -> None:
+    """Refuse data the inspector found unsafe, or (with `verify_disk_format`) of
+    another format than the image declares."""
+    verdict = digest.format
+    if verdict.unsafe_reason is not None:
+        # Glance's fixed text: the reason helps an attacker more than a user.
+        log.info("data refused, unsafe %s data: %s", verdict.name, verdict.unsafe_reason)
+        raise UnsafeImageData()
+    if not verify_disk_format:
+        return
+    detected = verdict.name or "raw"
+    if declared is None or detected == declared:
+        return
+    if declared in _UNINSPECTABLE_FORMATS and detected == "raw":
+        return
+    if declared == "raw" and detected in _RAW_LIKE:
+        return
+    raise DataFormatMismatch(declared, detected)
+
+
 def back_to_queued(image: Image, now: dt.datetime) -> Image:
-    """A saving image whose upload ended without data, ready for another try."""
+    """A saving image whose upload ended without data, or an image whose staging
+    ended without data, ready for another try."""
+    if image.status is ImageStatus.UPLOADING and image.size is None:
+        return image.with_status(ImageStatus.QUEUED, now)
     if image.status is not ImageStatus.SAVING:
         return image
     return image.with_status(ImageStatus.QUEUED, now)

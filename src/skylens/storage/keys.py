@@ -39,3 +39,12 @@ def check_key(key: str) -> None:
     segments = key.split("/")
     if len(key) > 1024 or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise InvalidBlobKey(key)
+
+
+def staging_key(image_id: str) -> str:
+    """`staging/<first two characters>/<image id>`: data staged for an import."""
+    if not is_image_id(image_id.lower()):
+        raise InvalidBlobKey(f"staging/{image_id}")
+    key = f"staging/{image_id[:2]}/{image_id}"
+    check_key(key)
+    return key

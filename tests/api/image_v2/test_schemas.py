@@ -231,4 +231,4 @@ def test_schemas_answer_only_get(api: httpx.Client, name: str, method: str) -> N
 
 
 def test_an_unknown_schema_is_404(api: httpx.Client) -> None:
-    assert api.get("/v2/schemas/task").status_code == 404
+    assert api.get("/v2/schemas/teleport").status_code == 404

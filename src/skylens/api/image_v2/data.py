@@ -40,7 +40,7 @@ class DataHandlers:
             request.path_params["image_id"],
             request_body(request),
             request.headers.get("x-image-meta-store"),
-            expected_size=_announced_size(request.headers.get("x-openstack-image-size")),
+            expected_size=announced_size(request.headers.get("x-openstack-image-size")),
         )
         return no_content()
 
@@ -92,7 +92,7 @@ def _open_blob(path: Path, key: str) -> BinaryIO:
         raise BlobNotFound(key) from None
 
 
-def _announced_size(header: str | None) -> int | None:
+def announced_size(header: str | None) -> int | None:
     """`x-openstack-image-size`: the size the client says it will send."""
     if header is None:
         return None

@@ -47,6 +47,7 @@ class ImageHandlers:
     profile: ImageProfile  # Glance's, or the Huawei Cloud IMS profile
     public_endpoint: str = ""
     store_ids: tuple[str, ...] = ()  # announced on create, as Glance does with multi-store
+    import_methods: tuple[str, ...] = ()  # announced on create, as Glance does
 
     async def create(self, request: Request, context: RequestContext) -> Response:
         # Validation of a body of up to 112 KiB takes milliseconds: off the loop.
@@ -55,6 +56,8 @@ class ImageHandlers:
         headers = {
             "Location": f"{base_url(request, self.public_endpoint)}{views.image_path(image.id)}"
         }
+        if self.import_methods:
+            headers["OpenStack-image-import-methods"] = ",".join(self.import_methods)
         if self.store_ids:
             headers["OpenStack-image-store-ids"] = ",".join(self.store_ids)
         return json_response(await self._view(request, image), status=201, headers=headers)

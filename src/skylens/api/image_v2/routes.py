@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_media_type
 from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
+from skylens.api.image_v2.imports import ImportHandlers, import_resources
 from skylens.api.image_v2.ims import ImageTypes, ImsProfile
 from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
@@ -46,6 +47,18 @@ def image_v2_resources(
         public_endpoint=public_endpoint,
         store_ids=store_ids,
         profile=_profile(use_cases, schemas) if ims_profile else GlanceProfile(),
+        import_methods=tuple(use_cases.imports.enabled_methods()),
+    )
+    imports = ImportHandlers(
+        images=use_cases.images,
+        imports=use_cases.imports,
+        staging=use_cases.staging,
+        tasks=use_cases.tasks,
+        wake_runner=use_cases.wake_runner,
+        reads=reads,
+        writes=writes,
+        limit_default=list_limits.default,
+        limit_max=list_limits.maximum,
     )
     data = DataHandlers(service=use_cases.data, reads=reads, writes=writes)
     # Usage may ask Keystone for limits: always on a thread, never on the loop.
@@ -56,6 +69,7 @@ def image_v2_resources(
         *member_resources(MemberHandlers(service=use_cases.members, reads=reads, writes=writes)),
         *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
         *usage_resources(usage),
+        *import_resources(imports),
     ]
 
 

@@ -105,9 +105,11 @@ class ImageSchemas:
     images: Schema
     member: Schema
     members: Schema
+    task: Schema
+    tasks: Schema
 
     def all(self) -> tuple[Schema, ...]:
-        return (self.image, self.images, self.member, self.members)
+        return (self.image, self.images, self.member, self.members, self.task, self.tasks)
 
 
 def load_schemas(ims_profile: bool = False) -> ImageSchemas:
@@ -123,4 +125,6 @@ def load_schemas(ims_profile: bool = False) -> ImageSchemas:
         images=Schema("images", _collection("images", copy.deepcopy(image), paged=True)),
         member=Schema("member", member),
         members=Schema("members", _collection("members", copy.deepcopy(member), paged=False)),
+        task=Schema("task", _load("task")),
+        tasks=Schema("tasks", _load("tasks")),
     )

@@ -36,8 +36,14 @@ def image_path(image_id: str) -> str:
     return f"/v2/images/{image_id}"
 
 
+# Properties the service keeps for itself, never shown (as in Glance).
+_HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
+
+
 def image_view(image: Image) -> dict[str, Any]:
-    view: dict[str, Any] = dict(image.properties)
+    view: dict[str, Any] = {
+        name: value for name, value in image.properties.items() if name not in _HIDDEN_PROPERTIES
+    }
     for name in _ATTRIBUTES:
         view[name] = getattr(image, name)
     path = image_path(image.id)
