@@ -10,6 +10,7 @@ import dataclasses
 import anyio
 import sqlalchemy as sa
 
+from skylens.api.metadef_files import first_start_catalogue
 from skylens.api.offload import InThreads, Offload
 from skylens.api.use_cases import UseCases
 from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes
@@ -19,6 +20,7 @@ from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
 from skylens.db.engine import create_engine
+from skylens.db.metadefs import SqlMetadefRepository
 from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
 from skylens.domain.policy import BuiltinPolicy
@@ -31,6 +33,7 @@ from skylens.policy_files.protections import InvalidProtectionsFile, Protections
 from skylens.services.image_data import ImageDataService, UploadLimits
 from skylens.services.images import ImageService
 from skylens.services.members import MemberService
+from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
 from skylens.services.sweep import OrphanSweep
 from skylens.storage.keys import image_data_key, image_id_of_key
@@ -66,6 +69,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         data=_data_service(settings, service, repository, stores, policy, quotas, threads),
         members=MemberService(service, repository, images.member_quota, policy),
         quotas=quotas,
+        metadefs=metadef_service(settings, engine),
         reads=threads,
         writes=threads,
     )
@@ -75,6 +79,14 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         stores=stores,
         sweep=orphan_sweep(settings, repository, stores),
     )
+
+
+def metadef_service(settings: Settings, engine: sa.Engine) -> MetadefService:
+    """The metadefs service; on a database that never had a catalogue, it loads one."""
+    service = MetadefService(SqlMetadefRepository(engine))
+    if settings.metadefs.load_on_first_start:
+        service.load_catalogue_once(first_start_catalogue(settings.metadefs.catalogue_dir))
+    return service
 
 
 def check_settings(settings: Settings) -> None:

@@ -12,6 +12,7 @@ from skylens.api.offload import Offload
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.members import MemberService
+from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
 
 
@@ -21,5 +22,6 @@ class UseCases:
     data: ImageDataService
     members: MemberService
     quotas: QuotaService
+    metadefs: MetadefService
     reads: Offload  # the services' reads: on the loop when the database never waits
     writes: Offload  # everything else: on threads sized to the database pool

@@ -11,6 +11,12 @@ from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_m
 from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
 from skylens.api.image_v2.ims import ImageTypes, ImsProfile
 from skylens.api.image_v2.members import MemberHandlers, member_resources
+from skylens.api.image_v2.metadef_views import load_metadef_schemas
+from skylens.api.image_v2.metadefs import (
+    MetadefHandlers,
+    metadef_resources,
+    metadef_schema_resources,
+)
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
 from skylens.api.image_v2.profile import GlanceProfile, ImageProfile
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
@@ -50,12 +56,22 @@ def image_v2_resources(
     data = DataHandlers(service=use_cases.data, reads=reads, writes=writes)
     # Usage may ask Keystone for limits: always on a thread, never on the loop.
     usage = UsageHandlers(service=use_cases.quotas, reads=writes)
+    metadef_schemas = load_metadef_schemas()
+    metadefs = MetadefHandlers(
+        service=use_cases.metadefs,
+        schemas=metadef_schemas,
+        list_limits=list_limits,
+        reads=reads,
+        writes=writes,
+    )
     return [
         *schema_resources(schemas),
         *image_resources(images, data),
         *member_resources(MemberHandlers(service=use_cases.members, reads=reads, writes=writes)),
         *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
         *usage_resources(usage),
+        *metadef_schema_resources(metadef_schemas),
+        *metadef_resources(metadefs),
     ]
 
 
