@@ -170,7 +170,7 @@ def test_tags_replace_append_and_conflicts(admin_api: httpx.Client, namespace: s
     assert {t["name"] for t in admin_api.get(path).json()["tags"]} == {"one", "two", "three"}
     twice = admin_api.post(path, json={"tags": [{"name": "x"}, {"name": "x"}]})
     assert twice.status_code == 409
-    assert message(twice).startswith(f"A metadata tag with name=x already exists in namespace=")
+    assert message(twice).startswith("A metadata tag with name=x already exists in namespace=")
     assert {t["name"] for t in admin_api.get(path).json()["tags"]} == {"one", "two", "three"}
     shape = admin_api.post(path, json={"tags": ["bare"]})
     assert shape.status_code == 400
