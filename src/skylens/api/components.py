@@ -19,7 +19,7 @@ from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
-from skylens.db.engine import create_engine
+from skylens.db.engine import create_engine, upgrade
 from skylens.db.metadefs import SqlMetadefRepository
 from skylens.db.repository import SqlImageRepository
 from skylens.domain.changes import ImageLimits
@@ -81,10 +81,17 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
     )
 
 
-def metadef_service(settings: Settings, engine: sa.Engine) -> MetadefService:
-    """The metadefs service; on a database that never had a catalogue, it loads one."""
+def metadef_service(
+    settings: Settings, engine: sa.Engine | None = None, *, first_start: bool = True
+) -> MetadefService:
+    """The metadefs service; on a database that never had a catalogue, it loads one
+    (unless `first_start` is false: `skylens metadefs` manages the catalogue itself)."""
+    if engine is None:
+        engine = create_engine(settings.database_url, pool_size=1)
+        if settings.database.auto_upgrade:
+            upgrade(engine)
     service = MetadefService(SqlMetadefRepository(engine))
-    if settings.metadefs.load_on_first_start:
+    if first_start and settings.metadefs.load_on_first_start:
         service.load_catalogue_once(first_start_catalogue(settings.metadefs.catalogue_dir))
     return service
 

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -44,17 +45,31 @@ def read_catalogue(directory: Path) -> list[NamespaceDetail]:
             raise InvalidCatalogueFile(f"{path}: not a JSON document ({error})") from error
         if not isinstance(document, dict):
             raise InvalidCatalogueFile(f"{path}: not a JSON object")
+        document = _without_nulls(document)
         try:
             schema.validate(document)
         except InvalidRequest as error:
             reason = error.message.splitlines()[0]
             raise InvalidCatalogueFile(f"{path}: {reason}") from error
+        document.setdefault("owner", "admin")  # as glance-manage loads an ownerless file
         name = document["namespace"]
         if name in seen:
             raise InvalidCatalogueFile(f"{path}: namespace {name} is also in {seen[name]}")
         seen[name] = path.name
         details.append(NamespaceDetail(namespace_of(document), contents_of(document)))
     return details
+
+
+def _without_nulls(document: dict[str, Any]) -> dict[str, Any]:
+    """Glance's own exports write null for what is unset; the schema wants it absent."""
+    cleaned = {key: value for key, value in document.items() if value is not None}
+    for key in ("resource_type_associations", "objects", "tags"):
+        if isinstance(cleaned.get(key), list):
+            cleaned[key] = [
+                {k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
+                for item in cleaned[key]
+            ]
+    return cleaned
 
 
 def first_start_catalogue(directory: str) -> list[NamespaceDetail]:

@@ -549,7 +549,15 @@ def catalogue_document(detail: NamespaceDetail) -> dict[str, Any]:
     if namespace.owner is not None:
         document["owner"] = namespace.owner
     document["resource_type_associations"] = [
-        {"name": a.name, "prefix": a.prefix, "properties_target": a.properties_target}
+        {
+            key: value
+            for key, value in (
+                ("name", a.name),
+                ("prefix", a.prefix),
+                ("properties_target", a.properties_target),
+            )
+            if value is not None
+        }
         for a in contents.associations
     ]
     document["properties"] = dict(contents.properties)
