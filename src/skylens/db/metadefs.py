@@ -358,9 +358,12 @@ class SqlMetadefRepository:
         return int(removed)
 
     def load_catalogue_once(self, details: Iterable[NamespaceDetail], now: dt.datetime) -> bool:
-        """Load `details` unless a catalogue was ever loaded into this database."""
+        """Load `details` unless a catalogue was ever loaded into this database (or
+        its schema is not migrated yet: `database.auto_upgrade = false` starts on any)."""
         try:
             with transaction(self._engine) as connection:
+                if not sa.inspect(connection).has_table(metadef_catalogue.name):
+                    return False
                 connection.execute(metadef_catalogue.insert().values(id=1, loaded_at=now))
                 for detail in details:
                     name = detail.namespace.namespace
