@@ -305,6 +305,17 @@ class WebDownloadSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetadefSettings:
+    """The metadata definitions catalogue (`/v2/metadefs`)."""
+
+    # Load the shipped catalogue (or `catalogue_dir`'s) when a database has never had
+    # one loaded; `skylens metadefs unload` is then not undone by a restart.
+    load_on_first_start: bool = True
+    # A directory of Glance-format namespace files to load instead of the shipped ones.
+    catalogue_dir: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: str = dataclasses.field(default_factory=lambda: default_data_dir(os.environ))
     server: ServerSettings = ServerSettings()
@@ -318,6 +329,7 @@ class Settings:
     import_filtering: ImportFilteringSettings = ImportFilteringSettings()
     web_download: WebDownloadSettings = WebDownloadSettings()
     tasks: TaskSettings = TaskSettings()
+    metadefs: MetadefSettings = MetadefSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)
 

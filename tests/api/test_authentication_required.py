@@ -33,6 +33,10 @@ PATH_VALUES = {
     "tag": "a-tag",
     "key": "a-key",
     "store_id": "a-store",
+    "namespace": "a-namespace",
+    "resource_type": "a-resource-type",
+    "property": "a-property",
+    "object": "an-object",
 }
 TOKENS = '[[token]]\nname = "alpha"\ntoken = "alpha-token-0000000000001"\nproject = "alpha"\n'
 DISCOVERY = {"/", "/versions", "/healthcheck", "/openapi.json", "/v2.1", "/v2.1/"}

@@ -85,6 +85,7 @@ SERVED_GROUPS = frozenset(
         "actions",
         "members",
         "delete",
+        "metadefs",
     }
 )
 
@@ -296,7 +297,8 @@ def wait_for_import(client: httpx.Client, image_path: str, exchange: Exchange) -
 def recording_config(directory: Path) -> Path:
     """A Skylens configured like the recorded Glance: two file stores, `fast` (the
     default) and `cheap`; identity from trusted headers (the default mode)."""
-    lines = ["[storage]", 'default_store = "fast"']
+    # The recorded Glance never ran `glance-manage db load_metadefs`: no catalogue.
+    lines = ["[metadefs]", "load_on_first_start = false", "", "[storage]", 'default_store = "fast"']
     for name, description in (("fast", "Fast file store"), ("cheap", "Cheap file store")):
         lines += ["", f"[stores.{name}]", 'kind = "file"', f'description = "{description}"']
         lines.append(f"root = {json.dumps(str(directory / 'images' / name))}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 import sqlalchemy as sa
 
+from skylens.api.metadef_files import first_start_catalogue
 from skylens.api.offload import InThreads, Offload
 from skylens.api.use_cases import UseCases
 from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes
@@ -24,7 +25,8 @@ from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
-from skylens.db.engine import create_engine
+from skylens.db.engine import create_engine, upgrade
+from skylens.db.metadefs import SqlMetadefRepository
 from skylens.db.repository import SqlImageRepository
 from skylens.db.tasks import SqlTaskRepository
 from skylens.domain.changes import ImageLimits
@@ -48,6 +50,7 @@ from skylens.services.import_methods import (
 from skylens.services.import_run import ImportHandler
 from skylens.services.imports import ImportService
 from skylens.services.members import MemberService
+from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
 from skylens.services.staging import StagingService
 from skylens.services.sweep import OrphanSweep
@@ -139,6 +142,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         ),
         tasks=TaskService(task_repository, policy),
         wake_runner=runner.wake,
+        metadefs=metadef_service(settings, engine),
         reads=threads,
         writes=threads,
     )
@@ -223,6 +227,21 @@ def staging_store(settings: Settings) -> ConfiguredStore:
         return build_store(name, options)
     except InvalidStoreSettings as error:
         raise ConfigError(str(error)) from error
+
+
+def metadef_service(
+    settings: Settings, engine: sa.Engine | None = None, *, first_start: bool = True
+) -> MetadefService:
+    """The metadefs service; on a database that never had a catalogue, it loads one
+    (unless `first_start` is false: `skylens metadefs` manages the catalogue itself)."""
+    if engine is None:
+        engine = create_engine(settings.database_url, pool_size=1)
+        if settings.database.auto_upgrade:
+            upgrade(engine)
+    service = MetadefService(SqlMetadefRepository(engine))
+    if first_start and settings.metadefs.load_on_first_start:
+        service.load_catalogue_once(first_start_catalogue(settings.metadefs.catalogue_dir))
+    return service
 
 
 def check_settings(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
 from skylens.services.members import MemberService
+from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
 from skylens.services.staging import StagingService
 from skylens.services.tasks import TaskService
@@ -29,5 +30,6 @@ class UseCases:
     staging: StagingService
     tasks: TaskService
     wake_runner: Callable[[], None]  # a task was created: this process's runner looks now
+    metadefs: MetadefService
     reads: Offload  # the services' reads: on the loop when the database never waits
     writes: Offload  # everything else: on threads sized to the database pool

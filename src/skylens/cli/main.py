@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from skylens import __version__
+from skylens.cli.metadefs import add_metadefs_commands
 from skylens.config import ConfigError, Settings, load
 
 if TYPE_CHECKING:
@@ -38,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "database.url": getattr(args, "database_url", None),
             },
         )
-        result: int = args.handler(settings)
+        # A command's positional arguments (`positionals`) follow the settings.
+        given = [getattr(args, name) for name in getattr(args, "positionals", ())]
+        result: int = args.handler(settings, *given)
     except ConfigError as error:
         print(f"skylens: configuration error: {error}", file=sys.stderr)
         return 2
@@ -71,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     db_current = db_commands.add_parser("current", help="print the schema revision")
     _common(db_current)
     db_current.set_defaults(handler=db_current_command)
+    add_metadefs_commands(commands, _common)
     return parser
 
 

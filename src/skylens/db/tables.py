@@ -150,3 +150,100 @@ sa.Index("ix_tasks_status_lease_expires_at", tasks.c.status, tasks.c.lease_expir
 sa.Index("ix_tasks_image_id", tasks.c.image_id)
 sa.Index("ix_tasks_created_at_id", tasks.c.created_at, tasks.c.id)
 sa.Index("ix_tasks_expires_at", tasks.c.expires_at)
+
+# -- metadata definitions (metadefs) ------------------------------------------------
+# A namespace's children name it by its surrogate id, so renaming a namespace is one
+# row. Property definitions and object properties are JSON text: a list is one
+# query over one table, whatever the number of properties.
+
+metadef_namespaces = sa.Table(
+    "metadef_namespaces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("namespace", sa.String(80), nullable=False),
+    sa.Column("display_name", sa.String(80)),
+    sa.Column("description", sa.Text),
+    sa.Column("visibility", sa.String(32), nullable=False),
+    sa.Column("protected", sa.Boolean, nullable=False),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+sa.Index(
+    "ix_metadef_namespaces_created_at_id", metadef_namespaces.c.created_at, metadef_namespaces.c.id
+)
+
+sa.Index("ix_metadef_namespaces_namespace", metadef_namespaces.c.namespace, unique=True)
+
+metadef_resource_types = sa.Table(
+    "metadef_resource_types",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+sa.Index("ix_metadef_resource_types_name", metadef_resource_types.c.name, unique=True)
+
+metadef_associations = sa.Table(
+    "metadef_associations",
+    metadata,
+    sa.Column("namespace_id", sa.Integer, sa.ForeignKey("metadef_namespaces.id"), primary_key=True),
+    sa.Column(
+        "resource_type_id",
+        sa.Integer,
+        sa.ForeignKey("metadef_resource_types.id"),
+        primary_key=True,
+    ),
+    sa.Column("prefix", sa.String(80)),
+    sa.Column("properties_target", sa.String(80)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+sa.Index("ix_metadef_associations_resource_type_id", metadef_associations.c.resource_type_id)
+
+metadef_properties = sa.Table(
+    "metadef_properties",
+    metadata,
+    sa.Column("namespace_id", sa.Integer, sa.ForeignKey("metadef_namespaces.id"), primary_key=True),
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("json_schema", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+metadef_objects = sa.Table(
+    "metadef_objects",
+    metadata,
+    sa.Column("namespace_id", sa.Integer, sa.ForeignKey("metadef_namespaces.id"), primary_key=True),
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("description", sa.Text),
+    sa.Column("required", sa.Text),  # a JSON array of property names
+    sa.Column("json_schema", sa.Text),  # its property definitions, a JSON object
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+metadef_tags = sa.Table(
+    "metadef_tags",
+    metadata,
+    sa.Column("namespace_id", sa.Integer, sa.ForeignKey("metadef_namespaces.id"), primary_key=True),
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+sa.Index(
+    "ix_metadef_tags_namespace_id_created_at",
+    metadef_tags.c.namespace_id,
+    metadef_tags.c.created_at,
+)
+
+# One row once the shipped catalogue has been loaded into this database, so that it
+# is loaded on the first start only (an operator's unload is not undone by a restart).
+metadef_catalogue = sa.Table(
+    "metadef_catalogue",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("loaded_at", sa.DateTime, nullable=False),
+)

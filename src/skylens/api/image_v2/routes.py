@@ -12,6 +12,12 @@ from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
 from skylens.api.image_v2.imports import ImportHandlers, import_resources
 from skylens.api.image_v2.ims import ImageTypes, ImsProfile
 from skylens.api.image_v2.members import MemberHandlers, member_resources
+from skylens.api.image_v2.metadef_views import load_metadef_schemas
+from skylens.api.image_v2.metadefs import (
+    MetadefHandlers,
+    metadef_resources,
+    metadef_schema_resources,
+)
 from skylens.api.image_v2.patch import PATCH_V20, PATCH_V21
 from skylens.api.image_v2.profile import GlanceProfile, ImageProfile
 from skylens.api.image_v2.schemas import ImageSchemas, Schema
@@ -63,6 +69,14 @@ def image_v2_resources(
     data = DataHandlers(service=use_cases.data, reads=reads, writes=writes)
     # Usage may ask Keystone for limits: always on a thread, never on the loop.
     usage = UsageHandlers(service=use_cases.quotas, reads=writes)
+    metadef_schemas = load_metadef_schemas()
+    metadefs = MetadefHandlers(
+        service=use_cases.metadefs,
+        schemas=metadef_schemas,
+        list_limits=list_limits,
+        reads=reads,
+        writes=writes,
+    )
     return [
         *schema_resources(schemas),
         *image_resources(images, data),
@@ -70,6 +84,8 @@ def image_v2_resources(
         *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
         *usage_resources(usage),
         *import_resources(imports),
+        *metadef_schema_resources(metadef_schemas),
+        *metadef_resources(metadefs),
     ]
 
 
