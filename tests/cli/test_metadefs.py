@@ -114,3 +114,38 @@ def test_the_first_start_loads_the_catalogue_once(database_url: str, tmp_path: P
     ):
         names = {n["namespace"] for n in client.get(NS).json()["namespaces"]}
         assert names == {"Skylens::Test::Watchdog"}
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "src" / "skylens" / "metadefs_catalogue"
+
+
+def test_the_shipped_catalogue_round_trips_identically(database_url: str, tmp_path: Path) -> None:
+    """Export the shipped catalogue, unload it, load the exported files back: the
+    second export is the first, and each namespace is what its shipped file says."""
+    shipped = files(SHIPPED)
+    loaded = metadefs(database_url, "load", str(SHIPPED))
+    assert loaded.startswith(f"loaded {len(shipped)} namespace(s)")
+    metadefs(database_url, "export", str(tmp_path / "first"))
+
+    assert metadefs(database_url, "unload") == f"unloaded {len(shipped)} namespace(s)\n"
+    metadefs(database_url, "load", str(tmp_path / "first"))
+    metadefs(database_url, "export", str(tmp_path / "second"))
+
+    first = files(tmp_path / "first")
+    assert first == files(tmp_path / "second")
+    exported = {document["namespace"]: document for document in first.values()}
+    # What a file leaves out is loaded as its default: no owner is the admin's, and
+    # no objects, tags, properties or associations are empty ones.
+    defaults: dict[str, Any] = {"owner": "admin", "objects": [], "tags": []}
+    defaults |= {"properties": {}, "resource_type_associations": []}
+    def by_name(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(items, key=lambda item: str(item["name"]))
+
+    for name, document in shipped.items():
+        expected = {**defaults, **document}
+        got = dict(exported[document["namespace"]])
+        # Associations, objects and tags are sets; an export lists them by name.
+        for side in (expected, got):
+            for key in ("resource_type_associations", "objects", "tags"):
+                side[key] = by_name(side[key])
+        assert got == expected, name
