@@ -1,6 +1,7 @@
 """docs/architecture.md is held to the code.
 
-The status table equals `STATUS_TRANSITIONS`; every module, file and name the document
+The image status table equals `STATUS_TRANSITIONS`, the task status table
+`TASK_TRANSITIONS`; every module, file and name the document
 mentions exists; its folder tree lists every module there is; and its import rules name
 every contract in pyproject.toml. Change one without the other and a test here fails.
 """
@@ -10,11 +11,14 @@ from __future__ import annotations
 import importlib
 import re
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 from skylens.asgi_extensions import READ_INTO
 from skylens.domain.images import STATUS_TRANSITIONS, ImageStatus
+from skylens.domain.tasks import TASK_TRANSITIONS, TaskStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "skylens"
@@ -25,6 +29,7 @@ DOC = DOC_PATH.read_text(encoding="utf-8")
 EXTENSION_NAMES = {"skylens.http.request.readinto": READ_INTO}
 TOP_LEVEL: tuple[str, ...] = ("api", "auth", "cli", "db", "domain", "inspection")
 TOP_LEVEL += ("policy_files", "remote", "server", "services", "storage")
+S = TypeVar("S", bound=StrEnum)
 
 
 def section(title: str) -> str:
@@ -43,25 +48,36 @@ def present() -> set[str]:
     }
 
 
-# -- the status machine --------------------------------------------------------------
+# -- the status machines -------------------------------------------------------------
 
 
-def documented_transitions() -> dict[ImageStatus, frozenset[ImageStatus]]:
-    rows = re.findall(r"^\| `(\w+)` \| (.+?) \|$", section("Image status machine"), re.M)
-    table: dict[ImageStatus, frozenset[ImageStatus]] = {}
+def documented_transitions(title: str, kind: type[S]) -> dict[S, frozenset[S]]:
+    """The `| `from` | `to`, ... |` rows of section `title`'s status table."""
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \|$", section(title), re.M)
+    table: dict[S, frozenset[S]] = {}
     for source, targets in rows:
-        status = ImageStatus(source)
-        assert status not in table, f"{source} has two rows in the status table"
-        table[status] = frozenset(ImageStatus(t) for t in re.findall(r"`(\w+)`", targets))
+        status = kind(source)
+        assert status not in table, f"{source} has two rows in the table of '{title}'"
+        table[status] = frozenset(kind(t) for t in re.findall(r"`(\w+)`", targets))
     return table
 
 
 def test_the_status_table_is_the_transitions_table() -> None:
-    assert documented_transitions() == dict(STATUS_TRANSITIONS)
+    documented = documented_transitions("Image status machine", ImageStatus)
+    assert documented == dict(STATUS_TRANSITIONS)
 
 
 def test_every_status_has_a_row() -> None:
-    assert set(documented_transitions()) == set(ImageStatus)
+    assert set(documented_transitions("Image status machine", ImageStatus)) == set(ImageStatus)
+
+
+def test_the_task_status_table_is_the_task_transitions_table() -> None:
+    documented = documented_transitions("Task status machine", TaskStatus)
+    assert documented == dict(TASK_TRANSITIONS)
+
+
+def test_every_task_status_has_a_row() -> None:
+    assert set(documented_transitions("Task status machine", TaskStatus)) == set(TaskStatus)
 
 
 # -- module and file paths -----------------------------------------------------------
