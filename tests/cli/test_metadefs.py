@@ -138,6 +138,7 @@ def test_the_shipped_catalogue_round_trips_identically(database_url: str, tmp_pa
     # no objects, tags, properties or associations are empty ones.
     defaults: dict[str, Any] = {"owner": "admin", "objects": [], "tags": []}
     defaults |= {"properties": {}, "resource_type_associations": []}
+
     def by_name(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return sorted(items, key=lambda item: str(item["name"]))
 
