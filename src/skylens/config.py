@@ -23,7 +23,10 @@ ENV_PREFIX = "SKYLENS_"
 class ConfigError(Exception):
     """The configuration is invalid; the message says which option and why.
 
-    Not a `SkylensError`: no client ever sees it (see skylens.domain.errors)."""
+    Not a `SkylensError`: no client ever sees it (see skylens.domain.errors). The
+    CLI prints it as one line, `skylens: <label>: <message>`, and exits 2."""
+
+    label = "configuration error"
 
 
 class LogLevel(StrEnum):
@@ -67,6 +70,8 @@ QUOTA_RESOURCES = (
     "image_count_total",
     "image_count_uploading",
 )
+# The schemes `database.url` may have: the embedded SQLite, PostgreSQL through psycopg.
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 # Values Glance accepts that Skylens refuses, and why.
 _REFUSED = {
     ("images.property_protection_rule_format", "policies"): (
@@ -112,6 +117,8 @@ class ServerSettings:
     max_connections: int = 0
     # Uploads a worker process receives at once; more get 503 with Retry-After.
     max_uploads: int = 32
+    # Longest a readiness check (GET /healthcheck/ready) waits for each dependency.
+    readiness_timeout_seconds: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,6 +336,14 @@ def _check(settings: Settings) -> None:
                 raise ConfigError(f"{option}: unknown resource (known: {known})")
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"{option}: not an integer: {value!r}")
+    if settings.database.url:
+        scheme, separator, _ = settings.database.url.partition("://")
+        if not separator or scheme.lower() not in DATABASE_SCHEMES:
+            # Never the URL itself: it may hold a password.
+            named = f"scheme {scheme!r}" if separator else "a URL without a scheme"
+            raise ConfigError(
+                f"database.url: unsupported {named} (supported: {', '.join(DATABASE_SCHEMES)})"
+            )
     if auth.mode is AuthMode.TRUSTED_HEADERS and not auth.default_project:
         raise ConfigError("auth.default_project must name a project")
     for option, value in (
@@ -336,6 +351,7 @@ def _check(settings: Settings) -> None:
         ("server.max_request_body_size", settings.server.max_request_body_size),
         ("keystone.validation_threads", settings.keystone.validation_threads),
         ("storage.io_threads", settings.storage.io_threads),
+        ("server.readiness_timeout_seconds", settings.server.readiness_timeout_seconds),
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1")

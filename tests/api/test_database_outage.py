@@ -8,41 +8,16 @@ the PostgreSQL server the other tests share.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
-import sqlalchemy as sa
 
 from tests.support.errors import assert_error
 from tests.support.identities import member_of, new_project
 from tests.support.images import PATCH_V21
-from tests.support.servers import POSTGRES_URL, RunningServer, dedicated_server
+from tests.support.servers import database_away, dedicated_server
 
 UNAVAILABLE = "The server is currently unavailable. Please try again at a later time."
-
-
-@contextlib.contextmanager
-def database_away(server: RunningServer) -> Iterator[None]:
-    """No connection to the server's database is possible until the block ends; the
-    ones it holds are closed by the server side."""
-    name = sa.make_url(server.database_url).database
-    admin = sa.make_url(POSTGRES_URL)
-    with psycopg.connect(
-        host=admin.host, port=admin.port, dbname=admin.database, user=admin.username
-    ) as connection:
-        connection.autocommit = True
-        connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (name,),
-        )
-        try:
-            yield
-        finally:
-            connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def test_requests_while_the_database_is_away_are_503_and_served_again_after(

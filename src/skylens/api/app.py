@@ -14,16 +14,16 @@ from collections.abc import AsyncIterator, Callable
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from skylens.api.components import Components, check_compute_prefix, components
 from skylens.api.compute_v21.routes import ComputeMount, compute_v21_app, compute_v21_resources
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
+from skylens.api.health import health_resources
 from skylens.api.image_v2.routes import image_v2_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.listing import ListLimits
@@ -54,7 +54,9 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     schemas = load_schemas(ims_profile=settings.images.ims_profile)
     image_api = _image_api(settings, parts, schemas)
     compute_api = _compute_api(settings, parts) if settings.compute.enabled else []
-    image_api += service_resources(engine, [*image_api, *compute_api], schemas)
+    image_api += service_resources(
+        parts, [*image_api, *compute_api], schemas, settings.server.readiness_timeout_seconds
+    )
     limits = RequestLimits(
         body_bytes=settings.server.max_request_body_size,
         patch_operations=settings.images.patch_operations_max,
@@ -179,40 +181,16 @@ async def _sweep_periodically(sweep: OrphanSweep, interval: float) -> None:
 
 
 def service_resources(
-    engine: sa.Engine, api: list[Resource], schemas: ImageSchemas
+    parts: Components, api: list[Resource], schemas: ImageSchemas, readiness_timeout: float
 ) -> list[Resource]:
-    """/healthcheck and /openapi.json; the document describes every route, itself included."""
-
-    def database_answers() -> bool:
-        try:
-            with engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError:
-            log.exception("healthcheck: the database does not answer")
-            return False
-        return True
-
-    async def healthcheck(_request: Request) -> Response:
-        if await run_in_threadpool(database_answers):
-            return PlainTextResponse("OK")
-        return PlainTextResponse("database unavailable", status_code=503)
+    """/healthcheck (liveness), /healthcheck/ready (readiness) and /openapi.json; the
+    document describes every route, itself included."""
 
     async def openapi(_request: Request) -> Response:
         return json_response(document)
 
     service = [
-        Resource(
-            "/healthcheck",
-            [
-                PublicOperation(
-                    "GET",
-                    healthcheck,
-                    "Report whether the service can serve requests",
-                    errors=(503,),
-                )
-            ],
-            tag="service",
-        ),
+        *health_resources(parts.checks, readiness_timeout),
         Resource(
             "/openapi.json",
             [PublicOperation("GET", openapi, "This OpenAPI document")],
