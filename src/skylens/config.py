@@ -40,6 +40,13 @@ class LogLevel(StrEnum):
     TRACE = "trace"
 
 
+class LogFormat(StrEnum):
+    """How log lines are written (`server.log_format`)."""
+
+    TEXT = "text"  # time level logger [request id] message
+    JSON = "json"  # one JSON object per line
+
+
 class AuthMode(StrEnum):
     """Where a request's identity comes from (`auth.mode`)."""
 
@@ -93,6 +100,8 @@ class ServerSettings:
     # Base URL for absolute links (Location, versions) when behind a proxy.
     public_endpoint: str = ""
     log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.TEXT
+    # One line per request on the `skylens.access` logger.
     access_log: bool = True
     # Largest JSON request body, in bytes (oslo.middleware's max_request_body_size);
     # image data is bounded by images.image_size_cap instead.

@@ -27,7 +27,12 @@ from skylens.api.health import health_resources
 from skylens.api.image_v2.routes import image_v2_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.listing import ListLimits
-from skylens.api.middleware import ClientGoneMiddleware, RequestIdMiddleware, TrustedOrigins
+from skylens.api.middleware import (
+    AccessLog,
+    ClientGoneMiddleware,
+    RequestIdMiddleware,
+    TrustedOrigins,
+)
 from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
 from skylens.api.responses import json_response
@@ -71,7 +76,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         served = TrustedOrigins(
             served, server.allowed_hosts, server.allowed_origins, server.public_endpoint
         )
-    return RequestIdMiddleware(served)
+    return RequestIdMiddleware(AccessLog(served, enabled=settings.server.access_log))
 
 
 def _list_limits(settings: Settings) -> ListLimits:

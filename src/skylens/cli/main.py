@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
-import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from skylens import __version__
 from skylens.config import ConfigError, Settings, load
+from skylens.logs import log_config
 
 if TYPE_CHECKING:
     from skylens.server.options import ServerOptions
@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "database.url": getattr(args, "database_url", None),
             },
         )
+        # serve's uvicorn applies the same in every worker process.
+        logging.config.dictConfig(log_config(settings.server.log_level, settings.server.log_format))
         result: int = args.handler(settings)
     except ConfigError as error:  # a database that cannot be used too (DatabaseSetupError)
         print(f"skylens: {error.label}: {error}", file=sys.stderr)
@@ -148,8 +150,8 @@ def serve_command(settings: Settings) -> int:
         port=settings.server.port,
         workers=settings.server.workers,
         log_level=settings.server.log_level,
-        log_config=_log_config(settings.server.log_level),
-        access_log=settings.server.access_log,
+        log_config=log_config(settings.server.log_level, settings.server.log_format),
+        access_log=False,  # Skylens's own access line replaces uvicorn's
         proxy_headers=False,
         server_header=False,
         loop="uvloop",
@@ -169,20 +171,6 @@ def _prepare_database(settings: Settings) -> None:
             upgrade(engine)
     check_schema(engine)
     engine.dispose()
-
-
-def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging set-up, with Skylens's own loggers printed as uvicorn's are
-    (without it only their warnings would reach stderr, unformatted)."""
-    from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["skylens"] = {
-        "handlers": ["default"],
-        "level": LOG_LEVELS.get(level.lower(), logging.INFO),
-        "propagate": False,
-    }
-    return config
 
 
 def server_options(settings: Settings) -> ServerOptions:
