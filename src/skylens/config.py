@@ -126,6 +126,9 @@ class ServerSettings:
     max_connections: int = 0
     # Uploads a worker process receives at once; more get 503 with Retry-After.
     max_uploads: int = 32
+    # On a stop, how long requests in flight (uploads) may take to finish; then
+    # they are cut off (an upload's image goes back to queued).
+    shutdown_timeout_seconds: int = 30
     # Longest a readiness check (GET /healthcheck/ready) waits for each dependency.
     readiness_timeout_seconds: int = 5
 
@@ -361,6 +364,7 @@ def _check(settings: Settings) -> None:
         ("keystone.validation_threads", settings.keystone.validation_threads),
         ("storage.io_threads", settings.storage.io_threads),
         ("server.readiness_timeout_seconds", settings.server.readiness_timeout_seconds),
+        ("server.shutdown_timeout_seconds", settings.server.shutdown_timeout_seconds),
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -30,6 +31,7 @@ from skylens.api.listing import ListLimits
 from skylens.api.middleware import (
     AccessLog,
     ClientGoneMiddleware,
+    InFlight,
     RequestIdMiddleware,
     TrustedOrigins,
 )
@@ -39,7 +41,7 @@ from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource
 from skylens.api.versions import VERSIONS_SCHEMA, VersionNegotiation, version_resources
 from skylens.config import AuthMode, Settings
-from skylens.db.engine import create_engine, upgrade
+from skylens.db.engine import close_database, create_engine, upgrade
 from skylens.domain.errors import SkylensError
 from skylens.services.sweep import OrphanSweep
 
@@ -66,7 +68,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         body_bytes=settings.server.max_request_body_size,
         patch_operations=settings.images.patch_operations_max,
     )
-    image_app = _image_app(image_api, parts, settings, limits)
+    in_flight = InFlight()
+    image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
     served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint)
     if compute_api:
         compute_app = compute_v21_app(compute_api, parts.authenticator, limits)
@@ -76,7 +79,9 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         served = TrustedOrigins(
             served, server.allowed_hosts, server.allowed_origins, server.public_endpoint
         )
-    return RequestIdMiddleware(AccessLog(served, enabled=settings.server.access_log))
+    return RequestIdMiddleware(
+        AccessLog(served, enabled=settings.server.access_log, in_flight=in_flight)
+    )
 
 
 def _list_limits(settings: Settings) -> ListLimits:
@@ -118,11 +123,16 @@ def _compute_api(settings: Settings, parts: Components) -> list[Resource]:
 
 
 def _image_app(
-    resources: list[Resource], parts: Components, settings: Settings, limits: RequestLimits
+    resources: list[Resource],
+    parts: Components,
+    settings: Settings,
+    limits: RequestLimits,
+    closing: _Closing,
 ) -> ASGIApp:
-    """The Image API's app, with Glance's error bodies; its lifespan runs the sweep."""
+    """The Image API's app, with Glance's error bodies; its lifespan runs the sweep
+    and closes the database."""
     app = Starlette(
-        lifespan=_sweeping(parts.sweep, settings.storage.sweep_interval_seconds),
+        lifespan=_lifespan(parts.sweep, settings.storage.sweep_interval_seconds, closing),
         routes=[resource.route(parts.authenticator) for resource in resources],
         middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
@@ -157,8 +167,22 @@ async def _unexpected_error(request: Request, _exc: Exception) -> Response:
     )
 
 
-def _sweeping(
-    sweep: OrphanSweep, interval: float
+# After uvicorn's graceful shutdown timeout has cut requests off, how long they get
+# to undo what they started (abort a write, put an image back) before the database
+# closes.
+_UNDO_SECONDS = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Closing:
+    """What a worker's stop closes: its requests, then its database."""
+
+    engine: sa.Engine
+    in_flight: InFlight
+
+
+def _lifespan(
+    sweep: OrphanSweep, interval: float, closing: _Closing
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -169,6 +193,9 @@ def _sweeping(
             sweeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeping
+            if not await closing.in_flight.drained(_UNDO_SECONDS):
+                log.warning("%d request(s) still running at exit", closing.in_flight.count)
+            await asyncio.to_thread(close_database, closing.engine)
 
     return lifespan
 

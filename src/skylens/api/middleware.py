@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import logging
@@ -72,6 +73,34 @@ class Exchange:
     facts: RequestFacts | None
 
 
+class InFlight:
+    """The requests being served by this process, so that a stop can wait for the
+    ones uvicorn cut off to finish undoing what they started (an upload puts its
+    image back to `queued`) before the process exits."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def drained(self, timeout: float) -> bool:
+        """Whether every request ended within `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
 class AccessLog:
     """One line per request on `skylens.access` (when `enabled`), and each finished
     exchange to `observers` (the metrics). Inside `RequestIdMiddleware`, outside
@@ -88,10 +117,12 @@ class AccessLog:
         *,
         enabled: bool = True,
         observers: Iterable[Callable[[Exchange], None]] = (),
+        in_flight: InFlight | None = None,
     ) -> None:
         self.app = app
         self._enabled = enabled
         self._observers = tuple(observers)
+        self._in_flight = in_flight or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,9 +147,11 @@ class AccessLog:
             await send(message)
 
         _count_read_into(scope, counts)
+        self._in_flight.enter()
         try:
             await self.app(scope, counting_receive, counting_send)
         finally:
+            self._in_flight.leave()
             exchange = Exchange(
                 method=scope["method"],
                 path=scope["path"],

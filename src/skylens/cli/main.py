@@ -154,6 +154,7 @@ def serve_command(settings: Settings) -> int:
         access_log=False,  # Skylens's own access line replaces uvicorn's
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.server.shutdown_timeout_seconds,
         loop="uvloop",
         **serving.uvicorn_options,
     )

@@ -198,6 +198,19 @@ def _sqlite_engine(url: sa.URL, pool_size: int) -> sa.Engine:
     return engine
 
 
+def close_database(engine: sa.Engine) -> None:
+    """On a clean stop: move an SQLite database's write-ahead log into the database
+    file (`wal_checkpoint(TRUNCATE)`), so the file alone holds everything (a copy of
+    it is a backup), then close every pooled connection."""
+    if engine.dialect.name == "sqlite":
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sa.exc.SQLAlchemyError as error:
+            log.warning("the database's write-ahead log was not checkpointed: %s", error)
+    engine.dispose()
+
+
 def alembic_config(engine: sa.Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
