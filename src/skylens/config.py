@@ -266,6 +266,40 @@ class ComputeSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class CorsSettings:
+    """Cross-origin access for web pages (Glance's [cors], oslo.middleware's options)."""
+
+    # Origins (`https://console.example.com`) whose pages may call the API; empty:
+    # none (off); "*": any.
+    allowed_origins: tuple[str, ...] = ()
+    allow_credentials: bool = True
+    # Seconds a browser may cache a preflight's answer.
+    max_age: int = 3600
+    # Glance's defaults (glance.common.config's set_cors_middleware_defaults).
+    allow_methods: tuple[str, ...] = ("GET", "PUT", "POST", "DELETE", "PATCH")
+    allow_headers: tuple[str, ...] = (
+        "Content-MD5",
+        "X-Image-Meta-Checksum",
+        "X-Storage-Token",
+        "Accept-Encoding",
+        "X-Auth-Token",
+        "X-Identity-Status",
+        "X-Roles",
+        "X-Service-Catalog",
+        "X-User-Id",
+        "X-Tenant-Id",
+        "X-OpenStack-Request-ID",
+    )
+    expose_headers: tuple[str, ...] = (
+        "X-Image-Meta-Checksum",
+        "X-Auth-Token",
+        "X-Subject-Token",
+        "X-Service-Token",
+        "X-OpenStack-Request-ID",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: str = dataclasses.field(default_factory=lambda: default_data_dir(os.environ))
     server: ServerSettings = ServerSettings()
@@ -276,6 +310,7 @@ class Settings:
     storage: StorageSettings = StorageSettings()
     quotas: QuotaSettings = QuotaSettings()
     compute: ComputeSettings = ComputeSettings()
+    cors: CorsSettings = CorsSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)
 

@@ -63,8 +63,8 @@ _GROUP_PREFIXES: tuple[tuple[str, str], ...] = (
     ("cors-", "cors"),
 )
 
-# What Skylens serves: import, tasks, the cache, metadefs, /healthcheck's body and
-# CORS are features it does not have (docs/compatibility.md).
+# What Skylens serves: import, tasks, the cache, metadefs and /healthcheck's body
+# are features it does not have (docs/compatibility.md).
 SERVED_GROUPS = frozenset(
     {
         "versions",
@@ -82,6 +82,7 @@ SERVED_GROUPS = frozenset(
         "actions",
         "members",
         "delete",
+        "cors",
     }
 )
 

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from skylens.api.components import Components, check_compute_prefix, components
 from skylens.api.compute_v21.routes import ComputeMount, compute_v21_app, compute_v21_resources
+from skylens.api.cors import Cors, CorsPolicy
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
 from skylens.api.health import health_resources
 from skylens.api.image_v2.routes import image_v2_resources
@@ -74,11 +75,13 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     if compute_api:
         compute_app = compute_v21_app(compute_api, parts.authenticator, limits)
         served = ComputeMount(served, compute_app, settings.compute.prefix)
+    cors = settings.cors
     if settings.auth.mode == AuthMode.TRUSTED_HEADERS:
         server = settings.server
-        served = TrustedOrigins(
-            served, server.allowed_hosts, server.allowed_origins, server.public_endpoint
-        )
+        # The pages CORS lets call the API are allowed origins here too.
+        origins = (*server.allowed_origins, *cors.allowed_origins)
+        served = TrustedOrigins(served, server.allowed_hosts, origins, server.public_endpoint)
+    served = Cors(served, CorsPolicy(**dataclasses.asdict(cors)))
     return RequestIdMiddleware(
         AccessLog(served, enabled=settings.server.access_log, in_flight=in_flight)
     )
