@@ -556,7 +556,7 @@ def full_disk(t: Target, probe: Probe) -> Outcome:
 
 @scenario("19", backends=POSTGRESQL, probe_answers=frozenset({"200", "503"}))
 def database_outage(t: Target, probe: Probe) -> Outcome:
-    from tests.api.test_database_outage import database_away
+    from tests.support.servers import database_away
 
     member = member_of(new_project())
     with t.client(member) as api, database_away(t.server):

@@ -23,7 +23,10 @@ ENV_PREFIX = "SKYLENS_"
 class ConfigError(Exception):
     """The configuration is invalid; the message says which option and why.
 
-    Not a `SkylensError`: no client ever sees it (see skylens.domain.errors)."""
+    Not a `SkylensError`: no client ever sees it (see skylens.domain.errors). The
+    CLI prints it as one line, `skylens: <label>: <message>`, and exits 2."""
+
+    label = "configuration error"
 
 
 class LogLevel(StrEnum):
@@ -35,6 +38,13 @@ class LogLevel(StrEnum):
     INFO = "info"
     DEBUG = "debug"
     TRACE = "trace"
+
+
+class LogFormat(StrEnum):
+    """How log lines are written (`server.log_format`)."""
+
+    TEXT = "text"  # time level logger [request id] message
+    JSON = "json"  # one JSON object per line
 
 
 class AuthMode(StrEnum):
@@ -67,6 +77,8 @@ QUOTA_RESOURCES = (
     "image_count_total",
     "image_count_uploading",
 )
+# The schemes `database.url` may have: the embedded SQLite, PostgreSQL through psycopg.
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 # Values Glance accepts that Skylens refuses, and why.
 _REFUSED = {
     ("images.property_protection_rule_format", "policies"): (
@@ -88,6 +100,8 @@ class ServerSettings:
     # Base URL for absolute links (Location, versions) when behind a proxy.
     public_endpoint: str = ""
     log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.TEXT
+    # One line per request on the `skylens.access` logger.
     access_log: bool = True
     # Largest JSON request body, in bytes (oslo.middleware's max_request_body_size);
     # image data is bounded by images.image_size_cap instead.
@@ -112,6 +126,11 @@ class ServerSettings:
     max_connections: int = 0
     # Uploads a worker process receives at once; more get 503 with Retry-After.
     max_uploads: int = 32
+    # On a stop, how long requests in flight (uploads) may take to finish; then
+    # they are cut off (an upload's image goes back to queued).
+    shutdown_timeout_seconds: int = 30
+    # Longest a readiness check (GET /healthcheck/ready) waits for each dependency.
+    readiness_timeout_seconds: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,6 +335,40 @@ class MetadefSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class CorsSettings:
+    """Cross-origin access for web pages (Glance's [cors], oslo.middleware's options)."""
+
+    # Origins (`https://console.example.com`) whose pages may call the API; empty:
+    # none (off); "*": any.
+    allowed_origins: tuple[str, ...] = ()
+    allow_credentials: bool = True
+    # Seconds a browser may cache a preflight's answer.
+    max_age: int = 3600
+    # Glance's defaults (glance.common.config's set_cors_middleware_defaults).
+    allow_methods: tuple[str, ...] = ("GET", "PUT", "POST", "DELETE", "PATCH")
+    allow_headers: tuple[str, ...] = (
+        "Content-MD5",
+        "X-Image-Meta-Checksum",
+        "X-Storage-Token",
+        "Accept-Encoding",
+        "X-Auth-Token",
+        "X-Identity-Status",
+        "X-Roles",
+        "X-Service-Catalog",
+        "X-User-Id",
+        "X-Tenant-Id",
+        "X-OpenStack-Request-ID",
+    )
+    expose_headers: tuple[str, ...] = (
+        "X-Image-Meta-Checksum",
+        "X-Auth-Token",
+        "X-Subject-Token",
+        "X-Service-Token",
+        "X-OpenStack-Request-ID",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: str = dataclasses.field(default_factory=lambda: default_data_dir(os.environ))
     server: ServerSettings = ServerSettings()
@@ -330,6 +383,7 @@ class Settings:
     web_download: WebDownloadSettings = WebDownloadSettings()
     tasks: TaskSettings = TaskSettings()
     metadefs: MetadefSettings = MetadefSettings()
+    cors: CorsSettings = CorsSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=default_stores)
 
@@ -402,6 +456,14 @@ def _check(settings: Settings) -> None:
                 raise ConfigError(f"{option}: unknown resource (known: {known})")
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"{option}: not an integer: {value!r}")
+    if settings.database.url:
+        scheme, separator, _ = settings.database.url.partition("://")
+        if not separator or scheme.lower() not in DATABASE_SCHEMES:
+            # Never the URL itself: it may hold a password.
+            named = f"scheme {scheme!r}" if separator else "a URL without a scheme"
+            raise ConfigError(
+                f"database.url: unsupported {named} (supported: {', '.join(DATABASE_SCHEMES)})"
+            )
     if auth.mode is AuthMode.TRUSTED_HEADERS and not auth.default_project:
         raise ConfigError("auth.default_project must name a project")
     for option, value in (
@@ -412,6 +474,8 @@ def _check(settings: Settings) -> None:
         ("tasks.lease_seconds", settings.tasks.lease_seconds),
         ("tasks.max_attempts", settings.tasks.max_attempts),
         ("tasks.time_to_live_hours", settings.tasks.time_to_live_hours),
+        ("server.readiness_timeout_seconds", settings.server.readiness_timeout_seconds),
+        ("server.shutdown_timeout_seconds", settings.server.shutdown_timeout_seconds),
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1")

@@ -39,7 +39,15 @@ PATH_VALUES = {
     "object": "an-object",
 }
 TOKENS = '[[token]]\nname = "alpha"\ntoken = "alpha-token-0000000000001"\nproject = "alpha"\n'
-DISCOVERY = {"/", "/versions", "/healthcheck", "/openapi.json", "/v2.1", "/v2.1/"}
+DISCOVERY = {
+    "/",
+    "/versions",
+    "/healthcheck",
+    "/healthcheck/ready",
+    "/openapi.json",
+    "/v2.1",
+    "/v2.1/",
+}
 
 
 @pytest.fixture(scope="module")

@@ -8,41 +8,16 @@ the PostgreSQL server the other tests share.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
-import sqlalchemy as sa
 
 from tests.support.errors import assert_error
 from tests.support.identities import member_of, new_project
 from tests.support.images import PATCH_V21
-from tests.support.servers import POSTGRES_URL, RunningServer, dedicated_server
+from tests.support.servers import database_away, dedicated_server
 
 UNAVAILABLE = "The server is currently unavailable. Please try again at a later time."
-
-
-@contextlib.contextmanager
-def database_away(server: RunningServer) -> Iterator[None]:
-    """No connection to the server's database is possible until the block ends; the
-    ones it holds are closed by the server side."""
-    name = sa.make_url(server.database_url).database
-    admin = sa.make_url(POSTGRES_URL)
-    with psycopg.connect(
-        host=admin.host, port=admin.port, dbname=admin.database, user=admin.username
-    ) as connection:
-        connection.autocommit = True
-        connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (name,),
-        )
-        try:
-            yield
-        finally:
-            connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def test_requests_while_the_database_is_away_are_503_and_served_again_after(
@@ -131,22 +106,22 @@ def test_the_compute_routes_answer_503_with_retry_after_while_the_database_is_aw
         assert answer.headers["retry-after"] == "2"
 
 
-def test_the_healthcheck_says_unavailable_in_one_log_line_while_the_database_is_away(
-    tmp_path: Path,
-) -> None:
+def test_health_answers_in_one_log_line_while_the_database_is_away(tmp_path: Path) -> None:
+    """Liveness stays Glance's 200 "OK" (the process is up); readiness says not ready.
+    A monitor asking every few seconds gets one short log line per question, no
+    traceback."""
     with dedicated_server(tmp_path / "health", "postgresql") as server:
         logged_before = server.log.read_text()
         with database_away(server):
-            answers = [httpx.get(f"{server.url}/healthcheck", timeout=30) for _ in range(3)]
+            alive = [httpx.get(f"{server.url}/healthcheck", timeout=30) for _ in range(3)]
+            ready = [httpx.get(f"{server.url}/healthcheck/ready", timeout=30) for _ in range(3)]
             logged = server.log.read_text()[len(logged_before) :]
-        after = httpx.get(f"{server.url}/healthcheck", timeout=30)
+        after = httpx.get(f"{server.url}/healthcheck/ready", timeout=30)
 
-    for answer in answers:
-        assert answer.status_code == 503
-        assert answer.headers["content-type"] == "text/plain; charset=UTF-8"
-        assert answer.text == "DATABASE UNAVAILABLE"
+    assert [(answer.status_code, answer.text) for answer in alive] == [(200, "OK")] * 3
+    assert [answer.status_code for answer in ready] == [503] * 3
     assert "Traceback" not in logged, logged
-    warnings = [line for line in logged.splitlines() if "healthcheck" in line]
-    assert len(warnings) == len(answers), logged
+    warnings = [line for line in logged.splitlines() if "readiness" in line]
+    assert len(warnings) == len(ready), logged
     assert all(len(line) < 400 for line in warnings), warnings
-    assert (after.status_code, after.text) == (200, "OK")
+    assert after.status_code == 200

@@ -83,6 +83,40 @@ def test_discovery_and_health_need_no_token(guarded: RunningServer) -> None:
         assert anonymous.get("/healthcheck").status_code == 200
 
 
+def test_readiness_asks_keystone(guarded: RunningServer) -> None:
+    with client(guarded, None) as anonymous:
+        ready = anonymous.get("/healthcheck/ready")
+
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["keystone"] == "ok"
+
+
+def test_an_unreachable_keystone_makes_the_service_not_ready(
+    tmp_path: Path, keystone: RunningKeystone
+) -> None:
+    auth_url = f"http://127.0.0.1:{free_port()}/v3"
+    with (
+        skylens_server(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'skylens.db'}",
+            "sqlite",
+            extra_env=keystone_env(keystone, auth_url),
+        ) as server,
+        client(server, None) as anonymous,
+    ):
+        ready = anonymous.get("/healthcheck/ready")
+        assert anonymous.get("/healthcheck").status_code == 200
+
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "store local": "ok",
+        "keystone": "unreachable",
+    }
+    assert auth_url not in ready.text
+    assert f"Keystone at {auth_url} does not answer" in server.log.read_text()
+
+
 @pytest.mark.parametrize("schema", ["image", "images", "member", "members"])
 def test_the_schemas_need_a_token_as_in_glance(
     guarded: RunningServer, keystone: RunningKeystone, schema: str

@@ -20,6 +20,7 @@ UNAUTHENTICATED = {
     ("/", "get"),
     ("/versions", "get"),
     ("/healthcheck", "get"),
+    ("/healthcheck/ready", "get"),
     ("/openapi.json", "get"),
     ("/v2.1", "get"),  # the Compute proxy's version document
     ("/v2.1/", "get"),

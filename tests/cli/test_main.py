@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 
 import skylens.db
 from skylens import __version__
-from tests.support.servers import free_port, postgres_database, skylens_server
+from tests.support.servers import POSTGRES_URL, free_port, postgres_database, skylens_server
 
 SKYLENS = str(Path(sys.executable).parent / "skylens")
 # The newest migration: what `db upgrade` must reach.
@@ -125,15 +125,91 @@ def test_serve_upgrades_the_embedded_database(tmp_path: Path) -> None:
     assert _skylens("db", "current", "--database-url", url).stdout.strip() == HEAD
 
 
-def test_serve_can_leave_the_schema_alone(tmp_path: Path) -> None:
+def test_serve_refuses_an_unmigrated_database_when_told_not_to_migrate(
+    database_url: str, tmp_path: Path
+) -> None:
+    result = _skylens(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path),
+        "--database-url",
+        database_url,
+        env={"SKYLENS_DATABASE_AUTO_UPGRADE": "false"},
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("skylens: database error: ")
+    assert f"is at schema revision none, this release needs {HEAD}" in result.stderr
+    assert "skylens db upgrade" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert _skylens("db", "current", "--database-url", database_url).stdout.strip() == "empty"
+
+
+def test_serve_leaves_a_migrated_schema_alone(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'skylens.db'}"
+    assert _skylens("db", "upgrade", "--database-url", url).returncode == 0
 
     with skylens_server(
         tmp_path, url, "sqlite", extra_env={"SKYLENS_DATABASE_AUTO_UPGRADE": "false"}
-    ):
-        pass
+    ) as server:
+        assert httpx.get(f"{server.url}/v2/images", timeout=10).status_code == 200
 
-    assert _skylens("db", "current", "--database-url", url).stdout.strip() == "empty"
+
+def _one_line_exit_2(result: subprocess.CompletedProcess[str], *parts: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for part in parts:
+        assert part in result.stderr
+
+
+COMMANDS = [("serve", "--port", "0"), ("db", "upgrade"), ("db", "current"), ("sweep",)]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_database_that_does_not_exist_is_one_line(tmp_path: Path, command: tuple[str]) -> None:
+    missing = f"skylens_missing_{uuid.uuid4().hex[:12]}"
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{missing}"
+
+    result = _skylens(*command, "--data-dir", str(tmp_path), "--database-url", url)
+
+    _one_line_exit_2(result, "skylens: database error: cannot use ", f'"{missing}" does not exist')
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_unreachable_database_is_one_line_without_its_password(
+    tmp_path: Path, command: tuple[str]
+) -> None:
+    url = f"postgresql://skylens:hunter2@127.0.0.1:{free_port()}/skylens"
+
+    result = _skylens(*command, "--data-dir", str(tmp_path), "--database-url", url)
+
+    _one_line_exit_2(result, "skylens: database error: cannot use postgresql", "skylens:***@")
+    assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("mysql://root:hunter2@db/skylens", "unsupported scheme 'mysql'"),
+        ("mysql+pymysql://db/skylens", "unsupported scheme 'mysql+pymysql'"),
+        ("/var/lib/skylens.db", "unsupported a URL without a scheme"),
+    ],
+)
+def test_an_unsupported_database_url_names_the_supported_schemes(
+    tmp_path: Path, command: tuple[str], url: str, named: str
+) -> None:
+    result = _skylens(*command, "--data-dir", str(tmp_path), "--database-url", url)
+
+    _one_line_exit_2(
+        result,
+        f"skylens: configuration error: database.url: {named}",
+        "(supported: sqlite, postgresql, postgresql+psycopg)",
+    )
+    assert "hunter2" not in result.stderr
 
 
 def _socket_owners(port: int) -> set[int]:

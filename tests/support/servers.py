@@ -216,3 +216,24 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -
                 return
         time.sleep(0.1)
     raise RuntimeError(f"skylens did not become healthy:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def database_away(server: RunningServer) -> Iterator[None]:
+    """No connection to the server's database is possible until the block ends; the
+    ones it holds are closed by the server side."""
+    name = sa.make_url(server.database_url).database
+    admin = sa.make_url(POSTGRES_URL)
+    with psycopg.connect(
+        host=admin.host, port=admin.port, dbname=admin.database, user=admin.username
+    ) as connection:
+        connection.autocommit = True
+        connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        )
+        try:
+            yield
+        finally:
+            connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

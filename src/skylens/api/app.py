@@ -9,32 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from skylens.api.components import Components, check_compute_prefix, components
 from skylens.api.compute_v21.routes import ComputeMount, compute_v21_app, compute_v21_resources
+from skylens.api.cors import Cors, CorsPolicy
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
+from skylens.api.health import health_resources
 from skylens.api.image_v2.routes import image_v2_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.listing import ListLimits
-from skylens.api.middleware import ClientGoneMiddleware, RequestIdMiddleware, TrustedOrigins
+from skylens.api.middleware import (
+    AccessLog,
+    ClientGoneMiddleware,
+    InFlight,
+    RequestIdMiddleware,
+    TrustedOrigins,
+)
 from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource
 from skylens.api.versions import VERSIONS_SCHEMA, VersionNegotiation, version_resources
 from skylens.config import AuthMode, Settings
-from skylens.db.engine import create_engine, upgrade
+from skylens.db.engine import close_database, create_engine, upgrade
 from skylens.domain.errors import SkylensError
 from skylens.services.sweep import OrphanSweep
 
@@ -59,22 +67,29 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     schemas = load_schemas(ims_profile=settings.images.ims_profile)
     image_api = _image_api(settings, parts, schemas)
     compute_api = _compute_api(settings, parts) if settings.compute.enabled else []
-    image_api += service_resources(engine, [*image_api, *compute_api], schemas)
+    image_api += service_resources(
+        parts, [*image_api, *compute_api], schemas, settings.server.readiness_timeout_seconds
+    )
     limits = RequestLimits(
         body_bytes=settings.server.max_request_body_size,
         patch_operations=settings.images.patch_operations_max,
     )
-    image_app = _image_app(image_api, parts, settings, limits)
+    in_flight = InFlight()
+    image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
     served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint)
     if compute_api:
         compute_app = compute_v21_app(compute_api, parts.authenticator, limits)
         served = ComputeMount(served, compute_app, settings.compute.prefix)
+    cors = settings.cors
     if settings.auth.mode == AuthMode.TRUSTED_HEADERS:
         server = settings.server
-        served = TrustedOrigins(
-            served, server.allowed_hosts, server.allowed_origins, server.public_endpoint
-        )
-    return RequestIdMiddleware(served)
+        # The pages CORS lets call the API are allowed origins here too.
+        origins = (*server.allowed_origins, *cors.allowed_origins)
+        served = TrustedOrigins(served, server.allowed_hosts, origins, server.public_endpoint)
+    served = Cors(served, CorsPolicy(**dataclasses.asdict(cors)))
+    return RequestIdMiddleware(
+        AccessLog(served, enabled=settings.server.access_log, in_flight=in_flight)
+    )
 
 
 def _list_limits(settings: Settings) -> ListLimits:
@@ -116,11 +131,16 @@ def _compute_api(settings: Settings, parts: Components) -> list[Resource]:
 
 
 def _image_app(
-    resources: list[Resource], parts: Components, settings: Settings, limits: RequestLimits
+    resources: list[Resource],
+    parts: Components,
+    settings: Settings,
+    limits: RequestLimits,
+    closing: _Closing,
 ) -> ASGIApp:
-    """The Image API's app, with Glance's error bodies; its lifespan runs the sweep."""
+    """The Image API's app, with Glance's error bodies; its lifespan runs the sweep
+    and closes the database."""
     app = Starlette(
-        lifespan=_background(parts, settings.storage.sweep_interval_seconds),
+        lifespan=_lifespan(parts, settings.storage.sweep_interval_seconds, closing),
         routes=[resource.route(parts.authenticator) for resource in resources],
         middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
@@ -155,8 +175,22 @@ async def _unexpected_error(request: Request, _exc: Exception) -> Response:
     )
 
 
-def _background(
-    parts: Components, interval: float
+# After uvicorn's graceful shutdown timeout has cut requests off, how long they get
+# to undo what they started (abort a write, put an image back) before the database
+# closes.
+_UNDO_SECONDS = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Closing:
+    """What a worker's stop closes: its requests, then its database."""
+
+    engine: sa.Engine
+    in_flight: InFlight
+
+
+def _lifespan(
+    parts: Components, interval: float, closing: _Closing
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     """The lifespan: the orphan sweep and the task runner, for as long as the app runs."""
 
@@ -174,6 +208,9 @@ def _background(
             for task in running:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if not await closing.in_flight.drained(_UNDO_SECONDS):
+                log.warning("%d request(s) still running at exit", closing.in_flight.count)
+            await asyncio.to_thread(close_database, closing.engine)
 
     return lifespan
 
@@ -191,47 +228,16 @@ async def _sweep_periodically(sweep: OrphanSweep, interval: float) -> None:
 
 
 def service_resources(
-    engine: sa.Engine, api: list[Resource], schemas: ImageSchemas
+    parts: Components, api: list[Resource], schemas: ImageSchemas, readiness_timeout: float
 ) -> list[Resource]:
-    """/healthcheck and /openapi.json; the document describes every route, itself included."""
-
-    def database_answers() -> bool:
-        try:
-            with engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as error:
-            # One line: a monitor asks every few seconds for as long as the outage lasts.
-            cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
-            first = (str(cause).strip().splitlines() or [""])[0]
-            log.warning(
-                "healthcheck: the database does not answer: %s: %s", type(cause).__name__, first
-            )
-            return False
-        return True
-
-    async def healthcheck(_request: Request) -> Response:
-        # oslo.middleware's healthcheck (Glance's): 200 "OK", or 503 with the failing
-        # check's reason as a plain-text body.
-        if await run_in_threadpool(database_answers):
-            return PlainTextResponse("OK", media_type=_HEALTH_TYPE)
-        return PlainTextResponse(DATABASE_DOWN, status_code=503, media_type=_HEALTH_TYPE)
+    """/healthcheck (liveness), /healthcheck/ready (readiness) and /openapi.json; the
+    document describes every route, itself included."""
 
     async def openapi(_request: Request) -> Response:
         return json_response(document)
 
     service = [
-        Resource(
-            "/healthcheck",
-            [
-                PublicOperation(
-                    "GET",
-                    healthcheck,
-                    "Report whether the service can serve requests",
-                    errors=(503,),
-                )
-            ],
-            tag="service",
-        ),
+        *health_resources(parts.checks, readiness_timeout),
         Resource(
             "/openapi.json",
             [PublicOperation("GET", openapi, "This OpenAPI document")],

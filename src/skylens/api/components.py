@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import os
 import socket
 import uuid
@@ -16,20 +17,22 @@ from pathlib import Path
 import anyio
 import sqlalchemy as sa
 
+from skylens.api.health import Check, NotReady
 from skylens.api.metadef_files import first_start_catalogue
 from skylens.api.offload import InThreads, Offload
 from skylens.api.use_cases import UseCases
 from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes
-from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials
+from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials, keystone_answers
 from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
-from skylens.db.engine import create_engine, upgrade
+from skylens.db.engine import create_engine, head_revision, revision_of, upgrade
 from skylens.db.metadefs import SqlMetadefRepository
 from skylens.db.repository import SqlImageRepository
 from skylens.db.tasks import SqlTaskRepository
 from skylens.domain.changes import ImageLimits
+from skylens.domain.errors import IdentityUnavailable, StorageUnavailable
 from skylens.domain.policy import BuiltinPolicy
 from skylens.domain.ports import Authenticator, Policy, PropertyProtections
 from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
@@ -61,6 +64,8 @@ from skylens.storage.registry import InvalidStoreSettings, build_store, build_st
 # The name of the built-in staging store (Glance's reserved store name).
 STAGING_STORE = "os_glance_staging_store"
 
+log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class Components:
@@ -69,6 +74,7 @@ class Components:
     stores: dict[str, ConfiguredStore]
     sweep: OrphanSweep
     runner: TaskRunner
+    checks: tuple[Check, ...]  # readiness
 
 
 def components(settings: Settings, engine: sa.Engine) -> Components:
@@ -152,6 +158,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         stores=stores,
         sweep=orphan_sweep(settings, repository, stores),
         runner=runner,
+        checks=readiness_checks(settings, engine, stores),
     )
 
 
@@ -242,6 +249,52 @@ def metadef_service(
     if first_start and settings.metadefs.load_on_first_start:
         service.load_catalogue_once(first_start_catalogue(settings.metadefs.catalogue_dir))
     return service
+
+
+# What readiness asks a store for: a key nothing ever writes. The answer "no such
+# blob" proves the store reachable and the credentials accepted.
+_PROBE_KEY = "skylens-readiness-probe"
+
+
+def readiness_checks(
+    settings: Settings, engine: sa.Engine, stores: dict[str, ConfiguredStore]
+) -> tuple[Check, ...]:
+    """The database (reachable, at this release's schema), every store, and Keystone
+    when it authenticates requests or serves limits."""
+
+    def database() -> None:
+        try:
+            with engine.connect() as connection:
+                current = revision_of(connection)
+        except (sa.exc.SQLAlchemyError, OSError) as error:
+            log.warning("readiness: the database does not answer: %s", error)
+            raise NotReady("unreachable") from None
+        if current != head_revision():
+            raise NotReady(f"schema at revision {current or 'none'}, expected {head_revision()}")
+
+    def store(blob: ConfiguredStore) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                blob.blob.size(_PROBE_KEY)
+            except StorageUnavailable as error:
+                log.warning("readiness: %s", error.reason)
+                raise NotReady("unreachable") from None
+
+        return run
+
+    checks = [Check("database", database)]
+    checks += [Check(f"store {name}", store(blob)) for name, blob in stores.items()]
+    if settings.auth.mode is AuthMode.KEYSTONE or settings.quotas.source is QuotaSource.KEYSTONE:
+        credentials = _service_credentials(settings)
+
+        def keystone() -> None:
+            try:
+                keystone_answers(credentials)
+            except IdentityUnavailable:
+                raise NotReady("unreachable") from None
+
+        checks.append(Check("keystone", keystone))
+    return tuple(checks)
 
 
 def check_settings(settings: Settings) -> None:

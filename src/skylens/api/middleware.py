@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import ipaddress
 import logging
 import re
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skylens.api.errors import error_response
+from skylens.asgi_extensions import READ_INTO, ZERO_COPY_SEND, offered
+from skylens.logs import ACCESS_LOGGER, RequestFacts, current_request, request_scope
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 REQUEST_ID_HEADER = b"x-openstack-request-id"
 _VALID_REQUEST_ID = re.compile(
@@ -50,7 +56,163 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with request_scope(request_id.decode()):
+            await self.app(scope, receive, send_with_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchange:
+    """One request as the access log reports it."""
+
+    method: str
+    path: str
+    status: int  # 0: no response was sent (the client went away first)
+    seconds: float
+    bytes_in: int
+    bytes_out: int
+    facts: RequestFacts | None
+
+
+class InFlight:
+    """The requests being served by this process, so that a stop can wait for the
+    ones uvicorn cut off to finish undoing what they started (an upload puts its
+    image back to `queued`) before the process exits."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def drained(self, timeout: float) -> bool:
+        """Whether every request ended within `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class AccessLog:
+    """One line per request on `skylens.access` (when `enabled`), and each finished
+    exchange to `observers` (the metrics). Inside `RequestIdMiddleware`, outside
+    everything that may answer, so refusals are reported too.
+
+    Bytes in count the request body however it is read (ASGI `receive` or the
+    receive-into extension); bytes out the response body however it is sent (ASGI
+    body messages or zero-copy `sendfile`).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        enabled: bool = True,
+        observers: Iterable[Callable[[Exchange], None]] = (),
+        in_flight: InFlight | None = None,
+    ) -> None:
+        self.app = app
+        self._enabled = enabled
+        self._observers = tuple(observers)
+        self._in_flight = in_flight or InFlight()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        counts = {"in": 0, "out": 0, "status": 0}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            counts["in"] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                counts["status"] = message["status"]
+            elif kind == "http.response.body":
+                counts["out"] += len(message.get("body", b""))
+            elif kind == ZERO_COPY_SEND:
+                counts["out"] += message.get("count") or 0
+            await send(message)
+
+        _count_read_into(scope, counts)
+        self._in_flight.enter()
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            self._in_flight.leave()
+            exchange = Exchange(
+                method=scope["method"],
+                path=scope["path"],
+                status=counts["status"],
+                seconds=time.monotonic() - started,
+                bytes_in=counts["in"],
+                bytes_out=counts["out"],
+                facts=current_request(),
+            )
+            if self._enabled:
+                _log_exchange(exchange)
+            for observe in self._observers:
+                observe(exchange)
+
+
+def _count_read_into(scope: Scope, counts: dict[str, int]) -> None:
+    """Count what the receive-into extension reads, in a copy of its entry."""
+    extension = offered(scope, READ_INTO)
+    if extension is None:
+        return
+    read_into = extension["readinto"]
+
+    async def counting(buffer: memoryview) -> int:
+        count: int = await read_into(buffer)
+        counts["in"] += count
+        return count
+
+    scope["extensions"] = {**scope["extensions"], READ_INTO: {**extension, "readinto": counting}}
+
+
+def _log_exchange(exchange: Exchange) -> None:
+    facts = exchange.facts
+    fields: dict[str, object] = {
+        "method": exchange.method,
+        "path": exchange.path,
+        "status": exchange.status,
+        "duration_ms": round(exchange.seconds * 1000, 1),
+        "bytes_in": exchange.bytes_in,
+        "bytes_out": exchange.bytes_out,
+        "route": facts.route if facts else "",
+        "project": facts.project if facts else None,
+        "user": facts.user if facts else None,
+    }
+    if facts is not None and facts.credential is not None:
+        fields["token_name"] = facts.credential
+    identity = " ".join(
+        f"{name}={fields[name]}"
+        for name in ("project", "user", "token_name")
+        if fields.get(name) is not None
+    )
+    access_log.info(
+        "%s %s %s %.1fms in=%d out=%d%s",
+        exchange.method,
+        exchange.path,
+        exchange.status or "-",
+        fields["duration_ms"],
+        exchange.bytes_in,
+        exchange.bytes_out,
+        f" {identity}" if identity else "",
+        extra={"fields": fields},
+    )
 
 
 class TrustedOrigins:

@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from skylens.api.errors import MethodNotAllowed, MethodNotImplemented
 from skylens.domain.access import RequestContext
 from skylens.domain.ports import Authenticator
+from skylens.logs import note_identity, note_route
 
 Handler = Callable[[Request, RequestContext], Awaitable[Response]]
 PublicHandler = Callable[[Request], Awaitable[Response]]
@@ -55,6 +56,7 @@ class Operation:
         if self.precheck is not None:
             self.precheck(request)
         context = await authenticator.authenticate(request.headers)
+        note_identity(context.project_id, context.user_id)
         return await self.handler(request, context)
 
 
@@ -106,6 +108,7 @@ class ResourceEndpoint:
         await self._app(scope, receive, send)
 
     async def _dispatch(self, request: Request) -> Response:
+        note_route(self.resource.path)
         operation = self._operations.get(request.method)
         if operation is None:
             if request.method not in IMPLEMENTED_METHODS:

@@ -95,6 +95,19 @@ def connection_errors() -> tuple[type[Exception], ...]:
     )
 
 
+def keystone_answers(credentials: ServiceCredentials) -> None:
+    """Return when Keystone answers at `auth_url` (its version document, asked for
+    without a token); raise `IdentityUnavailable` when it does not. For readiness."""
+    from keystoneauth1 import exceptions as keystone_errors
+
+    url = credentials.auth_url.rstrip("/")
+    try:
+        credentials.session().get(url, authenticated=False, raise_exc=False)
+    except keystone_errors.ClientException as error:
+        log.warning("Keystone at %s does not answer: %s", url, error)
+        raise IdentityUnavailable("Keystone does not answer.") from error
+
+
 class KeystoneAuthenticator:
     def __init__(
         self,

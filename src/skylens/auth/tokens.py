@@ -31,6 +31,7 @@ from typing import Any
 from skylens.auth import identity_values
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import NotAuthenticated
+from skylens.logs import note_credential
 from skylens.reloading import ReloadingFile
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,15 @@ class StaticTokenAuthenticator:
         if not token:
             raise NotAuthenticated()
         digest = hashlib.sha256(token.encode()).digest()
-        matched: RequestContext | None = None
+        matched: _Entry | None = None
         for entry in self._file.current():
             # Compare with every entry, whichever matches, so the time taken is the same.
             if hmac.compare_digest(entry.digest, digest):
-                matched = entry.context
+                matched = entry
         if matched is None:
             raise NotAuthenticated()
-        return matched
+        note_credential(matched.name)  # the access log names the entry, never the token
+        return matched.context
 
 
 def _no_tokens() -> tuple[_Entry, ...]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
-import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from skylens import __version__
 from skylens.cli.metadefs import add_metadefs_commands
 from skylens.config import ConfigError, Settings, load
+from skylens.logs import log_config
 
 if TYPE_CHECKING:
     from skylens.server.options import ServerOptions
@@ -39,11 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "database.url": getattr(args, "database_url", None),
             },
         )
+        # serve's uvicorn applies the same in every worker process.
+        logging.config.dictConfig(log_config(settings.server.log_level, settings.server.log_format))
         # A command's positional arguments (`positionals`) follow the settings.
         given = [getattr(args, name) for name in getattr(args, "positionals", ())]
         result: int = args.handler(settings, *given)
-    except ConfigError as error:
-        print(f"skylens: configuration error: {error}", file=sys.stderr)
+    except ConfigError as error:  # a database that cannot be used too (DatabaseSetupError)
+        print(f"skylens: {error.label}: {error}", file=sys.stderr)
         return 2
     return result
 
@@ -85,24 +87,30 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def db_upgrade_command(settings: Settings) -> int:
-    from skylens.db.engine import create_engine, current_revision, upgrade
+    from skylens.db.engine import create_engine, current_revision, setup_errors, upgrade
 
-    engine = create_engine(settings.database_url, pool_size=1)
-    upgrade(engine)
-    print(f"database at revision {current_revision(engine)}")
+    with setup_errors(settings.database_url):
+        engine = create_engine(settings.database_url, pool_size=1)
+        upgrade(engine)
+        print(f"database at revision {current_revision(engine)}")
     return 0
 
 
 def db_current_command(settings: Settings) -> int:
-    from skylens.db.engine import create_engine, current_revision
+    from skylens.db.engine import create_engine, current_revision, setup_errors
 
-    print(current_revision(create_engine(settings.database_url, pool_size=1)) or "empty")
+    with setup_errors(settings.database_url):
+        print(current_revision(create_engine(settings.database_url, pool_size=1)) or "empty")
     return 0
 
 
 def sweep_command(settings: Settings) -> int:
     from skylens.api.components import orphan_sweep
+    from skylens.db.engine import check_schema, create_engine
 
+    # The sweep reports what fails as it goes; a database it cannot use at all is
+    # one line and exit 2, as for every command.
+    check_schema(create_engine(settings.database_url, pool_size=1))
     result = orphan_sweep(settings).run()
     state = "FAILED (see the log)" if result.released_failed else "ok"
     print(f"uploads: {state}; {result.released} abandoned upload(s) back to queued")
@@ -119,15 +127,13 @@ def serve_command(settings: Settings) -> int:
     import uvicorn
 
     from skylens.api.components import check_settings
+    from skylens.db.engine import redacted
     from skylens.server.launch import http_serving
 
     _check_exposure(settings)
     check_settings(settings)
     serving = http_serving(server_options(settings))
-    if settings.database.auto_upgrade:
-        from skylens.db.engine import create_engine, upgrade
-
-        upgrade(create_engine(settings.database_url, pool_size=1))
+    _prepare_database(settings)
     # Migrations ran once here; the workers must not race to run them again.
     resolved = dataclasses.replace(
         settings, database=dataclasses.replace(settings.database, auto_upgrade=False)
@@ -135,7 +141,7 @@ def serve_command(settings: Settings) -> int:
     os.environ[_SETTINGS_ENV] = json.dumps(dataclasses.asdict(resolved))
     print(
         f"skylens {__version__} serving on http://{_url_host(settings.server.host)}:"
-        f"{settings.server.port} (database {_redact(settings.database_url)}; "
+        f"{settings.server.port} (database {redacted(settings.database_url)}; "
         f"{serving.summary})",
         file=sys.stderr,
     )
@@ -148,28 +154,28 @@ def serve_command(settings: Settings) -> int:
         port=settings.server.port,
         workers=settings.server.workers,
         log_level=settings.server.log_level,
-        log_config=_log_config(settings.server.log_level),
-        access_log=settings.server.access_log,
+        log_config=log_config(settings.server.log_level, settings.server.log_format),
+        access_log=False,  # Skylens's own access line replaces uvicorn's
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.server.shutdown_timeout_seconds,
         loop="uvloop",
         **serving.uvicorn_options,
     )
     return 0
 
 
-def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging set-up, with Skylens's own loggers printed as uvicorn's are
-    (without it only their warnings would reach stderr, unformatted)."""
-    from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
+def _prepare_database(settings: Settings) -> None:
+    """Migrate the database (`database.auto_upgrade`), or refuse one that is not at
+    this release's schema; either way, one that cannot be used stops `serve`."""
+    from skylens.db.engine import check_schema, create_engine, setup_errors, upgrade
 
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["skylens"] = {
-        "handlers": ["default"],
-        "level": LOG_LEVELS.get(level.lower(), logging.INFO),
-        "propagate": False,
-    }
-    return config
+    with setup_errors(settings.database_url):
+        engine = create_engine(settings.database_url, pool_size=1)
+        if settings.database.auto_upgrade:
+            upgrade(engine)
+    check_schema(engine)
+    engine.dispose()
 
 
 def server_options(settings: Settings) -> ServerOptions:
@@ -225,12 +231,6 @@ def _check_exposure(settings: Settings) -> None:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":

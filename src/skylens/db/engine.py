@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from skylens.config import ConfigError
 from skylens.domain.errors import DatabaseUnavailable, StatementTimedOut
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -168,8 +169,7 @@ def _unavailable(error: sa.exc.SQLAlchemyError) -> DatabaseUnavailable:
     """The domain error for `error`, logged as one line: an outage must not fill the
     log with a traceback per request."""
     cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
-    lines = str(cause).strip().splitlines()
-    reason = f"{type(cause).__name__}: {lines[0] if lines else ''}"
+    reason = f"{type(cause).__name__}: {_first_line(cause)}"
     log.warning("database unavailable: %s", reason)
     return DatabaseUnavailable(reason)
 
@@ -198,6 +198,19 @@ def _sqlite_engine(url: sa.URL, pool_size: int) -> sa.Engine:
     return engine
 
 
+def close_database(engine: sa.Engine) -> None:
+    """On a clean stop: move an SQLite database's write-ahead log into the database
+    file (`wal_checkpoint(TRUNCATE)`), so the file alone holds everything (a copy of
+    it is a backup), then close every pooled connection."""
+    if engine.dialect.name == "sqlite":
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sa.exc.SQLAlchemyError as error:
+            log.warning("the database's write-ahead log was not checkpointed: %s", error)
+    engine.dispose()
+
+
 def alembic_config(engine: sa.Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -211,7 +224,69 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return revision_of(connection)
+
+
+def revision_of(connection: sa.Connection) -> str | None:
+    """The schema revision the database is at; None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration: the schema revision this release works with."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(_MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+class DatabaseSetupError(ConfigError):
+    """The configured database cannot be used: it does not exist, cannot be reached,
+    or is not at this release's schema. The message is one line, for an operator."""
+
+    label = "database error"
+
+
+def check_schema(engine: sa.Engine) -> None:
+    """Refuse a database not at `head_revision()` (migrations are left to
+    `skylens db upgrade`)."""
+    with setup_errors(engine.url):
+        current = current_revision(engine)
+    if current != head_revision():
+        raise DatabaseSetupError(
+            f"the database {redacted(engine.url)} is at schema revision {current or 'none'}, "
+            f"this release needs {head_revision()}: run `skylens db upgrade` first "
+            "(or set database.auto_upgrade = true)"
+        )
+
+
+@contextlib.contextmanager
+def setup_errors(url: str | sa.URL) -> Iterator[None]:
+    """Turn what stops a command from using the database (a database that does not
+    exist, a host that does not answer, a file that cannot be made) into
+    `DatabaseSetupError`: its driver's first line, the URL without its password."""
+    try:
+        yield
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+        cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+        raise DatabaseSetupError(f"cannot use {redacted(url)}: {_first_line(cause)}") from None
+    except (OSError, sa.exc.ArgumentError, ValueError) as error:
+        raise DatabaseSetupError(f"cannot use {redacted(url)}: {error}") from None
+
+
+def redacted(url: str | sa.URL) -> str:
+    """`url` with its password hidden (or a description, if it does not parse)."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "the configured database URL (which does not parse)"
+
+
+def _first_line(error: BaseException | None) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

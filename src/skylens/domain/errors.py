@@ -217,7 +217,16 @@ class MetadataKeyNotFound(NotFound):
 
 
 class StorageUnavailable(SkylensError):
-    """A store failed or cannot be reached (503)."""
+    """A store failed or cannot be reached (503).
+
+    The client reads `message`: the store's id and what failed, never where the
+    store is nor anything of its credentials. `reason` adds where (an endpoint, a
+    bucket, a container) and what its client said, for the log.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class DatabaseUnavailable(SkylensError):

@@ -101,11 +101,13 @@ class CheckedStore:
             if error.errno in _FULL_ERRNOS:
                 log.error("store %s: %s failed, no room left: %s", self.name, action, error)
                 raise StorageFull() from error
-            reason = errno.errorcode.get(error.errno or 0) or type(error).__name__
+            code = errno.errorcode.get(error.errno or 0) or type(error).__name__
+            detail = f"{code}: {os.strerror(error.errno)}" if error.errno else code
+            # The error's own text may name a path: for the log only.
+            reason = f"store {self.name}: {action} failed: {error}"
+            log.warning("%s", reason)
             raise StorageUnavailable(
-                f"Store {self.name!r}: {action} failed ({reason}: {os.strerror(error.errno)})."
-                if error.errno
-                else f"Store {self.name!r}: {action} failed ({reason})."
+                f"Store {self.name!r}: {action} failed ({detail}).", reason
             ) from error
 
     @contextlib.contextmanager

@@ -131,8 +131,9 @@ class ObjectStore:
             detail = type(error).__name__
         else:
             detail = f"HTTP {status}" + (f" {code}" if code and code != str(status) else "")
+        advice = ""
         if status in (401, 403):
-            detail += f"; check the credentials and the {self.SPACE}'s permissions"
-        return StorageUnavailable(
-            f"Store {self._name!r} ({self._location}): {action} failed ({detail})."
-        )
+            advice = f"; check the credentials and the {self.SPACE}'s permissions"
+        reason = f"store {self._name} ({self._location}): {action} failed ({detail}{advice})"
+        log.warning("%s", reason)
+        return StorageUnavailable(f"Store {self._name!r}: {action} failed ({detail}).", reason)
