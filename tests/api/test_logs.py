@@ -156,7 +156,7 @@ def test_json_lines_carry_the_request_id_into_skylens_own_events(tmp_path: Path)
     assert {entry["logger"] for entry in ours} >= {"skylens.access", "skylens.services.image_data"}
     refusal = next(entry for entry in ours if entry["logger"] == "skylens.services.image_data")
     assert refusal["level"] == "INFO"
-    assert refusal["message"].startswith("upload refused, unsafe qcow2 data")
+    assert refusal["message"].startswith("data refused, unsafe qcow2 data")
     access = next(e for e in ours if e["logger"] == "skylens.access" and e["method"] == "PUT")
     assert access["path"] == f"/v2/images/{image['id']}/file"
     assert access["route"] == "/v2/images/{image_id}/file"

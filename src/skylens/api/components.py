@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import os
 import socket
 import uuid
@@ -63,8 +62,6 @@ from skylens.storage.registry import InvalidStoreSettings, build_store, build_st
 
 # The name of the built-in staging store (Glance's reserved store name).
 STAGING_STORE = "os_glance_staging_store"
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,8 +264,7 @@ def readiness_checks(
             with engine.connect() as connection:
                 current = revision_of(connection)
         except (sa.exc.SQLAlchemyError, OSError) as error:
-            log.warning("readiness: the database does not answer: %s", error)
-            raise NotReady("unreachable") from None
+            raise NotReady("unreachable", f"the database does not answer: {error}") from None
         if current != head_revision():
             raise NotReady(f"schema at revision {current or 'none'}, expected {head_revision()}")
 
@@ -277,8 +273,7 @@ def readiness_checks(
             try:
                 blob.blob.size(_PROBE_KEY)
             except StorageUnavailable as error:
-                log.warning("readiness: %s", error.reason)
-                raise NotReady("unreachable") from None
+                raise NotReady("unreachable", error.reason) from None
 
         return run
 

@@ -34,12 +34,14 @@ READINESS_PATH = "/healthcheck/ready"
 
 
 class NotReady(Exception):
-    """A check failed: `reason` is what unauthenticated callers may read; the
-    details belong in the log, written by the check."""
+    """A check failed: `reason` is what unauthenticated callers may read; `detail`
+    (an endpoint, a driver's words) only goes to the log, on the same one line."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        # One line: a monitor asks every few seconds for as long as a failure lasts.
+        self.detail = (detail.strip().splitlines() or [""])[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +93,10 @@ async def _outcome(check: Check, timeout: float) -> str:
     try:
         await asyncio.wait_for(asyncio.to_thread(check.run), timeout)
     except NotReady as failure:
-        log.warning("readiness: %s: %s", check.name, failure.reason)
+        if failure.detail:
+            log.warning("readiness: %s: %s (%s)", check.name, failure.reason, failure.detail)
+        else:
+            log.warning("readiness: %s: %s", check.name, failure.reason)
         return failure.reason
     except TimeoutError:
         log.warning("readiness: %s: no answer within %g s", check.name, timeout)
