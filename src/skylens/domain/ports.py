@@ -140,9 +140,11 @@ class TaskRepository(Protocol):
         limit: int = 25,
         marker: Task | None = None,
         descending: bool = True,
+        sort_key: str = "created_at",
     ) -> Sequence[Task]:
-        """Tasks by creation time (newest first unless not `descending`), after
-        `marker`; only `owner`'s unless None."""
+        """Tasks by `sort_key` (one of `TASK_SORT_KEYS`), then creation time and id
+        (all descending unless not `descending`), after `marker`; only `owner`'s
+        unless None."""
 
     def add(self, task: Task, lease: Lease | None = None) -> None:
         """Store a new task; with `lease`, no worker claims it before `release`
