@@ -122,8 +122,9 @@ class ImageRepository(Protocol):
 
     def stale_uploads(self, renewed_before: dt.datetime) -> Sequence[str]:
         """Images whose upload lease was last renewed before `renewed_before`: saving
-        images whose uploader died (or saving with no lease, changed before then), and
-        leases left by uploaders that died after their image went."""
+        (or being staged: uploading without a size) images whose uploader died, or in
+        that status with no lease, changed before then; and leases left by uploaders
+        that died after their image went."""
 
 
 class TaskRepository(Protocol):

@@ -266,6 +266,7 @@ def test_skylens_sweep_removes_committed_data_no_image_claims_and_keeps_the_rest
             "store local: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
             "store swift: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
             "store s3: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
+            "store os_glance_staging_store: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
         ]
         assert contents.get("swift", deleted) is None
         assert contents.get("s3", active) is None
@@ -302,6 +303,7 @@ def test_skylens_sweep_reports_a_failing_store_and_still_sweeps_the_others(
         "uploads: ok; 0 abandoned upload(s) back to queued",
         "store local: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
         "store gone: FAILED (see the log); removed 0 unfinished upload(s), 0 orphaned blob(s)",
+        "store os_glance_staging_store: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
     ]
 
 

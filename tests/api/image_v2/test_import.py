@@ -93,6 +93,23 @@ def test_stage_keeps_the_data_aside_and_the_image_uploading(api: httpx.Client) -
     assert api.get(f"/v2/images/{image_id}/file").status_code == 204
 
 
+@pytest.mark.parametrize("imported_first", [False, True])
+def test_deleting_an_image_deletes_its_staged_data(
+    api: httpx.Client, server: RunningServer, imported_first: bool
+) -> None:
+    image_id = new_image(api, disk_format="qcow2" if imported_first else "raw")
+    assert stage(api, image_id).status_code == 204
+    if imported_first:  # a failed import (the data is raw) leaves the image queued
+        start_import(api, image_id)
+        assert imported(api, image_id)["status"] == "queued"
+        assert stage(api, image_id).status_code == 204  # staged again
+    assert [path for path in staged_files(server) if image_id in path.name]
+
+    assert api.delete(f"/v2/images/{image_id}").status_code == 204
+
+    assert not [path for path in staged_files(server) if image_id in path.name]
+
+
 def test_staging_twice_is_409(api: httpx.Client) -> None:
     image_id = new_image(api)
     stage(api, image_id)
