@@ -23,6 +23,7 @@ import pytest
 
 from tests.support.errors import assert_error
 from tests.support.identities import Identity, member_of, new_project
+from tests.support.imports import tmpfs
 from tests.support.servers import RunningServer, skylens_server, stores_config
 from tests.support.stores import Leftovers, StoreContents
 from tests.support.swift import RunningSwift
@@ -459,14 +460,9 @@ def test_a_server_killed_between_commit_and_activation_leaves_no_stray_bytes(
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB filesystem of its own (tmpfs; the tests run as root, as CI does)."""
-    root = tmp_path / "tiny"
-    root.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], check=True)
-    try:
+    """A 2 MiB filesystem of its own."""
+    with tmpfs(tmp_path / "tiny", "2m") as root:
         yield root
-    finally:
-        subprocess.run(["umount", "--lazy", str(root)], check=True)
 
 
 def test_a_full_disk_is_413_storage_media_full_and_keeps_nothing(

@@ -19,13 +19,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.errors import assert_error, over_limit
 from tests.support.identities import Identity, member_of, new_project
+from tests.support.imports import settled
 from tests.support.servers import RunningServer, dedicated_server
 
 MIB = 1 << 20
@@ -303,16 +303,6 @@ def test_a_second_upload_while_one_streams_is_413_for_image_count_uploading(
 # -- image_stage_total -----------------------------------------------------------------
 
 
-def _imported(api: httpx.Client, image_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        image: dict[str, Any] = api.get(f"/v2/images/{image_id}").json()
-        if "os_glance_import_task" not in image and image["status"] != "importing":
-            return image
-        time.sleep(0.1)
-    raise TimeoutError(f"the import of {image_id} did not end")
-
-
 def test_staged_bytes_are_charged_to_image_stage_total_until_the_import_ends(
     quota_server: RunningServer,
 ) -> None:
@@ -337,7 +327,7 @@ def test_staged_bytes_are_charged_to_image_stage_total_until_the_import_ends(
             f"/v2/images/{first}/import", json={"method": {"name": "glance-direct"}}
         )
         assert imported.status_code == 202, imported.text
-        assert _imported(api, first)["status"] == "active"
+        assert settled(api, first)["status"] == "active"
         # The staged bytes are released: they now count as stored image data.
         assert _usage(api)["image_stage_total"] == {"limit": 2, "usage": 0}
         assert _usage(api)["image_size_total"]["usage"] == 1
