@@ -24,15 +24,20 @@ from skylens.domain.changes import ImageLimits
 from skylens.domain.images import Image, utc_now
 from skylens.domain.policy import BuiltinPolicy
 from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits, Resource
-from skylens.domain.stores import ConfiguredStore
+from skylens.domain.stores import ConfiguredStore, StagingArea
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.services.image_data import ImageDataService, UploadLimits
 from skylens.services.images import ImageService, NewImage
 from skylens.services.members import MemberService
 from skylens.services.quotas import QuotaService
 from skylens.services.sweep import OrphanSweep
-from skylens.storage.keys import image_data_key, image_id_of_key
-from skylens.storage.registry import build_stores
+from skylens.storage.keys import (
+    image_data_key,
+    image_id_of_key,
+    image_id_of_staging_key,
+    staging_key,
+)
+from skylens.storage.registry import build_store, build_stores
 
 GRACE_SECONDS = 600.0
 
@@ -71,6 +76,7 @@ class Services:
     engine: sa.Engine
     repository: SqlImageRepository
     stores: dict[str, ConfiguredStore]
+    staging: StagingArea
     images: ImageService
     members: MemberService
     quotas: QuotaService
@@ -120,8 +126,9 @@ def build_services(
     upload: UploadLimits | None = None,
 ) -> Services:
     """Services on a fresh SQLite file in `directory`, with the shared servers' stores:
-    `local` (the default) and `cheap`, both files. `quotas` (with `project_quotas`)
-    turns on the configured quota source, as `quotas.source = "config"` does."""
+    `local` (the default) and `cheap`, both files, and a staging file store. `quotas`
+    (with `project_quotas`) turns on the configured quota source, as
+    `quotas.source = "config"` does."""
     limits = ImageLimits() if limits is None else limits
     engine = create_engine(f"sqlite:///{directory / 'skylens.db'}", pool_size=2)
     upgrade(engine)
@@ -136,6 +143,14 @@ def build_services(
                 "weight": 5,
             },
         }
+    )
+    staging = StagingArea(
+        build_store(
+            "os_glance_staging_store",
+            {"kind": "file", "root": str(directory / "staging"), "fsync": False},
+        ),
+        staging_key,
+        image_id_of_staging_key,
     )
     source: LimitSource = (
         NoLimits() if quotas is None else ConfiguredLimits(quotas, project_quotas or {})
@@ -158,18 +173,26 @@ def build_services(
         database=threads,
         storage=threads,
         ingest_jobs=InThreads(anyio.CapacityLimiter(2)),
+        staging=staging,
         clock=clock,
     )
     return Services(
         engine=engine,
         repository=repository,
         stores=stores,
+        staging=staging,
         images=images,
         members=MemberService(images, repository, limits.members, policy, clock=clock),
         quotas=quota_service,
         data=data,
         sweep=OrphanSweep(
-            repository, stores, image_data_key, image_id_of_key, GRACE_SECONDS, clock=clock
+            repository,
+            stores,
+            image_data_key,
+            image_id_of_key,
+            GRACE_SECONDS,
+            clock=clock,
+            staging=staging,
         ),
         clock=clock,
     )

@@ -36,7 +36,7 @@ from skylens.domain.policy import BuiltinPolicy
 from skylens.domain.ports import Authenticator, Policy, PropertyProtections
 from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
 from skylens.domain.quotas import Resource as QuotaResource
-from skylens.domain.stores import ConfiguredStore
+from skylens.domain.stores import ConfiguredStore, StagingArea
 from skylens.domain.tasks import IMPORT_TASK
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
@@ -57,7 +57,12 @@ from skylens.services.quotas import QuotaService
 from skylens.services.staging import StagingService
 from skylens.services.sweep import OrphanSweep
 from skylens.services.tasks import RunnerSettings, TaskRunner, TaskService
-from skylens.storage.keys import image_data_key, image_id_of_key, staging_key
+from skylens.storage.keys import (
+    image_data_key,
+    image_id_of_key,
+    image_id_of_staging_key,
+    staging_key,
+)
 from skylens.storage.registry import InvalidStoreSettings, build_store, build_stores
 
 # The name of the built-in staging store (Glance's reserved store name).
@@ -96,10 +101,19 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
     ingest_jobs = InThreads(
         anyio.CapacityLimiter(2 * (settings.server.max_uploads + settings.tasks.concurrency))
     )
-    data = _data_service(
-        settings, service, repository, stores, policy, quotas, threads, storage, ingest_jobs
-    )
     staging = staging_store(settings)
+    data = _data_service(
+        settings,
+        service,
+        repository,
+        stores,
+        policy,
+        quotas,
+        threads,
+        storage,
+        ingest_jobs,
+        staging=_staging_area(staging),
+    )
     methods = import_methods(settings, stores, staging)
     task_repository = SqlTaskRepository(engine)
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -153,7 +167,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         use_cases=use_cases,
         authenticator=_authenticator(settings),
         stores=stores,
-        sweep=orphan_sweep(settings, repository, stores),
+        sweep=orphan_sweep(settings, repository, stores, staging),
         runner=runner,
         checks=readiness_checks(settings, engine, stores),
     )
@@ -327,8 +341,10 @@ def orphan_sweep(
     settings: Settings,
     repository: SqlImageRepository | None = None,
     stores: dict[str, ConfiguredStore] | None = None,
+    staging: ConfiguredStore | None = None,
 ) -> OrphanSweep:
-    """The sweep a server runs periodically, and `skylens sweep` runs once."""
+    """The sweep a server runs periodically, and `skylens sweep` runs once: the
+    image stores and the staging store."""
     if repository is None:
         repository = SqlImageRepository(create_engine(settings.database_url, pool_size=1))
     return OrphanSweep(
@@ -337,7 +353,12 @@ def orphan_sweep(
         image_data_key,
         image_id_of_key,
         settings.storage.sweep_grace_seconds,
+        staging=_staging_area(staging_store(settings) if staging is None else staging),
     )
+
+
+def _staging_area(staging: ConfiguredStore) -> StagingArea:
+    return StagingArea(staging, staging_key, image_id_of_staging_key)
 
 
 def configured_stores(settings: Settings) -> dict[str, ConfiguredStore]:
@@ -366,6 +387,8 @@ def _data_service(
     database: Offload,
     storage: Offload,
     ingest_jobs: Offload,
+    *,
+    staging: StagingArea,
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -380,6 +403,7 @@ def _data_service(
         database=database,
         storage=storage,
         ingest_jobs=ingest_jobs,
+        staging=staging,
     )
 
 

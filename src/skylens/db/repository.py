@@ -98,7 +98,13 @@ class SqlImageRepository:
             sa.select(images.c.id)
             .outerjoin(image_uploads, image_uploads.c.image_id == images.c.id)
             .where(
-                images.c.status == ImageStatus.SAVING.value,
+                sa.or_(
+                    images.c.status == ImageStatus.SAVING.value,
+                    # Being staged (staged data has a size; it waits for its import).
+                    sa.and_(
+                        images.c.status == ImageStatus.UPLOADING.value, images.c.size.is_(None)
+                    ),
+                ),
                 sa.or_(
                     lease < renewed_before,
                     sa.and_(lease.is_(None), images.c.updated_at < renewed_before),

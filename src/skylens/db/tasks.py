@@ -60,8 +60,9 @@ class SqlTaskRepository:
         limit: int = 25,
         marker: Task | None = None,
         descending: bool = True,
+        sort_key: str = "created_at",
     ) -> list[Task]:
-        """Tasks newest first (or oldest first), those of `owner` only unless None."""
+        """Tasks by `sort_key`, then creation time and id; `owner`'s only unless None."""
         query = sa.select(*_COLUMNS)
         if owner is not None:
             query = query.where(tasks.c.owner == owner)
@@ -69,11 +70,14 @@ class SqlTaskRepository:
             query = query.where(tasks.c.image_id == image_id)
         if status is not None:
             query = query.where(tasks.c.status == status.value)
-        key = sa.tuple_(tasks.c.created_at, tasks.c.id)
+        names = [sort_key, *(name for name in ("created_at", "id") if name != sort_key)]
+        order = [tasks.c[name] for name in names]
         if marker is not None:
-            after = sa.tuple_(sa.literal(marker.created_at, sa.DateTime), sa.literal(marker.id))
+            key = sa.tuple_(*order)
+            after = sa.tuple_(
+                *(sa.literal(_value_of(marker, name), tasks.c[name].type) for name in names)
+            )
             query = query.where(key < after if descending else key > after)
-        order = (tasks.c.created_at, tasks.c.id)
         query = query.order_by(*(column.desc() if descending else column for column in order))
         with connected(self._reader) as connection:
             return [_task_of(row) for row in connection.execute(query.limit(limit))]
@@ -190,3 +194,9 @@ def _task_of(row: Any) -> Task:
     values["input"] = orjson.loads(values["input"]) if values["input"] else {}
     values["result"] = orjson.loads(values["result"]) if values["result"] else None
     return Task(**values)
+
+
+def _value_of(task: Task, name: str) -> Any:
+    """The task's value in the column `name` (a sort key: no JSON column)."""
+    value = getattr(task, name)
+    return value.value if isinstance(value, TaskStatus) else value

@@ -122,8 +122,9 @@ class ImageRepository(Protocol):
 
     def stale_uploads(self, renewed_before: dt.datetime) -> Sequence[str]:
         """Images whose upload lease was last renewed before `renewed_before`: saving
-        images whose uploader died (or saving with no lease, changed before then), and
-        leases left by uploaders that died after their image went."""
+        (or being staged: uploading without a size) images whose uploader died, or in
+        that status with no lease, changed before then; and leases left by uploaders
+        that died after their image went."""
 
 
 class TaskRepository(Protocol):
@@ -140,9 +141,11 @@ class TaskRepository(Protocol):
         limit: int = 25,
         marker: Task | None = None,
         descending: bool = True,
+        sort_key: str = "created_at",
     ) -> Sequence[Task]:
-        """Tasks by creation time (newest first unless not `descending`), after
-        `marker`; only `owner`'s unless None."""
+        """Tasks by `sort_key` (one of `TASK_SORT_KEYS`), then creation time and id
+        (all descending unless not `descending`), after `marker`; only `owner`'s
+        unless None."""
 
     def add(self, task: Task, lease: Lease | None = None) -> None:
         """Store a new task; with `lease`, no worker claims it before `release`

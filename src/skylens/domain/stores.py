@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from skylens.domain.ports import BlobStore
 
@@ -23,6 +24,16 @@ class ConfiguredStore:
     @property
     def id(self) -> str:
         return self.blob.name
+
+
+@dataclasses.dataclass(frozen=True)
+class StagingArea:
+    """Where import data waits between stage and import (a store no image lists),
+    and how its keys name images."""
+
+    store: ConfiguredStore
+    key_of: Callable[[str], str]
+    image_id_of_key: Callable[[str], str | None]
 
 
 @dataclasses.dataclass(frozen=True)

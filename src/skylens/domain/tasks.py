@@ -35,6 +35,10 @@ TASK_TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
 FINISHED = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE})
 
 IMPORT_TASK = "api_image_import"
+# The keys `GET /v2/tasks` sorts by: the columns glanceclient offers (`task-list
+# --sort-key`, whose default is `status`) and the timestamps; ties broken by
+# `created_at` then `id`, as Glance pages tasks.
+TASK_SORT_KEYS = ("created_at", "updated_at", "id", "type", "status")
 # Glance's [task] task_time_to_live default: a finished task is kept 48 hours.
 DEFAULT_TIME_TO_LIVE = dt.timedelta(hours=48)
 

@@ -39,7 +39,7 @@ from skylens.domain.ports import (
     Policy,
 )
 from skylens.domain.quotas import QuotaClaim, Resource
-from skylens.domain.stores import ConfiguredStore, StoreInfo
+from skylens.domain.stores import ConfiguredStore, StagingArea, StoreInfo
 from skylens.services.images import ImageService
 from skylens.services.ingest import ingest
 from skylens.services.quotas import QuotaService
@@ -95,6 +95,7 @@ class ImageDataService:
         database: Offload,
         storage: Offload,
         ingest_jobs: Offload,
+        staging: StagingArea | None = None,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         if default_store not in stores:
@@ -111,6 +112,7 @@ class ImageDataService:
         self._database = database
         self._storage = storage
         self._ingest_jobs = ingest_jobs
+        self._staging = staging
         self._clock = clock
         self._uploading = 0  # uploads of this process under way
 
@@ -238,11 +240,15 @@ class ImageDataService:
         """Delete the image, then its data in every store that holds it.
 
         The record goes first so no client can reach half-deleted data; a store
-        that fails now leaves an orphan for the sweep, never a broken image.
+        that fails now leaves an orphan for the sweep, never a broken image. An
+        image that never became active may have staged data: it goes too (a stage
+        or import still running finds the image gone and drops what it wrote).
         """
         deleted = self._images.delete(context, image_id)
         for name in deleted.stores:
             self._delete_data(image_id, name)
+        if not deleted.stores and self._staging is not None:
+            self._delete_staged(self._staging, image_id)
 
     def delete_from_store(self, context: RequestContext, store_id: str, image_id: str) -> None:
         """Remove one copy of an active image's data; the last copy stays (delete the
@@ -312,6 +318,14 @@ class ImageDataService:
             store.blob.delete(self._key_of(image_id))
         except Exception:
             log.exception("could not delete the data of image %s from %s", image_id, store_id)
+
+    @staticmethod
+    def _delete_staged(staging: StagingArea, image_id: str) -> None:
+        """Best effort, as `_delete_data`: the sweep removes what stays."""
+        try:
+            staging.store.blob.delete(staging.key_of(image_id))
+        except Exception:
+            log.exception("could not delete the staged data of image %s", image_id)
 
     def _claim(self, context: RequestContext, image_id: str) -> Image:
         """queued -> saving, atomically: of two concurrent uploads one wins, and no more

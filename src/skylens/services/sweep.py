@@ -27,6 +27,14 @@ points to; the sweep removes those keys when no image may still claim them:
 A saving image's data is left alone: its upload is alive, or the sweep's first step
 releases it and the next run judges it queued. Keys younger than the grace period
 are left alone too, so a commit racing the sweep is never mistaken for an orphan.
+
+The staging store is swept the same way, judged by what staged data is for: it
+waits for an import while its image is `uploading` (staged, or being staged) or
+`importing`, and nothing else may claim it. So staged data of an image gone, or in
+any other status, goes; for a queued image (a stage that died after committing,
+whose lease lapsed) the sweep first takes the image queued -> uploading, as a stage
+would, so that no stage commits to the key meanwhile. Unfinished staging writes go
+once idle for the grace period, unless their stage's lease is live.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from collections.abc import Callable, Iterable, Mapping
 from skylens.domain.errors import ImageNotFound, InvalidStatusTransition
 from skylens.domain.images import Image, ImageStatus, utc_now
 from skylens.domain.ports import ImageRepository
-from skylens.domain.stores import ConfiguredStore
+from skylens.domain.stores import ConfiguredStore, StagingArea
 from skylens.services.image_data import back_to_queued
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,30 @@ log = logging.getLogger(__name__)
 _BATCH = 500
 # Statuses in which an image's set of stores can no longer grow.
 _SETTLED = frozenset({ImageStatus.ACTIVE, ImageStatus.DEACTIVATED})
+# Statuses in which an image's staged data waits for (or feeds) its import.
+_STAGED = frozenset({ImageStatus.UPLOADING, ImageStatus.IMPORTING})
+
+
+def _image_data_claimed(store: str, status: ImageStatus, stores: tuple[str, ...]) -> bool:
+    """Whether an image (not queued) may still claim its data in `store`."""
+    return status not in _SETTLED or store in stores
+
+
+def _staged_data_claimed(store: str, status: ImageStatus, stores: tuple[str, ...]) -> bool:
+    """Whether an image (not queued) may still claim its staged data."""
+    return status in _STAGED
+
+
+@dataclasses.dataclass(frozen=True)
+class _Space:
+    """A store as the sweep judges it: how its keys name images, whether an image
+    claims its data, and the status the sweep takes a queued image to meanwhile."""
+
+    store: ConfiguredStore
+    key_of: Callable[[str], str]
+    image_id_of_key: Callable[[str], str | None]
+    claimed: Callable[[str, ImageStatus, tuple[str, ...]], bool]
+    taken_as: ImageStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +111,7 @@ class OrphanSweep:
         image_id_of_key: Callable[[str], str | None],
         grace_seconds: float,
         clock: Callable[[], dt.datetime] = utc_now,
+        staging: StagingArea | None = None,
     ) -> None:
         self._repository = repository
         self._stores = stores
@@ -86,6 +119,7 @@ class OrphanSweep:
         self._image_id_of_key = image_id_of_key
         self._grace = grace_seconds
         self._clock = clock
+        self._staging = staging
 
     def run(self) -> SweepResult:
         """Release abandoned uploads, then sweep every store; whatever fails is
@@ -110,56 +144,83 @@ class OrphanSweep:
         return released
 
     def _sweep_stores(self) -> list[SweepReport]:
+        spaces = [
+            _Space(
+                store,
+                self._key_of,
+                self._image_id_of_key,
+                _image_data_claimed,
+                ImageStatus.SAVING,  # as an upload holds it
+            )
+            for store in self._stores.values()
+        ]
+        if self._staging is not None:
+            staging = self._staging
+            spaces.append(
+                _Space(
+                    staging.store,
+                    staging.key_of,
+                    staging.image_id_of_key,
+                    _staged_data_claimed,
+                    ImageStatus.UPLOADING,  # as a stage holds it
+                )
+            )
         reports = []
-        for store in self._stores.values():
+        for space in spaces:
             try:
-                report = self._sweep(store)
+                report = self._sweep(space)
             except Exception:
-                log.exception("orphan sweep of store %s failed", store.id)
-                report = SweepReport(store.id, failed=True)
+                log.exception("orphan sweep of store %s failed", space.store.id)
+                report = SweepReport(space.store.id, failed=True)
             if report.uncommitted or report.orphans:
                 log.info(
                     "orphan sweep of store %s: %d unfinished upload(s), %d orphaned blob(s) "
                     "removed",
-                    store.id,
+                    space.store.id,
                     report.uncommitted,
                     report.orphans,
                 )
             reports.append(report)
         return reports
 
-    def _sweep(self, store: ConfiguredStore) -> SweepReport:
+    def _sweep(self, space: _Space) -> SweepReport:
+        blob = space.store.blob
         renewed_since = self._clock() - dt.timedelta(seconds=self._grace)
-        live = {self._key_of(image_id) for image_id in self._repository.live_uploads(renewed_since)}
-        uncommitted = store.blob.sweep_uncommitted(older_than=self._grace, live=live)
+        live = {space.key_of(image_id) for image_id in self._repository.live_uploads(renewed_since)}
+        uncommitted = blob.sweep_uncommitted(older_than=self._grace, live=live)
         orphans = 0
-        for batch in _batched(store.blob.keys(older_than=self._grace), _BATCH):
-            owners = {key: self._image_id_of_key(key) for key in batch}
+        for batch in _batched(blob.keys(older_than=self._grace), _BATCH):
+            owners = {key: space.image_id_of_key(key) for key in batch}
             held = self._repository.data_locations([i for i in owners.values() if i is not None])
             for key, image_id in owners.items():
                 if image_id is None:
                     continue  # not a key this service writes: not ours to judge
                 located = held.get(image_id)
-                if located is None or (located[0] in _SETTLED and store.id not in located[1]):
-                    store.blob.delete(key)
+                if located is None:
+                    blob.delete(key)
                     orphans += 1
-                elif located[0] is ImageStatus.QUEUED and self._take(image_id):
-                    try:  # the image is the sweep's: see the module docstring
-                        store.blob.delete(key)
-                    finally:
-                        self._give_back(image_id)
+                elif located[0] is ImageStatus.QUEUED:
+                    if self._take(image_id, space.taken_as):
+                        try:  # the image is the sweep's: see the module docstring
+                            blob.delete(key)
+                        finally:
+                            self._give_back(image_id)
+                        orphans += 1
+                elif not space.claimed(space.store.id, *located):
+                    blob.delete(key)
                     orphans += 1
-        return SweepReport(store.id, uncommitted=uncommitted, orphans=orphans)
+        return SweepReport(space.store.id, uncommitted=uncommitted, orphans=orphans)
 
-    def _take(self, image_id: str) -> bool:
-        """Take a queued image (queued -> saving) so that no upload can commit to its
-        key while the sweep deletes what a dead upload left there; False when it is no
-        longer queued (an upload took it first) or gone (the deletion removed it)."""
+    def _take(self, image_id: str, status: ImageStatus) -> bool:
+        """Take a queued image (queued -> saving, or uploading for staged data) so
+        that no upload (or stage) can commit to its key while the sweep deletes what
+        a dead one left there; False when it is no longer queued (an upload took it
+        first) or gone (the deletion removed it)."""
 
         def taken(image: Image) -> Image:
             if image.status is not ImageStatus.QUEUED:
-                raise InvalidStatusTransition(image.status.value, ImageStatus.SAVING.value)
-            return image.with_status(ImageStatus.SAVING, self._clock())
+                raise InvalidStatusTransition(image.status.value, status.value)
+            return image.with_status(status, self._clock())
 
         try:
             self._repository.update(image_id, taken)

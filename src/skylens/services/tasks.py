@@ -22,7 +22,7 @@ from skylens.domain.access import Action, RequestContext
 from skylens.domain.errors import InvalidRequest, TaskNotFound
 from skylens.domain.policy import authorize
 from skylens.domain.ports import Offload, Policy, TaskRepository
-from skylens.domain.tasks import Lease, Task, TaskStatus
+from skylens.domain.tasks import TASK_SORT_KEYS, Lease, Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +262,11 @@ class TaskService:
         marker: str | None = None,
         status: TaskStatus | None = None,
         descending: bool = True,
+        sort_key: str = "created_at",
     ) -> Sequence[Task]:
         authorize(self._policy, context, Action.TASKS_API_ACCESS)
+        if sort_key not in TASK_SORT_KEYS:
+            raise InvalidRequest(f"Unsupported sort_key: {sort_key}")
         after = None
         if marker is not None:
             after = self._repository.get(marker)
@@ -272,7 +275,12 @@ class TaskService:
         owner = None if context.is_admin else context.project_id
         return list(
             self._repository.list(
-                owner=owner, status=status, limit=limit, marker=after, descending=descending
+                owner=owner,
+                status=status,
+                limit=limit,
+                marker=after,
+                descending=descending,
+                sort_key=sort_key,
             )
         )
 

@@ -28,8 +28,17 @@ def image_data_key(image_id: str) -> str:
 
 def image_id_of_key(key: str) -> str | None:
     """The image whose data `image_data_key` put under `key`; None for any other key."""
+    return _image_id_under("images", key)
+
+
+def image_id_of_staging_key(key: str) -> str | None:
+    """The image whose staged data `staging_key` put under `key`; None for any other."""
+    return _image_id_under("staging", key)
+
+
+def _image_id_under(prefix: str, key: str) -> str | None:
     parts = key.split("/")
-    if len(parts) == 3 and parts[0] == "images" and parts[2][:2] == parts[1] and parts[2]:
+    if len(parts) == 3 and parts[0] == prefix and parts[2][:2] == parts[1] and parts[2]:
         return parts[2]
     return None
 

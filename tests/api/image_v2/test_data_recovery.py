@@ -23,6 +23,7 @@ import pytest
 
 from tests.support.errors import assert_error
 from tests.support.identities import Identity, member_of, new_project
+from tests.support.imports import tmpfs
 from tests.support.servers import RunningServer, skylens_server, stores_config
 from tests.support.stores import Leftovers, StoreContents
 from tests.support.swift import RunningSwift
@@ -266,6 +267,7 @@ def test_skylens_sweep_removes_committed_data_no_image_claims_and_keeps_the_rest
             "store local: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
             "store swift: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
             "store s3: ok; removed 0 unfinished upload(s), 1 orphaned blob(s)",
+            "store os_glance_staging_store: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
         ]
         assert contents.get("swift", deleted) is None
         assert contents.get("s3", active) is None
@@ -302,6 +304,7 @@ def test_skylens_sweep_reports_a_failing_store_and_still_sweeps_the_others(
         "uploads: ok; 0 abandoned upload(s) back to queued",
         "store local: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
         "store gone: FAILED (see the log); removed 0 unfinished upload(s), 0 orphaned blob(s)",
+        "store os_glance_staging_store: ok; removed 0 unfinished upload(s), 0 orphaned blob(s)",
     ]
 
 
@@ -457,14 +460,9 @@ def test_a_server_killed_between_commit_and_activation_leaves_no_stray_bytes(
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB filesystem of its own (tmpfs; the tests run as root, as CI does)."""
-    root = tmp_path / "tiny"
-    root.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], check=True)
-    try:
+    """A 2 MiB filesystem of its own."""
+    with tmpfs(tmp_path / "tiny", "2m") as root:
         yield root
-    finally:
-        subprocess.run(["umount", "--lazy", str(root)], check=True)
 
 
 def test_a_full_disk_is_413_storage_media_full_and_keeps_nothing(

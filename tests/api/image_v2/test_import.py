@@ -93,6 +93,23 @@ def test_stage_keeps_the_data_aside_and_the_image_uploading(api: httpx.Client) -
     assert api.get(f"/v2/images/{image_id}/file").status_code == 204
 
 
+@pytest.mark.parametrize("imported_first", [False, True])
+def test_deleting_an_image_deletes_its_staged_data(
+    api: httpx.Client, server: RunningServer, imported_first: bool
+) -> None:
+    image_id = new_image(api, disk_format="qcow2" if imported_first else "raw")
+    assert stage(api, image_id).status_code == 204
+    if imported_first:  # a failed import (the data is raw) leaves the image queued
+        start_import(api, image_id)
+        assert imported(api, image_id)["status"] == "queued"
+        assert stage(api, image_id).status_code == 204  # staged again
+    assert [path for path in staged_files(server) if image_id in path.name]
+
+    assert api.delete(f"/v2/images/{image_id}").status_code == 204
+
+    assert not [path for path in staged_files(server) if image_id in path.name]
+
+
 def test_staging_twice_is_409(api: httpx.Client) -> None:
     image_id = new_image(api)
     stage(api, image_id)
@@ -442,6 +459,34 @@ def test_the_task_api_is_for_admins(
     assert listed["schema"] == "/v2/schemas/tasks"
 
 
+@pytest.mark.parametrize("sort_key", ["status", "type", "id", "updated_at"])
+def test_tasks_sort_by_the_keys_glanceclient_offers_and_page_so(
+    api: httpx.Client, http: ClientFactory, admin: Identity, sort_key: str
+) -> None:
+    """`glance task-list` sends `sort_key=status` unless told otherwise (and offers
+    `id` and `type`); ties go by `created_at`, then `id`, and paging keeps the order."""
+    failed = new_image(api, disk_format="qcow2")  # the data is raw: a failed task
+    stage(api, failed)
+    start_import(api, failed)
+    imported(api, failed)
+    _active_image(api)
+    client = http(admin)
+    params = {"sort_key": sort_key, "sort_dir": "asc"}
+    everything = client.get("/v2/tasks", params={**params, "limit": 1000}).json()["tasks"]
+    paged: list[dict[str, Any]] = []
+    page = client.get("/v2/tasks", params={**params, "limit": 2}).json()
+    while True:
+        paged += page["tasks"]
+        if "next" not in page:
+            break
+        page = client.get(page["next"]).json()
+
+    assert [task["id"] for task in paged] == [task["id"] for task in everything]
+    keys = [(task[sort_key], task["created_at"]) for task in everything]
+    assert keys == sorted(keys)
+    assert {"success", "failure"} <= {task["status"] for task in everything}
+
+
 def test_an_unknown_task_is_404(http: ClientFactory, admin: Identity) -> None:
     unknown = "3f0e2a1b-0000-4000-8000-000000000000"
 
@@ -457,6 +502,7 @@ def test_an_unknown_task_is_404(http: ClientFactory, admin: Identity) -> None:
         ({"status": "done"}, "Invalid status value: done"),
         ({"type": "api_image_import"}, "Invalid type value: api_image_import"),
         ({"marker": "nope"}, "Invalid marker format"),
+        ({"sort_key": "input"}, "Unsupported sort_key: input"),
     ],
 )
 def test_bad_task_list_parameters_are_400(

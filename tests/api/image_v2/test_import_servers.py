@@ -23,6 +23,7 @@ import httpx
 import sqlalchemy as sa
 
 from skylens.db.tables import tasks
+from tests.support.imports import settled
 from tests.support.servers import RunningServer, postgres_database, skylens_server
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -88,17 +89,6 @@ def task_row(url: str, image_id: str) -> Any:
             ).one()
     finally:
         engine.dispose()
-
-
-def settled(api: httpx.Client, image_id: str, timeout: float = 120) -> dict[str, Any]:
-    """The image once no import holds it any more."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        image: dict[str, Any] = api.get(f"/v2/images/{image_id}").json()
-        if "os_glance_import_task" not in image and image["status"] != "importing":
-            return image
-        time.sleep(0.2)
-    raise TimeoutError(f"image {image_id} stayed importing")
 
 
 def test_stage_through_one_server_and_import_through_another(tmp_path: Path) -> None:

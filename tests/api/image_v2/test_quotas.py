@@ -6,6 +6,7 @@ race across processes, configured with
     [quotas]  source = "config", image_count_total = 3, image_count_uploading = 1,
               image_size_total = 2 (MiB); image_stage_total unlimited
     [quotas.projects.<SIZE_ONLY>]  only image_size_total = 2 (MiB) limits it
+    [quotas.projects.<STAGE_ONLY>]  only image_stage_total = 2 (MiB) limits it
 
 Every test works in a fresh project (the defaults) or one named in the config,
 which it alone uses.
@@ -24,10 +25,12 @@ import pytest
 
 from tests.support.errors import assert_error, over_limit
 from tests.support.identities import Identity, member_of, new_project
+from tests.support.imports import settled
 from tests.support.servers import RunningServer, dedicated_server
 
 MIB = 1 << 20
 SIZE_ONLY = "quota-size-only"
+STAGE_ONLY = "quota-stage-only"
 UPLOAD_HEADERS = {"Content-Type": "application/octet-stream"}
 
 
@@ -38,6 +41,8 @@ def _config(directory: Path) -> Path:
         '[quotas]\nsource = "config"\nimage_count_total = 3\nimage_count_uploading = 1\n'
         "image_size_total = 2\n\n"
         f"[quotas.projects.{SIZE_ONLY}]\nimage_count_total = -1\nimage_count_uploading = -1\n"
+        f"\n[quotas.projects.{STAGE_ONLY}]\nimage_count_total = -1\n"
+        "image_count_uploading = -1\nimage_size_total = -1\nimage_stage_total = 2\n"
     )
     return path
 
@@ -293,3 +298,39 @@ def test_a_second_upload_while_one_streams_is_413_for_image_count_uploading(
             assert slow.result(timeout=60) == 204
             again = api.put(f"/v2/images/{waiting}/file", content=b"f", headers=UPLOAD_HEADERS)
             assert again.status_code == 204, again.text
+
+
+# -- image_stage_total -----------------------------------------------------------------
+
+
+def test_staged_bytes_are_charged_to_image_stage_total_until_the_import_ends(
+    quota_server: RunningServer,
+) -> None:
+    with _client(quota_server, member_of(STAGE_ONLY)) as api:
+        first, second = _create(api), _create(api)
+        staged = api.put(
+            f"/v2/images/{first}/stage", content=b"a" * (3 * MIB // 2), headers=UPLOAD_HEADERS
+        )
+        assert staged.status_code == 204, staged.text
+        assert _usage(api)["image_stage_total"] == {"limit": 2, "usage": 1}
+
+        refused = api.put(f"/v2/images/{second}/stage", content=b"b" * MIB, headers=UPLOAD_HEADERS)
+
+        assert refused.status_code == 413
+        assert (
+            "Resource image_stage_total is over limit of 2 due to current usage 1"
+            in refused.json()["message"]
+        )
+        image = api.get(f"/v2/images/{second}").json()
+        assert (image["status"], image["size"]) == ("queued", None)
+        imported = api.post(
+            f"/v2/images/{first}/import", json={"method": {"name": "glance-direct"}}
+        )
+        assert imported.status_code == 202, imported.text
+        assert settled(api, first)["status"] == "active"
+        # The staged bytes are released: they now count as stored image data.
+        assert _usage(api)["image_stage_total"] == {"limit": 2, "usage": 0}
+        assert _usage(api)["image_size_total"]["usage"] == 1
+        again = api.put(f"/v2/images/{second}/stage", content=b"b" * MIB, headers=UPLOAD_HEADERS)
+        assert again.status_code == 204, again.text
+        assert _usage(api)["image_stage_total"] == {"limit": 2, "usage": 1}

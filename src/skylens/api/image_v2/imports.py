@@ -96,8 +96,6 @@ class ImportHandlers:
         if sort_dir not in ("asc", "desc"):
             raise InvalidRequest(f"Invalid sort direction: {sort_dir}")
         sort_key = params.get("sort_key", "created_at")
-        if sort_key != "created_at":
-            raise InvalidRequest(f"Unsupported sort_key: {sort_key}")
         status = params.get("status")
         if status and status not in {s.value for s in TaskStatus}:
             raise InvalidRequest(f"Invalid status value: {status}")
@@ -114,6 +112,7 @@ class ImportHandlers:
                 marker=marker,
                 status=TaskStatus(status) if status else None,
                 descending=sort_dir == "desc",
+                sort_key=sort_key,
             )
         query = [(key, value) for key, value in params.multi_items() if key != "marker"]
         body: dict[str, Any] = {
