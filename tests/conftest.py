@@ -25,6 +25,11 @@ from tests.support.servers import (
     stores_config,
 )
 from tests.support.swift import RunningSwift, swift_fixture  # noqa: F401
+from tests.support.web_download import (  # noqa: F401
+    postgresql_web_server,
+    sqlite_web_server,
+    web_files,
+)
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -101,6 +106,14 @@ def object_store_server(request: pytest.FixtureRequest) -> RunningServer:
     """The running service with the `swift` and `s3` stores too, once on each backend.
     A module of object-store tests makes it its `server`."""
     result: RunningServer = request.getfixturevalue(f"{request.param}_object_store_server")
+    return result
+
+
+@pytest.fixture(params=BACKENDS)
+def web_server(request: pytest.FixtureRequest) -> RunningServer:
+    """The running service allowed to web-download from `web_files`, once on each
+    backend. A module of web-download tests makes it its `server`."""
+    result: RunningServer = request.getfixturevalue(f"{request.param}_web_server")
     return result
 
 

@@ -178,8 +178,9 @@ class ImageSettings:
     # its `__` filters and attributes, image types and `X-Api-Version`.
     ims_profile: bool = False
     # The interoperable import methods served (`GET /v2/info/import`); any other is
-    # refused as Glance refuses a disabled one. Known: glance-direct, copy-image.
-    enabled_import_methods: tuple[str, ...] = ("glance-direct", "copy-image")
+    # refused as Glance refuses a disabled one. Known: glance-direct, web-download
+    # (what it may fetch: [import_filtering]), copy-image. Glance 33's default.
+    enabled_import_methods: tuple[str, ...] = ("glance-direct", "web-download", "copy-image")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,12 +34,15 @@ from tests.support.replay import (
     shape_differences,
 )
 from tests.support.servers import dedicated_server
+from tests.support.web_source import web_source
 
 RECORDING = Path(__file__).resolve().parent.parent / "data" / "glance-33-exchanges"
 RECORDED_IDS = json.loads((RECORDING / "index.json").read_text())["vars"]
 # Exchanges of the served groups that need no image created by an unserved group:
 # a replay that skips more than these has lost some of its coverage.
 REPLAYED = 239
+# What the web server serves as the recording's `blob.img` (430 bytes of raw data).
+BLOB = (b"web-download golden sample " * 16)[:430]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,11 +65,6 @@ _SCHEMA_IMAGE_JSON = (
     "description|instance_uuid|kernel_id|os_distro|os_version|ramdisk_id"
 )
 _IMG_FULL = RECORDED_IDS["img_full"]
-# The image the recording imports with web-download.
-_IMG_WEB = json.loads((RECORDING / "226-import-web-create.json").read_text())["response"]["body"][
-    "id"
-]
-
 # What Skylens does differently on purpose (docs/compatibility.md, "Deliberate
 # differences from Glance"). Keep it short: anything else is a defect to fix.
 DELIBERATE: tuple[Deliberate, ...] = (
@@ -90,14 +88,6 @@ DELIBERATE: tuple[Deliberate, ...] = (
         r"^x-openstack-request-id: 'req-[^']+', Glance None$",
         "Every response carries a request id, also those Glance sends before its "
         "context middleware runs (version documents, 401s).",
-    ),
-    Deliberate(
-        "(import-(web-)?)?create.*",
-        "header",
-        r"^openstack-image-import-methods: 'glance-direct,copy-image', "
-        r"Glance 'glance-direct,web-download,copy-image'$",
-        "The web-download import method is not served (yet): it is announced nowhere, and "
-        "refused as Glance refuses a disabled method.",
     ),
     Deliberate(
         "(import-(web-)?)?create.*",
@@ -138,25 +128,6 @@ DELIBERATE: tuple[Deliberate, ...] = (
         "Skylens keeps the image as it was before the upload.",
     ),
 )
-# What the next merges change: web-download is built separately (issue 12).
-DELIBERATE += (
-    Deliberate(
-        "import-web-download",
-        "any",
-        r"^(400, Glance 202|content-type: 'application/json', .*|body json, Glance none)$",
-        "The web-download import method is not served (yet): it is refused as Glance "
-        'refuses a disabled import method (400, "Unknown import method name").',
-    ),
-    Deliberate(
-        "get-after-web-download|list-final-admin",
-        "shape",
-        rf"^image {_IMG_WEB}(: no '(os_glance_failed_import|os_glance_importing_to_stores|"
-        r"stores)'|\.(checksum|os_hash_algo|os_hash_value|size|virtual_size): null, "
-        r"Glance (string|number))$",
-        "The web-download import method is not served (yet), so the image it would have "
-        "imported stays queued, without data.",
-    ),
-)
 # Not behaviour but the recording: what no replay can reproduce.
 UNSTABLE = (
     Deliberate(
@@ -183,12 +154,14 @@ def replayed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[Replayed]]:
     data_dir = tmp_path_factory.mktemp(f"replay-{request.param}")
-    config = recording_config(data_dir)
-    with (
-        dedicated_server(data_dir, request.param, extra_args=("--config", str(config))) as server,
-        httpx.Client(base_url=server.url, timeout=30) as client,
-    ):
-        yield replay_all(client, load_exchanges(RECORDING))
+    with web_source() as source:
+        source.files["blob.img"] = BLOB
+        config = ("--config", str(recording_config(data_dir, source.port)))
+        with (
+            dedicated_server(data_dir, request.param, extra_args=config) as server,
+            httpx.Client(base_url=server.url, timeout=30) as client,
+        ):
+            yield replay_all(client, load_exchanges(RECORDING), source.url("/files/"))
 
 
 def test_every_answer_is_glances_but_for_the_deliberate_differences(

@@ -362,3 +362,16 @@ def test_broken_quota_settings_exit_2_before_serving(
     assert message in result.stderr
     assert "serving on" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_missing_web_download_ca_bundle_exits_2_before_serving(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+
+    result = _skylens(
+        "serve", "--data-dir", str(tmp_path), env={"SKYLENS_WEB_DOWNLOAD_CAFILE": str(missing)}
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("skylens: configuration error: web_download.cafile:")
+    assert "serving on" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -45,6 +45,7 @@ def test_openstacksdk_stages_and_imports(sdk: SdkFactory, member: Identity) -> N
     assert imported.checksum == hashlib.md5(DATA, usedforsecurity=False).hexdigest()
     assert conn.image.get_import_info().import_methods["value"] == [
         "glance-direct",
+        "web-download",
         "copy-image",
     ]
     [task] = list(conn.image.image_tasks(image.id))
@@ -84,6 +85,7 @@ def test_glanceclient_stages_imports_and_lists_tasks(
         time.sleep(0.1)
     assert client.images.get_import_info()["import-methods"]["value"] == [
         "glance-direct",
+        "web-download",
         "copy-image",
     ]
     tasks = client.images.get_associated_image_tasks(image["id"])["tasks"]

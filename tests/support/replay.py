@@ -104,6 +104,8 @@ COMPARED_HEADERS: Mapping[str, str] = {
     "openstack-image-import-methods": "value",
 }
 
+# Where the recording's web-download fetched `blob.img` from (exchange 227).
+RECORDED_WEB_SOURCE = "http://127.0.0.1:9393/"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Headers that only keystonemiddleware reads; Skylens's trusted headers need none.
 _NOT_SENT = frozenset({"x-identity-status", "transfer-encoding"})
@@ -236,16 +238,20 @@ class Ids:
         return _UUID.sub(lambda match: self.served.get(match[0], match[0]), text)
 
 
-def send(client: httpx.Client, exchange: Exchange, ids: Ids) -> Answer:
-    """Send the recorded request, with its image ids remapped, and only its headers."""
+def send(client: httpx.Client, exchange: Exchange, ids: Ids, web_source: str = "") -> Answer:
+    """Send the recorded request, with its image ids remapped, and only its headers;
+    a web-download from the recording's web server goes to `web_source` instead."""
     headers = {
         name: ids.remap(value)
         for name, value in exchange.headers.items()
         if name.lower() not in _NOT_SENT
     }
-    content: bytes | Iterator[bytes] | None = exchange.body
-    if exchange.chunked and exchange.body is not None:
-        content = iter([exchange.body])
+    body = exchange.body
+    if web_source and body is not None:
+        body = body.replace(RECORDED_WEB_SOURCE.encode(), web_source.encode())
+    content: bytes | Iterator[bytes] | None = body
+    if exchange.chunked and body is not None:
+        content = iter([body])
     request = client.build_request(
         exchange.method, ids.remap(exchange.path), headers=headers, content=content
     )
@@ -261,18 +267,21 @@ class Replayed:
     differences: list[Difference]
 
 
-def replay_all(client: httpx.Client, exchanges: Sequence[Exchange]) -> list[Replayed]:
+def replay_all(
+    client: httpx.Client, exchanges: Sequence[Exchange], web_source: str = ""
+) -> list[Replayed]:
     """Send, in order, every exchange of a served group that needs no image created by
     an exchange of another group; compare each answer with Glance's. An accepted
     import runs in the background: the next request waits until it has ended (the
-    recording's next request came after Glance's import had ended too)."""
+    recording's next request came after Glance's import had ended too). `web_source`
+    serves what the recording's web server served (`RECORDED_WEB_SOURCE`)."""
     ids = Ids()
     replayed = []
     for exchange in exchanges:
         if exchange.group not in SERVED_GROUPS or ids.depends_on_unreplayed(exchange):
             ids.learn(exchange, None)
             continue
-        answer = send(client, exchange, ids)
+        answer = send(client, exchange, ids, web_source)
         ids.learn(exchange, answer)
         if answer.status == 202 and exchange.path.endswith("/import"):
             wait_for_import(client, ids.remap(exchange.path).removesuffix("/import"), exchange)
@@ -295,11 +304,15 @@ def wait_for_import(client: httpx.Client, image_path: str, exchange: Exchange) -
     raise TimeoutError(f"the import of {image_path} did not end")
 
 
-def recording_config(directory: Path) -> Path:
+def recording_config(directory: Path, web_port: int) -> Path:
     """A Skylens configured like the recorded Glance: two file stores, `fast` (the
-    default) and `cheap`; identity from trusted headers (the default mode)."""
+    default) and `cheap`; identity from trusted headers (the default mode); web-download
+    allowed from the loopback web server on `web_port` (and only from it, as the
+    recorded Glance's filter allowed only its own)."""
     # The recorded Glance never ran `glance-manage db load_metadefs`: no catalogue.
     lines = ["[metadefs]", "load_on_first_start = false", "", "[storage]", 'default_store = "fast"']
+    lines += ["", "[import_filtering]", 'allowed_hosts = ["127.0.0.1"]']
+    lines.append(f"allowed_ports = [{web_port}]")
     for name, description in (("fast", "Fast file store"), ("cheap", "Cheap file store")):
         lines += ["", f"[stores.{name}]", 'kind = "file"', f'description = "{description}"']
         lines.append(f"root = {json.dumps(str(directory / 'images' / name))}")

@@ -38,16 +38,20 @@ from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
 from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore, StagingArea
 from skylens.domain.tasks import IMPORT_TASK
+from skylens.domain.uris import UriFilter
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
+from skylens.remote.http import FetchOptions, HttpFetcher
 from skylens.services.image_data import ImageDataService, UploadLimits
 from skylens.services.images import ImageService
 from skylens.services.import_methods import (
     COPY_IMAGE,
     GLANCE_DIRECT,
+    WEB_DOWNLOAD,
     CopyImage,
     GlanceDirect,
     ImportMethod,
+    WebDownload,
 )
 from skylens.services.import_run import ImportHandler
 from skylens.services.imports import ImportService
@@ -218,6 +222,7 @@ def import_methods(
     """The registry of import methods: the enabled ones, by name."""
     available: dict[str, Callable[[], ImportMethod]] = {
         GLANCE_DIRECT: lambda: GlanceDirect(staging.blob, staging_key),
+        WEB_DOWNLOAD: lambda: _web_download(settings),
         COPY_IMAGE: lambda: CopyImage(stores, image_data_key),
     }
     methods = {}
@@ -229,6 +234,25 @@ def import_methods(
             )
         methods[name] = available[name]()
     return methods
+
+
+def _web_download(settings: Settings) -> WebDownload:
+    """web-download: the URI filter ([import_filtering]) checks requests, and the
+    fetcher ([web_download]) fetches through the same filter."""
+    filtering, download = settings.import_filtering, settings.web_download
+    uri_filter = UriFilter(**dataclasses.asdict(filtering))  # the same options
+    options = FetchOptions(
+        connect_timeout=download.connect_timeout_seconds,
+        read_timeout=download.read_timeout_seconds,
+        max_redirects=download.max_redirects,
+        max_resumes=download.max_resumes,
+        cafile=download.cafile,
+    )
+    try:
+        fetcher = HttpFetcher(uri_filter, options)
+    except OSError as error:  # the CA bundle
+        raise ConfigError(f"web_download.cafile: {error}") from error
+    return WebDownload(uri_filter, fetcher, settings.images.image_size_cap)
 
 
 def staging_store(settings: Settings) -> ConfiguredStore:

@@ -10,19 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterator
-from typing import Protocol
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Protocol
 
-from skylens.domain.errors import BlobNotFound, Conflict
+from skylens.domain.errors import BlobNotFound, Conflict, ImportUriRefused, RemoteSourceFailed
 from skylens.domain.images import Image, ImageStatus
-from skylens.domain.ports import BlobStore, BodySource
+from skylens.domain.ports import BlobStore, BodySource, Offload, RemoteBody, RemoteSource
 from skylens.domain.stores import ConfiguredStore
 from skylens.domain.tasks import ImportRequest
+from skylens.domain.uris import UriFilter
+
+log = logging.getLogger(__name__)
 
 GLANCE_DIRECT = "glance-direct"
+WEB_DOWNLOAD = "web-download"
 COPY_IMAGE = "copy-image"
 # Glance's import methods in Glance's order: `import-methods` lists the enabled ones so.
-KNOWN_METHODS = (GLANCE_DIRECT, "web-download", COPY_IMAGE, "glance-download")
+KNOWN_METHODS = (GLANCE_DIRECT, WEB_DOWNLOAD, COPY_IMAGE, "glance-download")
+
+
+async def _nothing() -> None:
+    pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +41,7 @@ class ImportSource:
 
     body: BodySource
     size: int | None
-    close: Callable[[], None] = lambda: None
+    close: Callable[[], Awaitable[None]] = _nothing
 
 
 class ImportMethod(Protocol):
@@ -51,8 +61,8 @@ class ImportMethod(Protocol):
     def check(self, image: Image, request: ImportRequest) -> None:
         """The method's own checks of a request, before any task exists (raise)."""
 
-    def open(self, image: Image, request: ImportRequest) -> ImportSource:
-        """Start reading the data to import (blocking; on a worker thread)."""
+    async def open(self, image: Image, request: ImportRequest, storage: Offload) -> ImportSource:
+        """Start reading the data to import; blocking calls go through `storage`."""
         ...
 
     def finish(self, image_id: str) -> None:
@@ -105,9 +115,9 @@ class GlanceDirect:
         if image.size is None:  # still being staged: nothing complete to import yet
             raise Conflict(self.wrong_status)
 
-    def open(self, image: Image, request: ImportRequest) -> ImportSource:
-        source = BlobSource(self.staging.read(self.key_of(image.id)))
-        return ImportSource(source, image.size, source.close)
+    async def open(self, image: Image, request: ImportRequest, storage: Offload) -> ImportSource:
+        source = BlobSource(await storage(self.staging.read, self.key_of(image.id)))
+        return ImportSource(source, image.size, lambda: storage(source.close))
 
     def finish(self, image_id: str) -> None:
         self.staging.delete(self.key_of(image_id))
@@ -127,13 +137,87 @@ class CopyImage:
     def check(self, image: Image, request: ImportRequest) -> None:
         pass
 
-    def open(self, image: Image, request: ImportRequest) -> ImportSource:
+    async def open(self, image: Image, request: ImportRequest, storage: Offload) -> ImportSource:
         holders = [self.stores[name] for name in image.stores if name in self.stores]
         if not holders:
             raise BlobNotFound(self.key_of(image.id))
         store = max(holders, key=lambda holder: holder.weight)
-        source = BlobSource(store.blob.read(self.key_of(image.id)))
-        return ImportSource(source, image.size, source.close)
+        source = BlobSource(await storage(store.blob.read, self.key_of(image.id)))
+        return ImportSource(source, image.size, lambda: storage(source.close))
 
     def finish(self, image_id: str) -> None:
         pass
+
+
+@dataclasses.dataclass(frozen=True)
+class WebDownload:
+    """Data a web server serves at the request's `uri`, fetched by the task itself.
+
+    The request checks the URI with the filter (no DNS: a name is resolved, and
+    each of its addresses checked, when the task connects). The body streams
+    straight into the ingest; a failure's task message names the URI the client
+    gave and what went wrong in words that say nothing of the deployment's inside
+    (which address a name resolved to, where a redirect went), which only the log
+    says.
+    """
+
+    uri_filter: UriFilter
+    remote: RemoteSource
+    size_cap: int
+
+    name: str = WEB_DOWNLOAD
+    required_status: ImageStatus = ImageStatus.QUEUED
+    wrong_status: str = "Image needs to be in 'queued' state to use 'web-download' method"
+
+    def check(self, image: Image, request: ImportRequest) -> None:
+        self.uri_filter.check(_uri_of(request))
+
+    async def open(self, image: Image, request: ImportRequest, storage: Offload) -> ImportSource:
+        uri = _uri_of(request)
+        if uri is None:  # the request was checked: only a task edited since gets here
+            raise ImportUriRefused(uri, "no URI")
+        try:
+            body = await self.remote.open(uri, self.size_cap)
+        except (RemoteSourceFailed, ImportUriRefused) as error:
+            raise _told(uri, error, reading=False) from error
+        return ImportSource(_Told(body, uri), body.size, body.aclose)
+
+    def finish(self, image_id: str) -> None:
+        pass
+
+
+def _uri_of(request: ImportRequest) -> str | None:
+    uri: Any = request.fields.get("uri")
+    return uri if uri is None or isinstance(uri, str) else str(uri)
+
+
+# Reasons the fetcher gives that say nothing of where it connected.
+_TELLABLE = re.compile(r"the server answered [0-9]{3}|more than [0-9]+ redirects")
+
+
+def _told(uri: str, error: RemoteSourceFailed | ImportUriRefused, reading: bool) -> Exception:
+    """`error` as the task's message may tell it: about `uri`, as the client gave it."""
+    log.warning("web-download from %s failed: %s (%s)", uri, error, error.reason)
+    if isinstance(error, ImportUriRefused):  # a redirect, or an address a name resolved to
+        reason = "it leads to a URI or an address that does not pass filtering"
+    elif _TELLABLE.fullmatch(error.reason):
+        reason = error.reason
+    elif reading:
+        reason = "the connection failed and could not be resumed"
+    else:
+        reason = "the source could not be reached"
+    return RemoteSourceFailed(uri, reason)
+
+
+class _Told:
+    """A web source's body whose failures are told as `_told` tells them."""
+
+    def __init__(self, body: RemoteBody, uri: str) -> None:
+        self._body = body
+        self._uri = uri
+
+    async def readinto(self, buffer: memoryview) -> int:
+        try:
+            return await self._body.readinto(buffer)
+        except (RemoteSourceFailed, ImportUriRefused) as error:
+            raise _told(self._uri, error, reading=True) from error

@@ -92,11 +92,11 @@ class ImportHandler:
         if method is None:
             raise ImportFailed(f"Import method {request.method} is not enabled")
         targets = [name for name in request.stores if name not in image.stores]
-        source = await self._storage(method.open, image, request)
+        source = await method.open(image, request, self._storage)
         try:
             digest, committed, failed = await self._copy(image, source, targets, request, progress)
         finally:
-            await self._storage(source.close)
+            await source.close()
         try:
             await self._database(self._finish, task, image, digest, committed, failed)
         except BaseException:

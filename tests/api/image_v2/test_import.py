@@ -68,7 +68,7 @@ def test_info_import_lists_the_enabled_methods(api: httpx.Client) -> None:
         "import-methods": {
             "description": "Import methods available.",
             "type": "array",
-            "value": ["glance-direct", "copy-image"],
+            "value": ["glance-direct", "web-download", "copy-image"],
         }
     }
 
@@ -76,7 +76,9 @@ def test_info_import_lists_the_enabled_methods(api: httpx.Client) -> None:
 def test_create_announces_the_import_methods(api: httpx.Client) -> None:
     response = api.post("/v2/images", json={"name": "x"})
 
-    assert response.headers["OpenStack-image-import-methods"] == "glance-direct,copy-image"
+    assert response.headers["OpenStack-image-import-methods"] == (
+        "glance-direct,web-download,copy-image"
+    )
 
 
 def test_stage_keeps_the_data_aside_and_the_image_uploading(api: httpx.Client) -> None:
@@ -268,11 +270,7 @@ def test_the_tasks_of_an_image_nobody_may_see_are_404(
         ({"meth": 1}, "Import request requires a 'method' field."),
         ({"method": {"nam": "glance-direct"}}, "Import request requires a 'name' field."),
         ({"method": {"name": "teleport"}}, "Unknown import method name 'teleport'."),
-        # Not served yet: refused as Glance refuses a disabled method.
-        (
-            {"method": {"name": "web-download", "uri": "http://x/"}},
-            "Unknown import method name 'web-download'.",
-        ),
+        # Not served: refused as Glance refuses a disabled method.
         ({"method": {"name": "glance-download"}}, "Unknown import method name 'glance-download'."),
         (
             {"method": {"name": "glance-direct"}, "all_stores": "yes"},
