@@ -25,6 +25,12 @@ OCTET = {"Content-Type": "application/octet-stream"}
 DATA = b"Glance golden sample payload 0123456789abcdef\n" * 22
 
 
+@pytest.fixture
+def server(object_store_server: RunningServer) -> RunningServer:
+    """Imports here go to the `swift` and `s3` stores too: servers that have them."""
+    return object_store_server
+
+
 def new_image(api: httpx.Client, **body: Any) -> str:
     body = {"name": "imported", "disk_format": "raw", "container_format": "bare", **body}
     response = api.post("/v2/images", json=body)
