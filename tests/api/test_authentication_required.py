@@ -37,6 +37,7 @@ PATH_VALUES = {
     "resource_type": "a-resource-type",
     "property": "a-property",
     "object": "an-object",
+    "task_id": str(uuid.uuid4()),
 }
 TOKENS = '[[token]]\nname = "alpha"\ntoken = "alpha-token-0000000000001"\nproject = "alpha"\n'
 DISCOVERY = {

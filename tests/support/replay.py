@@ -64,8 +64,8 @@ _GROUP_PREFIXES: tuple[tuple[str, str], ...] = (
     ("cors-", "cors"),
 )
 
-# What Skylens serves: the cache and /healthcheck's body are features it does not
-# have (docs/compatibility.md).
+# What Skylens serves: everything but /healthcheck's body (the cache group is a
+# Glance without a cache, which Skylens answers as).
 SERVED_GROUPS = frozenset(
     {
         "import",
@@ -86,6 +86,7 @@ SERVED_GROUPS = frozenset(
         "members",
         "delete",
         "metadefs",
+        "cache",
         "cors",
     }
 )

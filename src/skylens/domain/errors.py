@@ -95,6 +95,13 @@ class ImageNotFound(NotFound):
         self.image_id = image_id
 
 
+class CachingNotSupported(NotFound):
+    """The image cache API, on a service without an image cache (as Glance's)."""
+
+    def __init__(self) -> None:
+        super().__init__("Caching via API is not supported at this site.")
+
+
 class Conflict(SkylensError):
     """The request conflicts with the current state of the resource (409)."""
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.responses import Response
 
+from skylens.api.image_v2.cache import cache_resources
 from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_media_type
 from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
 from skylens.api.image_v2.imports import ImportHandlers, import_resources
@@ -84,6 +85,7 @@ def image_v2_resources(
         *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
         *usage_resources(usage),
         *import_resources(imports),
+        *cache_resources(),
         *metadef_schema_resources(metadef_schemas),
         *metadef_resources(metadefs),
     ]
