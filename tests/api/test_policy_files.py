@@ -4,7 +4,8 @@ One server per backend and per file form (YAML, JSON), each started with
 `auth.policy_file` naming a file that:
 (a) lets project members publicize their images,
 (b) lets only admins delete images,
-(c) defines a rule of its own (`owner_only`) that other rules reference.
+(c) defines a rule of its own (`owner_only`) that other rules reference;
+(d) lets project members create metadef namespaces (Glance's rules cover metadefs too).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ RULES = {
     "publicize_image": "rule:context_is_admin or (role:member and rule:owner_only)",
     "delete_image": "rule:context_is_admin",
     "modify_image": "rule:context_is_admin or (role:member and rule:owner_only)",
+    "add_metadef_namespace": "rule:context_is_admin or (role:member and rule:owner_only)",
 }
 
 
@@ -125,3 +127,23 @@ def test_rules_the_file_leaves_alone_keep_glances_defaults(client: httpx.Client)
     stranger = member_of(new_project())
     listed = client.get("/v2/images", headers=_as(stranger))
     assert listed.status_code == 200
+
+
+def test_a_project_member_may_create_a_metadef_namespace(client: httpx.Client) -> None:
+    project = new_project()
+    owner = member_of(project)
+    name = f"Skylens::Policy::{project[:12]}"
+
+    created = client.post("/v2/metadefs/namespaces", json={"namespace": name}, headers=_as(owner))
+
+    assert created.status_code == 201, created.text
+    assert created.json()["owner"] == project
+    assert client.get(f"/v2/metadefs/namespaces/{name}", headers=_as(owner)).status_code == 200
+    # The rules the file leaves alone keep Glance's defaults: deleting needs an admin.
+    refused = client.delete(f"/v2/metadefs/namespaces/{name}", headers=_as(owner))
+    assert_error(
+        refused, 403, "You are not authorized to complete delete_metadef_namespace action."
+    )
+    admin = admin_of(new_project())
+    deleted = client.delete(f"/v2/metadefs/namespaces/{name}", headers=_as(admin))
+    assert deleted.status_code == 204

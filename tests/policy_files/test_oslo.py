@@ -2,7 +2,8 @@
 
 House rule 7: `BuiltinPolicy` (plain Python) and oslo.policy's evaluation of
 Glance's default check strings agree over every combination of roles, scope,
-caller project, image owner, visibility and action.
+caller project, image owner, visibility and action; and likewise for every metadef
+rule over every namespace owner and visibility.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ import pytest
 
 from skylens.domain.access import Action, RequestContext
 from skylens.domain.images import Image, ImageStatus, Visibility
+from skylens.domain.metadefs import (
+    METADEF_CHECK_STRINGS,
+    MetadefAction,
+    Namespace,
+    NamespaceVisibility,
+)
 from skylens.domain.policy import BuiltinPolicy
 from skylens.policy_files.oslo import InvalidPolicyFile, OsloPolicy
 
@@ -53,15 +60,51 @@ def contexts() -> list[RequestContext]:
 
 def test_the_builtin_policy_agrees_with_oslo_policy_on_glances_defaults() -> None:
     builtin, oslo = BuiltinPolicy(), OsloPolicy()
-    disagreements = []
-    checked = 0
-    for context, image, action in itertools.product(contexts(), IMAGES, Action):
-        checked += 1
-        expected = oslo.allows(context, action, image)
-        if builtin.allows(context, action, image) is not expected:
-            disagreements.append((action.value, context, image and image.id, expected))
-    assert checked > 30_000
+    cases = list(itertools.product(contexts(), IMAGES, Action))
+
+    disagreements = [
+        (action.value, context, image and image.id)
+        for context, image, action in cases
+        if builtin.allows(context, action, image) is not oslo.allows(context, action, image)
+    ]
+
+    assert len(cases) > 30_000
     assert disagreements == []
+
+
+NAMESPACES: tuple[Namespace | None, ...] = (
+    None,
+    *(
+        Namespace(f"ns-{owner}-{visibility.value}", None, None, visibility, False, owner, NOW, NOW)
+        for owner, visibility in itertools.product(PROJECTS, NamespaceVisibility)
+    ),
+)
+
+
+def test_the_builtin_policy_agrees_with_oslo_policy_on_glances_metadef_defaults() -> None:
+    builtin, oslo = BuiltinPolicy(), OsloPolicy()
+    cases = list(itertools.product(contexts(), NAMESPACES, MetadefAction))
+
+    disagreements = [
+        (action.value, context, namespace and namespace.namespace)
+        for context, namespace, action in cases
+        if builtin.allows_metadef(context, action, namespace)
+        is not oslo.allows_metadef(context, action, namespace)
+    ]
+
+    assert len(cases) > 25_000
+    assert disagreements == []
+
+
+def test_the_metadef_defaults_are_glances_strings() -> None:
+    assert METADEF_CHECK_STRINGS[MetadefAction.ADD_NAMESPACE] == "rule:metadef_admin"
+    assert METADEF_CHECK_STRINGS[MetadefAction.GET_NAMESPACE] == (
+        "rule:context_is_admin or (role:reader and (project_id:%(project_id)s"
+        " or 'public':%(visibility)s))"
+    )
+    assert METADEF_CHECK_STRINGS[MetadefAction.GET_NAMESPACES] == (
+        "rule:context_is_admin or (role:reader and project_id:%(project_id)s)"
+    )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -94,6 +137,20 @@ def test_a_policy_file_overrides_rules_by_name_and_may_add_its_own(tmp_path: Pat
     cirros = dataclasses.replace(PRIVATE, properties={"os_distro": "cirros"})
     assert policy.allows(STRANGER, Action.MODIFY_IMAGE, cirros)
     assert not policy.allows(STRANGER, Action.MODIFY_IMAGE, PRIVATE)  # no such property
+
+
+def test_a_policy_file_overrides_metadef_rules_too(tmp_path: Path) -> None:
+    private = NAMESPACES[1 + list(NamespaceVisibility).index(NamespaceVisibility.PRIVATE)]
+    policy = OsloPolicy(
+        _write(
+            tmp_path / "policy.yaml",
+            '"metadef_admin": "role:admin or role:member"\n"get_metadef_namespaces": "!"\n',
+        )
+    )
+    assert policy.allows_metadef(MEMBER, MetadefAction.ADD_NAMESPACE)
+    assert policy.allows_metadef(MEMBER, MetadefAction.DELETE_TAG, private)
+    assert not policy.allows_metadef(ADMIN, MetadefAction.GET_NAMESPACES)
+    assert not BuiltinPolicy().allows_metadef(MEMBER, MetadefAction.ADD_NAMESPACE)
 
 
 def test_json_is_read_as_well(tmp_path: Path) -> None:

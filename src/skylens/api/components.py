@@ -163,7 +163,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         ),
         tasks=TaskService(task_repository, policy),
         wake_runner=runner.wake,
-        metadefs=metadef_service(settings, engine),
+        metadefs=metadef_service(settings, engine, policy=policy),
         reads=threads,
         writes=threads,
     )
@@ -272,15 +272,20 @@ def staging_store(settings: Settings) -> ConfiguredStore:
 
 
 def metadef_service(
-    settings: Settings, engine: sa.Engine | None = None, *, first_start: bool = True
+    settings: Settings,
+    engine: sa.Engine | None = None,
+    *,
+    policy: Policy | None = None,
+    first_start: bool = True,
 ) -> MetadefService:
-    """The metadefs service; on a database that never had a catalogue, it loads one
-    (unless `first_start` is false: `skylens metadefs` manages the catalogue itself)."""
+    """The metadefs service, deciding its rules with the images' `policy` (the
+    configured one if not given); on a database that never had a catalogue, it loads
+    one (unless `first_start` is false: `skylens metadefs` manages the catalogue)."""
     if engine is None:
         engine = create_engine(settings.database_url, pool_size=1)
         if settings.database.auto_upgrade:
             upgrade(engine)
-    service = MetadefService(SqlMetadefRepository(engine))
+    service = MetadefService(SqlMetadefRepository(engine), policy or _policy(settings))
     if first_start and settings.metadefs.load_on_first_start:
         service.load_catalogue_once(first_start_catalogue(settings.metadefs.catalogue_dir))
     return service

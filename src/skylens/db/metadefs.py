@@ -113,8 +113,9 @@ class SqlMetadefRepository:
         descending = query.sort_dir == "desc"
         with connected(self._reader) as connection:
             if query.marker is not None:
+                # The service has judged whether the caller may page from it.
                 marker = connection.execute(
-                    sa.select(*keys).where(_NS.c.namespace == query.marker, *conditions[:1])
+                    sa.select(*keys).where(_NS.c.namespace == query.marker)
                 ).first()
                 if marker is None:
                     raise namespace_not_found(query.marker)

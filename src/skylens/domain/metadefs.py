@@ -211,7 +211,13 @@ class MetadefAction(StrEnum):
     DELETE_TAGS = "delete_metadef_tags"
 
 
-_ADMIN = "rule:context_is_admin"
+# Helper rules the metadef rules refer to, as Glance defines them: a policy file may
+# redefine `metadef_admin` to open every metadef write at once.
+METADEF_BASE_CHECK_STRINGS: Mapping[str, str] = {
+    "metadef_default": "",
+    "metadef_admin": "rule:context_is_admin",
+}
+_METADEF_ADMIN = "rule:metadef_admin"
 _READER_OF_VISIBLE = (
     "rule:context_is_admin or (role:reader and (project_id:%(project_id)s"
     " or 'public':%(visibility)s))"
@@ -237,12 +243,12 @@ _WRITES = frozenset(
         MetadefAction.DELETE_TAGS,
     }
 )
-# Glance 33's defaults (glance/policies/metadef.py, expanded): every write is
-# `rule:metadef_admin` (admin), every read a reader of a visible namespace, and the
-# namespace list a reader of the caller's project. All are project-scoped.
+# Glance 33's defaults (glance/policies/metadef.py, its base strings expanded): every
+# write is `rule:metadef_admin` (admin), every read a reader of a visible namespace,
+# and the namespace list a reader of the caller's project. All are project-scoped.
 METADEF_CHECK_STRINGS: Mapping[MetadefAction, str] = {
     action: (
-        _ADMIN
+        _METADEF_ADMIN
         if action in _WRITES
         else _READER_OF_PROJECT
         if action is MetadefAction.GET_NAMESPACES
@@ -250,6 +256,18 @@ METADEF_CHECK_STRINGS: Mapping[MetadefAction, str] = {
     )
     for action in MetadefAction
 }
+
+
+class MetadefPolicy(Protocol):
+    """Decides Glance's metadef rules (`MetadefAction`) for a caller, over a
+    namespace if any. The images' `Policy` implementations decide these too, so one
+    policy file governs both."""
+
+    def allows_metadef(
+        self, context: RequestContext, action: MetadefAction, namespace: Namespace | None = None
+    ) -> bool:
+        """True if the rule named `action` allows the caller; never raises."""
+        ...
 
 
 def metadef_target(context: RequestContext, namespace: Namespace | None) -> dict[str, str | None]:
@@ -262,7 +280,8 @@ def metadef_target(context: RequestContext, namespace: Namespace | None) -> dict
 def metadef_allows(
     context: RequestContext, action: MetadefAction, namespace: Namespace | None = None
 ) -> bool:
-    """`METADEF_CHECK_STRINGS` evaluated in plain Python, as oslo.policy reads them."""
+    """`METADEF_CHECK_STRINGS` evaluated in plain Python, as oslo.policy reads them
+    (a test proves the two agree over every caller, namespace and rule)."""
     if context.scope != "project":
         return False
     if ADMIN in context.roles:
@@ -277,13 +296,16 @@ def metadef_allows(
 
 
 def authorize_metadef(
-    context: RequestContext, action: MetadefAction, namespace: Namespace | None = None
+    policy: MetadefPolicy,
+    context: RequestContext,
+    action: MetadefAction,
+    namespace: Namespace | None = None,
 ) -> None:
     """Glance's answer to a refused rule: 403, or 404 when the caller may not even
     see the namespace (so nobody learns that a private one exists)."""
-    if metadef_allows(context, action, namespace):
+    if policy.allows_metadef(context, action, namespace):
         return
-    if action is MetadefAction.GET_NAMESPACE or not metadef_allows(
+    if action is MetadefAction.GET_NAMESPACE or not policy.allows_metadef(
         context, MetadefAction.GET_NAMESPACE, namespace
     ):
         raise NotFound("The resource could not be found.")
@@ -295,6 +317,11 @@ def authorize_metadef(
 
 def namespace_not_found(name: str) -> NotFound:
     return NotFound(f"Metadata definition namespace={name} was not found.")
+
+
+def namespace_forbidden(name: str) -> Forbidden:
+    """Glance's database layer refusing a namespace the caller may not see."""
+    return Forbidden(f"Forbidding request, metadata definition namespace={name} is not visible.")
 
 
 def namespace_hidden(name: str) -> NotFound:

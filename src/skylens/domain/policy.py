@@ -1,5 +1,8 @@
 """Policy: Glance's rule names, Glance's default check strings, Glance's targets.
 
+(The metadef rules' strings and targets live with the metadefs, in
+`skylens.domain.metadefs`; `BuiltinPolicy` decides both kinds.)
+
 The check strings below are data, written in oslo.policy's language exactly as
 Glance 33 ships them (secure-RBAC defaults, expanded). `BuiltinPolicy` is their
 Python twin, the fast path used when no policy file is configured; a test
@@ -15,6 +18,7 @@ from typing import Any
 from skylens.domain.access import ADMIN, MEMBER, READER, SERVICE, Action, RequestContext
 from skylens.domain.errors import Forbidden
 from skylens.domain.images import Image, Visibility
+from skylens.domain.metadefs import MetadefAction, Namespace, metadef_allows
 from skylens.domain.ports import Policy
 
 # Rules the action rules refer to (`rule:<name>`). `default` is what an undefined
@@ -174,6 +178,12 @@ class BuiltinPolicy:
             return SERVICE in roles
         # publicize_image, delete_image_location, copy_image, tasks_api_access: admin only
         return False
+
+    def allows_metadef(
+        self, context: RequestContext, action: MetadefAction, namespace: Namespace | None = None
+    ) -> bool:
+        """The metadef rules' defaults (`METADEF_CHECK_STRINGS`), in plain Python."""
+        return metadef_allows(context, action, namespace)
 
 
 _NEEDS_PROJECT_MEMBER = frozenset(

@@ -12,6 +12,7 @@ from skylens.domain.data import DataFormat
 from skylens.domain.images import Image, ImageStatus, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
+from skylens.domain.metadefs import MetadefPolicy
 from skylens.domain.protections import PropertyRules
 from skylens.domain.quotas import QuotaClaim, Resource
 from skylens.domain.tasks import Lease, Task, TaskStatus
@@ -31,8 +32,9 @@ class Offload(Protocol):
         ...
 
 
-class Policy(Protocol):
-    """Decides Glance's policy rules (`Action`) for a caller, over an image if any."""
+class Policy(MetadefPolicy, Protocol):
+    """Decides Glance's policy rules (`Action`) for a caller, over an image if any;
+    and its metadef rules (`MetadefPolicy`), so one policy file governs both."""
 
     def allows(self, context: RequestContext, action: Action, image: Image | None = None) -> bool:
         """True if the rule named `action` allows the caller; never raises."""

@@ -20,6 +20,13 @@ from oslo_policy import _checks, _parser, policy
 
 from skylens.domain.access import Action, RequestContext
 from skylens.domain.images import Image
+from skylens.domain.metadefs import (
+    METADEF_BASE_CHECK_STRINGS,
+    METADEF_CHECK_STRINGS,
+    MetadefAction,
+    Namespace,
+    metadef_target,
+)
 from skylens.domain.policy import (
     BASE_CHECK_STRINGS,
     DEFAULT_CHECK_STRINGS,
@@ -39,11 +46,15 @@ class InvalidPolicyFile(ValueError):
 
 
 def default_rules() -> list[policy.RuleDefault]:
-    """Glance's rules as oslo.policy defaults: helpers first, then every action."""
-    rules = [policy.RuleDefault(name, check) for name, check in BASE_CHECK_STRINGS.items()]
+    """Glance's rules as oslo.policy defaults: helpers first, then every image action,
+    then every metadef action (all of which Glance scopes to projects)."""
+    helpers = {**BASE_CHECK_STRINGS, **METADEF_BASE_CHECK_STRINGS}
+    rules = [policy.RuleDefault(name, check) for name, check in helpers.items()]
     for action, check in DEFAULT_CHECK_STRINGS.items():
         scope_types = ["project"] if action in PROJECT_SCOPED else None
         rules.append(policy.RuleDefault(action.value, check, scope_types=scope_types))
+    for metadef_action, check in METADEF_CHECK_STRINGS.items():
+        rules.append(policy.RuleDefault(metadef_action.value, check, scope_types=["project"]))
     return rules
 
 
@@ -70,6 +81,14 @@ class OsloPolicy:
                 False  # oslo.policy always enforces scope_types (and the file cannot change them)
             )
         target = policy_target(context, action, image)
+        return bool(self._enforcer().enforce(action.value, target, _creds(context)))
+
+    def allows_metadef(
+        self, context: RequestContext, action: MetadefAction, namespace: Namespace | None = None
+    ) -> bool:
+        if context.scope != "project":
+            return False  # every metadef rule is project-scoped, as in Glance
+        target = metadef_target(context, namespace)
         return bool(self._enforcer().enforce(action.value, target, _creds(context)))
 
     def _enforcer(self) -> policy.Enforcer:

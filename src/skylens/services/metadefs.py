@@ -1,8 +1,9 @@
 """Metadata definitions: Glance's checks, in Glance's order, around the repository.
 
 Every call finds the namespace first and answers 404 if the caller may not see it;
-then the policy rule of the call decides (`authorize_metadef`); then the protected
-rules, and the repository.
+then the policy rule of the call decides (`authorize_metadef`, through the same
+`Policy` as the images, so a policy file overrides metadef rules too); then the
+protected rules, and the repository.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from skylens.domain.metadefs import (
     Association,
     MetadefAction,
     MetadefObject,
+    MetadefPolicy,
     MetadefRepository,
     MetadefTag,
     Namespace,
@@ -31,6 +33,7 @@ from skylens.domain.metadefs import (
     association_protected,
     authorize_metadef,
     is_namespace_visible,
+    namespace_forbidden,
     namespace_hidden,
     namespace_not_found,
     namespace_protected,
@@ -51,9 +54,13 @@ Missing = Callable[[str], NotFound]
 
 class MetadefService:
     def __init__(
-        self, repository: MetadefRepository, clock: Callable[[], dt.datetime] = utc_now
+        self,
+        repository: MetadefRepository,
+        policy: MetadefPolicy,
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._repository = repository
+        self._policy = policy
         self._clock = clock
 
     # -- namespaces ------------------------------------------------------------------
@@ -61,9 +68,24 @@ class MetadefService:
     def list_namespaces(
         self, context: RequestContext, query: NamespaceQuery
     ) -> list[tuple[Namespace, tuple[Association, ...]]]:
-        authorize_metadef(context, A.GET_NAMESPACES)
-        authorize_metadef(context, A.LIST_RESOURCE_TYPES)
-        return self._repository.list_namespaces(context, query)
+        self._authorize(context, A.GET_NAMESPACES)
+        self._authorize(context, A.LIST_RESOURCE_TYPES)
+        if query.marker is not None:
+            marker = self._repository.get_namespace(query.marker)
+            if marker is None:
+                raise namespace_not_found(query.marker)
+            # Glance's database refuses a marker it would not list, with 403; one
+            # without owner it lists (only the policy below then hides it).
+            if marker.owner is not None and not is_namespace_visible(context, marker):
+                raise namespace_forbidden(query.marker)
+        page = self._repository.list_namespaces(context, query)
+        # As Glance: each listed namespace must also pass `get_metadef_namespace`
+        # (the same rows under the default rules; fewer under a stricter file).
+        return [
+            (namespace, associations)
+            for namespace, associations in page
+            if self._policy.allows_metadef(context, A.GET_NAMESPACE, namespace)
+        ]
 
     def show_namespace(
         self, context: RequestContext, name: str, resource_type: str | None = None
@@ -74,16 +96,16 @@ class MetadefService:
         if not is_namespace_visible(context, detail.namespace):
             raise NotFound("The resource could not be found.")
         for action in (A.GET_NAMESPACE, A.LIST_RESOURCE_TYPES, A.GET_OBJECTS):
-            authorize_metadef(context, action, detail.namespace)
-        authorize_metadef(context, A.GET_PROPERTIES, detail.namespace)
-        authorize_metadef(context, A.GET_TAGS, detail.namespace)
+            self._authorize(context, action, detail.namespace)
+        self._authorize(context, A.GET_PROPERTIES, detail.namespace)
+        self._authorize(context, A.GET_TAGS, detail.namespace)
         return prefixed(detail, resource_type) if resource_type else detail
 
     def create_namespace(
         self, context: RequestContext, namespace: Namespace, contents: NamespaceContents
     ) -> NamespaceDetail:
         """`namespace` as the client gave it: its owner None if none was given."""
-        authorize_metadef(context, A.ADD_NAMESPACE)
+        self._authorize(context, A.ADD_NAMESPACE)
         for given, action in (
             (contents.associations, A.ADD_ASSOCIATION),
             (contents.objects, A.ADD_OBJECT),
@@ -91,7 +113,7 @@ class MetadefService:
             (contents.tags, A.ADD_TAG),
         ):
             if given:
-                authorize_metadef(context, action)
+                self._authorize(context, action)
         owner = namespace.owner if namespace.owner is not None else context.project_id
         detail = _stamped(
             NamespaceDetail(dataclasses.replace(namespace, owner=owner), contents), self._clock()
@@ -102,7 +124,7 @@ class MetadefService:
     def update_namespace(self, context: RequestContext, name: str, changed: Namespace) -> Namespace:
         """Glance's PUT: what the body leaves out goes back to its default."""
         current = self._namespace(context, name)
-        authorize_metadef(context, A.MODIFY_NAMESPACE, current)
+        self._authorize(context, A.MODIFY_NAMESPACE, current)
         updated = dataclasses.replace(
             changed,
             owner=changed.owner or context.project_id,
@@ -114,7 +136,7 @@ class MetadefService:
 
     def delete_namespace(self, context: RequestContext, name: str) -> None:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.DELETE_NAMESPACE, namespace)
+        self._authorize(context, A.DELETE_NAMESPACE, namespace)
         if namespace.protected:
             raise namespace_protected(name)
         self._repository.delete_namespace(name)
@@ -122,9 +144,9 @@ class MetadefService:
     def clear_namespace(self, context: RequestContext, name: str, kind: str) -> None:
         """Delete all of its `objects`, `properties` or `tags`."""
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.DELETE_NAMESPACE, namespace)
+        self._authorize(context, A.DELETE_NAMESPACE, namespace)
         if kind == "tags":
-            authorize_metadef(context, A.DELETE_TAGS, namespace)
+            self._authorize(context, A.DELETE_TAGS, namespace)
         if namespace.protected:
             raise namespace_protected(name)
         self._repository.clear(name, kind)
@@ -132,20 +154,20 @@ class MetadefService:
     # -- resource types ------------------------------------------------------------------
 
     def resource_types(self, context: RequestContext) -> list[ResourceType]:
-        authorize_metadef(context, A.LIST_RESOURCE_TYPES)
+        self._authorize(context, A.LIST_RESOURCE_TYPES)
         return self._repository.resource_types()
 
     def associations(self, context: RequestContext, name: str) -> tuple[Association, ...]:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.LIST_RESOURCE_TYPES, namespace)
-        authorize_metadef(context, A.GET_RESOURCE_TYPE, namespace)
+        self._authorize(context, A.LIST_RESOURCE_TYPES, namespace)
+        self._authorize(context, A.GET_RESOURCE_TYPE, namespace)
         return self._repository.associations(name)
 
     def associate(
         self, context: RequestContext, name: str, association: Association
     ) -> Association:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.ADD_ASSOCIATION, namespace)
+        self._authorize(context, A.ADD_ASSOCIATION, namespace)
         now = self._clock()
         created = dataclasses.replace(association, created_at=now, updated_at=now)
         self._repository.add_association(name, created)
@@ -153,7 +175,7 @@ class MetadefService:
 
     def dissociate(self, context: RequestContext, name: str, resource_type: str) -> None:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.REMOVE_ASSOCIATION, namespace)
+        self._authorize(context, A.REMOVE_ASSOCIATION, namespace)
         if not any(a.name == resource_type for a in self._repository.associations(name)):
             raise association_not_found(resource_type)
         if namespace.protected:
@@ -165,7 +187,7 @@ class MetadefService:
 
     def properties(self, context: RequestContext, name: str) -> dict[str, PropertySchema]:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.GET_PROPERTIES, namespace)
+        self._authorize(context, A.GET_PROPERTIES, namespace)
         return self._repository.properties(name)
 
     def show_property(
@@ -177,10 +199,10 @@ class MetadefService:
     ) -> tuple[str, PropertySchema]:
         """The property's name (as asked, prefix included) and definition."""
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.GET_PROPERTY, namespace)
+        self._authorize(context, A.GET_PROPERTY, namespace)
         stored_name = property_name
         if resource_type:
-            authorize_metadef(context, A.GET_RESOURCE_TYPE, namespace)
+            self._authorize(context, A.GET_RESOURCE_TYPE, namespace)
             association = next(
                 (a for a in self._repository.associations(name) if a.name == resource_type), None
             )
@@ -199,7 +221,7 @@ class MetadefService:
         self, context: RequestContext, name: str, property_name: str, schema: PropertySchema
     ) -> PropertySchema:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.ADD_PROPERTY, namespace)
+        self._authorize(context, A.ADD_PROPERTY, namespace)
         self._repository.add_property(name, property_name, schema, self._clock())
         return schema
 
@@ -212,7 +234,7 @@ class MetadefService:
         schema: PropertySchema,
     ) -> PropertySchema:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.MODIFY_PROPERTY, namespace)
+        self._authorize(context, A.MODIFY_PROPERTY, namespace)
         if not self._repository.update_property(
             name, property_name, new_name, schema, self._clock()
         ):
@@ -221,7 +243,7 @@ class MetadefService:
 
     def remove_property(self, context: RequestContext, name: str, property_name: str) -> None:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.REMOVE_PROPERTY, namespace)
+        self._authorize(context, A.REMOVE_PROPERTY, namespace)
         if self._repository.get_property(name, property_name) is None:
             raise property_not_found(property_name, name)
         if namespace.protected:
@@ -233,12 +255,12 @@ class MetadefService:
 
     def objects(self, context: RequestContext, name: str) -> tuple[MetadefObject, ...]:
         namespace = self._namespace(context, name, missing=namespace_not_found)
-        authorize_metadef(context, A.GET_OBJECTS, namespace)
+        self._authorize(context, A.GET_OBJECTS, namespace)
         return self._repository.objects(name)
 
     def show_object(self, context: RequestContext, name: str, object_name: str) -> MetadefObject:
         namespace = self._namespace(context, name, missing=namespace_not_found)
-        authorize_metadef(context, A.GET_OBJECT, namespace)
+        self._authorize(context, A.GET_OBJECT, namespace)
         found = self._repository.get_object(name, object_name)
         if found is None:
             raise object_not_found(object_name, name)
@@ -246,7 +268,7 @@ class MetadefService:
 
     def add_object(self, context: RequestContext, name: str, item: MetadefObject) -> MetadefObject:
         namespace = self._namespace(context, name, missing=namespace_not_found)
-        authorize_metadef(context, A.ADD_OBJECT, namespace)
+        self._authorize(context, A.ADD_OBJECT, namespace)
         now = self._clock()
         created = dataclasses.replace(item, created_at=now, updated_at=now)
         self._repository.add_object(name, created)
@@ -256,7 +278,7 @@ class MetadefService:
         self, context: RequestContext, name: str, object_name: str, item: MetadefObject
     ) -> MetadefObject:
         namespace = self._namespace(context, name, missing=namespace_not_found)
-        authorize_metadef(context, A.MODIFY_OBJECT, namespace)
+        self._authorize(context, A.MODIFY_OBJECT, namespace)
         current = self._repository.get_object(name, object_name)
         if current is None:
             raise object_not_found(object_name, name)
@@ -267,7 +289,7 @@ class MetadefService:
 
     def remove_object(self, context: RequestContext, name: str, object_name: str) -> None:
         namespace = self._namespace(context, name, missing=namespace_not_found)
-        authorize_metadef(context, A.DELETE_OBJECT, namespace)
+        self._authorize(context, A.DELETE_OBJECT, namespace)
         if self._repository.get_object(name, object_name) is None:
             raise object_not_found(object_name, name)
         if namespace.protected:
@@ -279,12 +301,12 @@ class MetadefService:
 
     def tags(self, context: RequestContext, name: str, query: TagQuery) -> tuple[MetadefTag, ...]:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.GET_TAGS, namespace)
+        self._authorize(context, A.GET_TAGS, namespace)
         return self._repository.tags(name, query)
 
     def show_tag(self, context: RequestContext, name: str, tag: str) -> MetadefTag:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.GET_TAG, namespace)
+        self._authorize(context, A.GET_TAG, namespace)
         found = self._repository.get_tag(name, tag)
         if found is None:
             raise tag_not_found(tag, name)
@@ -292,7 +314,7 @@ class MetadefService:
 
     def add_tag(self, context: RequestContext, name: str, tag: str) -> MetadefTag:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.ADD_TAG, namespace)
+        self._authorize(context, A.ADD_TAG, namespace)
         now = self._clock()
         created = MetadefTag(tag, now, now)
         self._repository.add_tags(name, [created], replace=False)
@@ -303,7 +325,7 @@ class MetadefService:
     ) -> tuple[MetadefTag, ...]:
         """Replace the namespace's tags with `tags`, or add them if `append`."""
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.ADD_TAGS, namespace)
+        self._authorize(context, A.ADD_TAGS, namespace)
         now = self._clock()
         created = tuple(MetadefTag(tag, now, now) for tag in tags)
         if created:
@@ -312,7 +334,7 @@ class MetadefService:
 
     def update_tag(self, context: RequestContext, name: str, tag: str, new_name: str) -> MetadefTag:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.MODIFY_TAG, namespace)
+        self._authorize(context, A.MODIFY_TAG, namespace)
         current = self._repository.get_tag(name, tag)
         if current is None:
             raise tag_not_found(tag, name)
@@ -323,7 +345,7 @@ class MetadefService:
 
     def remove_tag(self, context: RequestContext, name: str, tag: str) -> None:
         namespace = self._namespace(context, name)
-        authorize_metadef(context, A.DELETE_TAG, namespace)
+        self._authorize(context, A.DELETE_TAG, namespace)
         if self._repository.get_tag(name, tag) is None:
             raise tag_not_found(tag, name)
         if namespace.protected:
@@ -349,6 +371,11 @@ class MetadefService:
         return self._repository.load_catalogue_once(stamped, now)
 
     # -- rules ---------------------------------------------------------------------------
+
+    def _authorize(
+        self, context: RequestContext, action: MetadefAction, namespace: Namespace | None = None
+    ) -> None:
+        authorize_metadef(self._policy, context, action, namespace)
 
     def _namespace(
         self, context: RequestContext, name: str, missing: Missing = namespace_hidden

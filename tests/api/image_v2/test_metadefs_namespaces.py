@@ -92,6 +92,25 @@ def test_admin_creates_shows_and_deletes_a_namespace_with_contents(
     assert message(gone) == f"Metadata definition namespace={name} was not found."
 
 
+def test_create_echoes_the_contents_as_the_request_gave_them(admin_api: httpx.Client) -> None:
+    name = unique()
+    body = full_namespace(name)
+
+    created = create(admin_api, body)
+
+    # Glance 33 answers with the stored namespace and the request's own contents:
+    # associations and objects without timestamps, objects without links.
+    for key in ("resource_type_associations", "properties", "objects", "tags"):
+        assert created[key] == body[key], key
+    assert created["owner"]
+    assert created["created_at"] == created["updated_at"]
+    assert created["self"] == f"{NS}/{name}"
+    assert created["schema"] == "/v2/schemas/metadefs/namespace"
+    shown = admin_api.get(f"{NS}/{name}").json()
+    assert "created_at" in shown["objects"][0]
+    assert "self" in shown["objects"][0]
+
+
 def test_show_with_a_resource_type_prefixes_the_property_names(admin_api: httpx.Client) -> None:
     name = unique()
     create(admin_api, full_namespace(name))
@@ -247,6 +266,21 @@ def test_an_unknown_marker_is_404(admin_api: httpx.Client) -> None:
 
     assert response.status_code == 404
     assert message(response) == "Metadata definition namespace=no-such-namespace was not found."
+
+
+def test_a_marker_the_caller_may_not_see_is_403(
+    http: ClientFactory, admin_api: httpx.Client
+) -> None:
+    name = unique()
+    create(admin_api, {"namespace": name, "owner": new_project()})
+
+    response = http(reader_of(new_project())).get(NS, params={"marker": name})
+
+    # Glance's database layer refuses it before the list runs.
+    assert response.status_code == 403
+    assert message(response) == (
+        f"Forbidding request, metadata definition namespace={name} is not visible."
+    )
 
 
 # -- policy -------------------------------------------------------------------------------------

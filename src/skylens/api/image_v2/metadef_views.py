@@ -120,6 +120,35 @@ def detail_view(detail: NamespaceDetail) -> dict[str, Any]:
     return namespace_view(detail.namespace, contents=detail.contents)
 
 
+def created_view(detail: NamespaceDetail) -> dict[str, Any]:
+    """The answer to a create, as Glance gives it: the stored namespace, with the
+    contents echoed as the request gave them (no timestamps, no links of objects)."""
+    view = namespace_view(detail.namespace)
+    contents = detail.contents
+    echoed: dict[str, Any] = {}
+    if contents.associations:
+        echoed["resource_type_associations"] = [
+            _present(name=a.name, prefix=a.prefix, properties_target=a.properties_target)
+            for a in contents.associations
+        ]
+    if contents.properties:
+        echoed["properties"] = properties_view(contents.properties)
+    if contents.objects:
+        echoed["objects"] = [
+            _present(
+                name=o.name,
+                description=o.description,
+                required=list(o.required) if o.required else None,
+                properties=properties_view(o.properties) if o.properties else None,
+            )
+            for o in contents.objects
+        ]
+    if contents.tags:
+        echoed["tags"] = [{"name": tag.name} for tag in contents.tags]
+    links = {"self": view.pop("self"), "schema": view.pop("schema")}
+    return {**view, **echoed, **links}
+
+
 def namespaces_view(
     page: Sequence[tuple[Namespace, tuple[Association, ...]]],
     query: Mapping[str, str],

@@ -16,6 +16,7 @@ from skylens.api.image_v2.metadef_views import (
     SCHEMA_PATHS,
     MetadefSchemas,
     association_view,
+    created_view,
     detail_view,
     namespace_href,
     namespace_view,
@@ -109,7 +110,7 @@ class MetadefHandlers:
             self.service.create_namespace, context, namespace_of(body), contents_of(body)
         )
         headers = {"Location": namespace_href(detail.namespace.namespace)}
-        return json_response(detail_view(detail), status=201, headers=headers)
+        return json_response(created_view(detail), status=201, headers=headers)
 
     async def show(self, request: Request, context: RequestContext) -> Response:
         detail = await self.reads(
