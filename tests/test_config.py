@@ -296,3 +296,35 @@ def test_import_filtering_and_web_download(tmp_path: Path) -> None:
 def test_web_download_limits_are_checked(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(_file(tmp_path, text), environ={})
+
+
+def test_import_plugins_as_glance_names_them(tmp_path: Path) -> None:
+    text = (
+        '[image_import]\nplugins = ["image_conversion", "inject_image_metadata"]\n'
+        '[image_conversion]\noutput_format = "qcow2"\n'
+        '[inject_metadata_properties]\nignore_user_roles = ["admin", "service"]\n'
+        'inject = { os_distro = "ubuntu" }\n'
+    )
+    settings = load(_file(tmp_path, text), environ={})
+
+    assert settings.image_import.plugins == ("image_conversion", "inject_image_metadata")
+    assert settings.image_conversion.output_format == "qcow2"
+    assert settings.inject_metadata_properties.ignore_user_roles == ("admin", "service")
+    assert settings.inject_metadata_properties.inject == {"os_distro": "ubuntu"}
+    assert load(environ={}).image_import.plugins == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[image_import]\nplugins = ["bogus"]', "unknown plugin 'bogus'"),
+        ('[image_conversion]\noutput_format = "vhd"', "output_format must be one of"),
+        (
+            "[inject_metadata_properties]\ninject = { os_glance_x = 1 }",
+            "'os_glance_x' is not a property an import may set",
+        ),
+    ],
+)
+def test_import_plugin_options_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(_file(tmp_path, text), environ={})

@@ -325,6 +325,30 @@ class WebDownloadSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ImageImportSettings:
+    """Glance's [image_import_opts]: the plugins every import (copy-image excepted)
+    runs, in this order: image_decompression, image_conversion, inject_image_metadata."""
+
+    plugins: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageConversionSettings:
+    """Glance's [image_conversion]: the format the image_conversion plugin converts to."""
+
+    output_format: str = "raw"  # qcow2, raw or vmdk
+
+
+@dataclasses.dataclass(frozen=True)
+class InjectMetadataSettings:
+    """Glance's [inject_metadata_properties]: what the inject_image_metadata plugin sets
+    on the images imported by a user who has none of `ignore_user_roles`."""
+
+    ignore_user_roles: tuple[str, ...] = ("admin",)
+    inject: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class MetadefSettings:
     """The metadata definitions catalogue (`/v2/metadefs`)."""
 
@@ -382,6 +406,9 @@ class Settings:
     compute: ComputeSettings = ComputeSettings()
     import_filtering: ImportFilteringSettings = ImportFilteringSettings()
     web_download: WebDownloadSettings = WebDownloadSettings()
+    image_import: ImageImportSettings = ImageImportSettings()
+    image_conversion: ImageConversionSettings = ImageConversionSettings()
+    inject_metadata_properties: InjectMetadataSettings = InjectMetadataSettings()
     tasks: TaskSettings = TaskSettings()
     metadefs: MetadefSettings = MetadefSettings()
     cors: CorsSettings = CorsSettings()
@@ -483,6 +510,29 @@ def _check(settings: Settings) -> None:
     if settings.tasks.concurrency < 0 or settings.tasks.poll_seconds <= 0:
         raise ConfigError("tasks.concurrency must be >= 0 and tasks.poll_seconds > 0")
     _check_web_download(settings)
+    _check_import_plugins(settings)
+
+
+# Glance's plugin names (glance/async_/flows/plugins), and the conversion targets.
+IMPORT_PLUGINS = ("image_decompression", "image_conversion", "inject_image_metadata", "no_op")
+CONVERSION_FORMATS = ("qcow2", "raw", "vmdk")
+
+
+def _check_import_plugins(settings: Settings) -> None:
+    for name in settings.image_import.plugins:
+        if name not in IMPORT_PLUGINS:
+            known = ", ".join(IMPORT_PLUGINS)
+            raise ConfigError(f"image_import.plugins: unknown plugin {name!r} (known: {known})")
+    if settings.image_conversion.output_format not in CONVERSION_FORMATS:
+        raise ConfigError(
+            "image_conversion.output_format must be one of " + ", ".join(CONVERSION_FORMATS)
+        )
+    for key in settings.inject_metadata_properties.inject:
+        if not 0 < len(key) <= 255 or key.startswith("os_glance"):
+            raise ConfigError(
+                f"inject_metadata_properties.inject: {key!r} is not a property an import "
+                "may set (1 to 255 characters, not in the os_glance namespace)"
+            )
 
 
 def _check_web_download(settings: Settings) -> None:
@@ -577,6 +627,8 @@ def _convert(hint: Any, value: Any, option: str) -> Any:
             if not isinstance(value, str | int | float):
                 raise ValueError(f"not a string: {value!r}")
             return str(value)
+        if typing.get_origin(hint) is dict and typing.get_args(hint) == (str, str):
+            return _strings(value, option)
         if typing.get_origin(hint) is dict:
             return _tables(value, option)
         if typing.get_origin(hint) is tuple or isinstance(hint, types.GenericAlias):
@@ -599,6 +651,13 @@ def _choice(enum: type[StrEnum], value: Any, option: str) -> StrEnum:
         raise ConfigError(f'{option} = "{value}" is not supported: {refused}')
     supported = ", ".join(member.value for member in enum)
     raise ConfigError(f"unknown {option} {value!r} (supported: {supported})")
+
+
+def _strings(value: Any, option: str) -> dict[str, str]:
+    """A table of strings (`inject = { os_distro = "ubuntu" }`)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{option} must be a table")
+    return {str(key): str(item) for key, item in value.items()}
 
 
 def _tables(value: Any, option: str) -> dict[str, dict[str, Any]]:

@@ -40,6 +40,7 @@ from skylens.domain.stores import ConfiguredStore, StagingArea
 from skylens.domain.tasks import IMPORT_TASK
 from skylens.domain.uris import UriFilter
 from skylens.inspection.formats import OsloFormatInspector
+from skylens.inspection.qemu_img import QemuImg
 from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
 from skylens.remote.http import FetchOptions, HttpFetcher
 from skylens.services.image_data import ImageDataService, UploadLimits
@@ -52,6 +53,13 @@ from skylens.services.import_methods import (
     GlanceDirect,
     ImportMethod,
     WebDownload,
+)
+from skylens.services.import_plugins import (
+    Conversion,
+    DataPlugin,
+    Decompression,
+    ImportPlugins,
+    MetadataInjection,
 )
 from skylens.services.import_run import ImportHandler
 from skylens.services.imports import ImportService
@@ -147,6 +155,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
             quotas,
             creator=worker,
             lease_seconds=settings.tasks.lease_seconds,
+            injection=import_plugins(settings).injection,
         ),
         staging=StagingService(
             service,
@@ -199,6 +208,7 @@ def _task_runner(
         database=database,
         storage=storage,
         ingest_jobs=ingest_jobs,
+        plugins=import_plugins(settings),
     )
     options = settings.tasks
     return TaskRunner(
@@ -234,6 +244,26 @@ def import_methods(
             )
         methods[name] = available[name]()
     return methods
+
+
+def import_plugins(settings: Settings) -> ImportPlugins:
+    """The enabled import plugins ([image_import] plugins), in their configured order."""
+    enabled = settings.image_import.plugins
+    data: list[DataPlugin] = []
+    for name in enabled:
+        if name == "image_decompression":
+            data.append(Decompression(settings.images.image_size_cap))
+        elif name == "image_conversion":
+            output = settings.image_conversion.output_format
+            cap = settings.images.image_size_cap
+            data.append(Conversion(output, OsloFormatInspector, QemuImg(), cap))
+    injection = None
+    if "inject_image_metadata" in enabled:
+        options = settings.inject_metadata_properties
+        injection = MetadataInjection(
+            options.inject, frozenset(role.lower() for role in options.ignore_user_roles)
+        )
+    return ImportPlugins(tuple(data), injection, Path(settings.data_dir) / "import-work")
 
 
 def _web_download(settings: Settings) -> WebDownload:

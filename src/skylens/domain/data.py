@@ -21,3 +21,18 @@ class DataDigest:
     hash_algo: str
     hash_value: str
     format: DataFormat
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DiskImageInfo:
+    """What `qemu-img info` says of an image file."""
+
+    format: str | None
+    virtual_size: int | None
+    has_backing_file: bool
+    has_data_file: bool
+    vmdk_create_type: str | None = None
+
+
+class DiskImageToolFailed(Exception):
+    """`qemu-img` refused or failed; the message is for the log."""

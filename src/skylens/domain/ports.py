@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ParamSpec, Protocol, TypeVar
 
 from skylens.domain.access import Action, RequestContext
-from skylens.domain.data import DataFormat
+from skylens.domain.data import DataFormat, DiskImageInfo
 from skylens.domain.images import Image, ImageStatus, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
@@ -275,3 +275,15 @@ class FormatInspector(Protocol):
     def verdict(self) -> DataFormat:
         """Call once, after the last `feed`."""
         ...
+
+
+class DiskImageTool(Protocol):
+    """Looks into and converts image files (`qemu-img`); blocking, raises
+    `DiskImageToolFailed`."""
+
+    def info(self, path: Path, disk_format: str) -> DiskImageInfo:
+        """What the file is, read as `disk_format` (with tight resource limits)."""
+        ...
+
+    def convert(self, source: Path, source_format: str, target: Path, target_format: str) -> None:
+        """Write `source` converted to `target_format` at `target`."""

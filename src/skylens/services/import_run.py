@@ -8,6 +8,9 @@ atomic change. A failure removes every copy this import committed, and the image
 goes back to `queued` (copy-image: stays active), its failed stores listed in
 `os_glance_failed_import`.
 
+With data plugins configured (decompression, conversion: services.import_plugins),
+the data first goes to a work file the plugins change, and the ingest reads that.
+
 Run again from its start when a worker died mid-way: the staged or source data is
 still there (it goes only once the import ended), and writes replace atomically.
 """
@@ -18,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from skylens.domain.data import DataDigest
@@ -28,7 +32,8 @@ from skylens.domain.quotas import MIB, QuotaClaim, Resource
 from skylens.domain.stores import ConfiguredStore
 from skylens.domain.tasks import ImportRequest, Task
 from skylens.services.image_data import UploadLimits, activated, check_format
-from skylens.services.import_methods import COPY_IMAGE, ImportMethod, ImportSource
+from skylens.services.import_methods import COPY_IMAGE, BlobSource, ImportMethod, ImportSource
+from skylens.services.import_plugins import FormatChange, ImportFailed, ImportPlugins
 from skylens.services.imports import FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO, with_stores
 from skylens.services.ingest import ingest
 from skylens.services.quotas import QuotaService
@@ -36,14 +41,7 @@ from skylens.services.tasks import Progress
 
 log = logging.getLogger(__name__)
 
-
-class ImportFailed(Exception):
-    """An import could not finish: the task's message says why (no client request
-    sees it, so it is no `SkylensError`)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+_FILE_CHUNK = 1 << 20
 
 
 class ImportHandler:
@@ -63,7 +61,9 @@ class ImportHandler:
         storage: Offload,
         ingest_jobs: Offload,
         clock: Callable[[], Any] = utc_now,
+        plugins: ImportPlugins | None = None,
     ) -> None:
+        self._plugins = plugins or ImportPlugins()
         self._repository = repository
         self._methods = methods
         self._stores = stores
@@ -92,13 +92,31 @@ class ImportHandler:
         if method is None:
             raise ImportFailed(f"Import method {request.method} is not enabled")
         targets = [name for name in request.stores if name not in image.stores]
+        change = FormatChange()
         source = await method.open(image, request, self._storage)
         try:
-            digest, committed, failed = await self._copy(image, source, targets, request, progress)
+            if self._plugins.data and request.method != COPY_IMAGE:  # as Glance
+                opened, source = source, ImportSource(BlobSource(iter(())), 0)
+                try:
+                    prepared = await self._plugins.prepare(
+                        image,
+                        _Counting(opened.body, progress),
+                        task.id,
+                        self._limits.size_cap,
+                        self._storage,
+                    )
+                finally:
+                    await opened.close()
+                change = prepared.change
+                source = await self._file_source(prepared.path, prepared.size)
+            digest, committed, failed = await self._copy(
+                change.applied(image), source, targets, request, progress
+            )
         finally:
             await source.close()
+            await self._storage(self._plugins.clear, task.id)
         try:
-            await self._database(self._finish, task, image, digest, committed, failed)
+            await self._database(self._finish, task, image, digest, committed, failed, change)
         except BaseException:
             await self._remove(image.id, committed)
             raise
@@ -151,6 +169,12 @@ class ImportHandler:
             raise
         return digest, committed, list(fan_out.failed)
 
+    async def _file_source(self, path: Path, size: int) -> ImportSource:
+        """The work file the data plugins left, read as the import's data."""
+        handle = await self._storage(open, path, "rb")
+        chunks = iter(lambda: handle.read(_FILE_CHUNK), b"")
+        return ImportSource(BlobSource(chunks), size, lambda: self._storage(handle.close))
+
     def _verify(self, image: Image, request: ImportRequest, digest: DataDigest) -> None:
         if request.method != COPY_IMAGE:
             check_format(image.disk_format, digest, self._limits.verify_disk_format)
@@ -167,11 +191,18 @@ class ImportHandler:
             await self._storage(_quietly(self._stores[name].blob.delete), self._key_of(image_id))
 
     def _finish(
-        self, task: Task, image: Image, digest: DataDigest, committed: list[str], failed: list[str]
+        self,
+        task: Task,
+        image: Image,
+        digest: DataDigest,
+        committed: list[str],
+        failed: list[str],
+        change: FormatChange,
     ) -> None:
         def finished(current: Image) -> Image:
             if current.properties.get(IMPORT_LOCK) != task.id:
                 raise Conflict("The image's import lock was taken from this task")
+            current = change.applied(current)
             stores = (*current.stores, *(name for name in committed if name not in current.stores))
             done = dataclasses.replace(
                 current, properties=with_stores(current, IMPORTING_TO, remove=[*committed, *failed])
@@ -181,7 +212,10 @@ class ImportHandler:
             done = dataclasses.replace(done, properties=properties, stores=stores)
             if current.status is ImageStatus.ACTIVE:  # copy-image
                 return done.with_changes(self._clock())
-            return activated(done, digest, self._clock())
+            active = activated(done, digest, self._clock())
+            if change.virtual_size is not None:  # what `qemu-img info` said of the source
+                active = dataclasses.replace(active, virtual_size=change.virtual_size)
+            return active
 
         def claims(current: Image) -> list[QuotaClaim]:
             new_copies = len([name for name in committed if name not in current.stores])

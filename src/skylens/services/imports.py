@@ -25,6 +25,7 @@ from skylens.domain.stores import ConfiguredStore
 from skylens.domain.tasks import IMPORT_TASK, ImportRequest, Lease, Task, TaskStatus
 from skylens.services.images import ImageService
 from skylens.services.import_methods import COPY_IMAGE, KNOWN_METHODS, ImportMethod
+from skylens.services.import_plugins import MetadataInjection
 from skylens.services.quotas import QuotaService
 from skylens.services.tasks import task_clock
 
@@ -69,7 +70,9 @@ class ImportService:
         creator: str,
         lease_seconds: float = 60.0,
         clock: Callable[[], dt.datetime] = utc_now,
+        injection: MetadataInjection | None = None,
     ) -> None:
+        self._injection = injection
         self._images = images
         self._repository = repository
         self._tasks = tasks
@@ -220,8 +223,14 @@ class ImportService:
         )
         lease = Lease(task.id, self._creator, now + self._lease_for, attempt=0)
         self._tasks.add(task, lease)
+        # inject_image_metadata: the importing user's roles are known only here.
+        injected = {}
+        if self._injection is not None and method.name != COPY_IMAGE:
+            injected = dict(self._injection.for_roles(context.roles))
         try:
-            self._repository.update(image.id, self._locking(task, method, request, stale_lock))
+            self._repository.update(
+                image.id, self._locking(task, method, request, stale_lock, injected)
+            )
         except BaseException:
             failed = task.with_status(
                 TaskStatus.FAILURE, task_clock(), message="Error: not started"
@@ -232,7 +241,12 @@ class ImportService:
         return task.id
 
     def _locking(
-        self, task: Task, method: ImportMethod, request: ImportRequest, stale_lock: str | None
+        self,
+        task: Task,
+        method: ImportMethod,
+        request: ImportRequest,
+        stale_lock: str | None,
+        injected: Mapping[str, str],
     ) -> Callable[[Image], Image]:
         def locked(image: Image) -> Image:
             if image.properties.get(IMPORT_LOCK, stale_lock) != stale_lock:
@@ -245,6 +259,7 @@ class ImportService:
                 image, properties=with_stores(image, IMPORTING_TO, request.stores)
             )
             properties = with_stores(changed, FAILED_IMPORT, remove=request.stores)
+            properties.update(injected)
             properties[IMPORT_LOCK] = task.id
             properties.pop(STAGE_HOST, None)
             changed = dataclasses.replace(changed, properties=properties)
