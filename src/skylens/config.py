@@ -131,6 +131,9 @@ class ServerSettings:
     shutdown_timeout_seconds: int = 30
     # Longest a readiness check (GET /healthcheck/ready) waits for each dependency.
     readiness_timeout_seconds: int = 5
+    # Where Prometheus scrapes the metrics (on the API's port, no credentials; they
+    # name no project, user or image); empty: no metrics endpoint.
+    metrics_path: str = "/metrics"
 
 
 @dataclasses.dataclass(frozen=True)

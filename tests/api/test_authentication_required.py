@@ -45,6 +45,7 @@ DISCOVERY = {
     "/versions",
     "/healthcheck",
     "/healthcheck/ready",
+    "/metrics",
     "/openapi.json",
     "/v2.1",
     "/v2.1/",

@@ -21,6 +21,7 @@ UNAUTHENTICATED = {
     ("/versions", "get"),
     ("/healthcheck", "get"),
     ("/healthcheck/ready", "get"),
+    ("/metrics", "get"),  # Prometheus metrics: no tenant data in them
     ("/openapi.json", "get"),
     ("/v2.1", "get"),  # the Compute proxy's version document
     ("/v2.1/", "get"),

@@ -21,7 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from skylens.api.components import Components, check_compute_prefix, components
+from skylens.api.components import (
+    Components,
+    check_compute_prefix,
+    check_metrics_path,
+    components,
+)
 from skylens.api.compute_v21.routes import ComputeMount, compute_v21_app, compute_v21_resources
 from skylens.api.cors import Cors, CorsPolicy
 from skylens.api.errors import MethodNotImplemented, RouteNotFound, error_response, handle_error
@@ -29,6 +34,7 @@ from skylens.api.health import health_resources
 from skylens.api.image_v2.routes import image_v2_resources
 from skylens.api.image_v2.schemas import ImageSchemas, load_schemas
 from skylens.api.listing import ListLimits
+from skylens.api.metrics import Metrics
 from skylens.api.middleware import (
     AccessLog,
     ClientGoneMiddleware,
@@ -63,10 +69,16 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     if settings.database.auto_upgrade:
         upgrade(engine)
-    parts = components(settings, engine)
+    check_metrics_path(settings.server.metrics_path)
+    metrics = Metrics() if settings.server.metrics_path else None
+    if metrics is not None:
+        metrics.watch_pool(engine)
+    parts = components(settings, engine, metrics.observers() if metrics else None)
     schemas = load_schemas(ims_profile=settings.images.ims_profile)
     image_api = _image_api(settings, parts, schemas)
     compute_api = _compute_api(settings, parts) if settings.compute.enabled else []
+    if metrics is not None:
+        image_api.append(metrics.resource(settings.server.metrics_path))
     image_api += service_resources(
         parts, [*image_api, *compute_api], schemas, settings.server.readiness_timeout_seconds
     )
@@ -76,7 +88,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     in_flight = InFlight()
     image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
-    served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint)
+    own_paths = (settings.server.metrics_path,) if metrics else ()
+    served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint, own_paths)
     if compute_api:
         compute_app = compute_v21_app(compute_api, parts.authenticator, limits)
         served = ComputeMount(served, compute_app, settings.compute.prefix)
@@ -88,7 +101,12 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         served = TrustedOrigins(served, server.allowed_hosts, origins, server.public_endpoint)
     served = Cors(served, CorsPolicy(**dataclasses.asdict(cors)))
     return RequestIdMiddleware(
-        AccessLog(served, enabled=settings.server.access_log, in_flight=in_flight)
+        AccessLog(
+            served,
+            enabled=settings.server.access_log,
+            observers=[metrics.observe] if metrics else [],
+            in_flight=in_flight,
+        )
     )
 
 

@@ -68,7 +68,7 @@ from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
 from skylens.services.staging import StagingService
 from skylens.services.sweep import OrphanSweep
-from skylens.services.tasks import RunnerSettings, TaskRunner, TaskService
+from skylens.services.tasks import RunnerSettings, TaskOutcomes, TaskRunner, TaskService
 from skylens.storage.keys import (
     image_data_key,
     image_id_of_key,
@@ -81,6 +81,19 @@ from skylens.storage.registry import InvalidStoreSettings, build_store, build_st
 STAGING_STORE = "os_glance_staging_store"
 
 
+def _ignore(*_args: object) -> None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Observers:
+    """What the services tell the metrics: the uploads this process receives (their
+    count, at each change) and each task's end (its type and outcome)."""
+
+    uploads_under_way: Callable[[int], None] = _ignore
+    task_outcomes: TaskOutcomes = _ignore
+
+
 @dataclasses.dataclass(frozen=True)
 class Components:
     use_cases: UseCases
@@ -91,8 +104,11 @@ class Components:
     checks: tuple[Check, ...]  # readiness
 
 
-def components(settings: Settings, engine: sa.Engine) -> Components:
+def components(
+    settings: Settings, engine: sa.Engine, observers: Observers | None = None
+) -> Components:
     """Every part of the service, on `engine`'s database."""
+    observers = observers or Observers()
     repository = SqlImageRepository(engine)
     policy = _policy(settings)
     quotas = QuotaService(repository, _limit_source(settings))
@@ -125,6 +141,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         storage,
         ingest_jobs,
         staging=_staging_area(staging),
+        uploads_under_way=observers.uploads_under_way,
     )
     methods = import_methods(settings, stores, staging)
     task_repository = SqlTaskRepository(engine)
@@ -138,6 +155,7 @@ def components(settings: Settings, engine: sa.Engine) -> Components:
         quotas,
         worker,
         (threads, storage, ingest_jobs),
+        observers.task_outcomes,
     )
     use_cases = UseCases(
         images=service,
@@ -195,6 +213,7 @@ def _task_runner(
     quotas: QuotaService,
     worker: str,
     offloads: tuple[Offload, Offload, Offload],
+    outcomes: TaskOutcomes,
 ) -> TaskRunner:
     database, storage, ingest_jobs = offloads  # as ImageDataService's
     handler = ImportHandler(
@@ -223,6 +242,7 @@ def _task_runner(
             time_to_live=dt.timedelta(hours=options.time_to_live_hours),
         ),
         database=database,
+        outcomes=outcomes,
     )
 
 
@@ -375,25 +395,40 @@ def check_settings(settings: Settings) -> None:
     stores = configured_stores(settings)
     import_methods(settings, stores, staging_store(settings))
     check_compute_prefix(settings.compute.prefix)
+    check_metrics_path(settings.server.metrics_path)
 
 
 def check_compute_prefix(prefix: str) -> None:
     """Empty, or `/segment[/...]` whose first segment the Image API does not own."""
-    if not prefix:
-        return
-    first = prefix.lstrip("/").split("/", 1)[0]
-    owned = {*allowed_prefixes(), "versions", *(p.lstrip("/") for p in UNVERSIONED_PREFIXES)}
-    if (
-        not prefix.startswith("/")
-        or prefix.endswith("/")
-        or "//" in prefix
-        or any(c in prefix for c in "{}?#")
-        or first in owned
-    ):
+    if not _outside_image_api(prefix):
         raise ConfigError(
             f"compute.prefix {prefix!r}: must be empty or a path like /compute, "
             "outside the Image API's own paths"
         )
+
+
+def check_metrics_path(path: str) -> None:
+    """Empty (no metrics endpoint), or a path outside the Image API's own."""
+    if not _outside_image_api(path):
+        raise ConfigError(
+            f"server.metrics_path {path!r}: must be empty or a path like /metrics, "
+            "outside the Image API's own paths"
+        )
+
+
+def _outside_image_api(path: str) -> bool:
+    """Empty, or `/segment[/...]` whose first segment the Image API does not own."""
+    if not path:
+        return True
+    first = path.lstrip("/").split("/", 1)[0]
+    owned = {*allowed_prefixes(), "versions", *(p.lstrip("/") for p in UNVERSIONED_PREFIXES)}
+    return not (
+        not path.startswith("/")
+        or path.endswith("/")
+        or "//" in path
+        or any(c in path for c in "{}?#")
+        or first in owned
+    )
 
 
 def orphan_sweep(
@@ -448,6 +483,7 @@ def _data_service(
     ingest_jobs: Offload,
     *,
     staging: StagingArea,
+    uploads_under_way: Callable[[int], None],
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -463,6 +499,7 @@ def _data_service(
         storage=storage,
         ingest_jobs=ingest_jobs,
         staging=staging,
+        uploads_under_way=uploads_under_way,
     )
 
 

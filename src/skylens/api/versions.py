@@ -60,13 +60,21 @@ class VersionNegotiation:
     same document, exactly as Glance's negotiation middleware.
     """
 
-    def __init__(self, app: ASGIApp, public_endpoint: str = "") -> None:
+    def __init__(
+        self, app: ASGIApp, public_endpoint: str = "", unversioned: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.public_endpoint = public_endpoint
         self.allowed = allowed_prefixes()
+        # Paths of the service's own besides UNVERSIONED_PREFIXES (the metrics').
+        self.unversioned = frozenset(unversioned)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UNVERSIONED_PREFIXES):
+        if (
+            scope["type"] != "http"
+            or scope["path"].startswith(UNVERSIONED_PREFIXES)
+            or scope["path"] in self.unversioned
+        ):
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]

@@ -7,8 +7,10 @@ import dataclasses
 import json
 import logging.config
 import os
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skylens import __version__
@@ -124,6 +126,45 @@ def sweep_command(settings: Settings) -> int:
 
 
 def serve_command(settings: Settings) -> int:
+    # Before anything imports prometheus_client, which reads it once.
+    metrics_dir = _metrics_directory(settings)
+    try:
+        return _serve(settings)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_directory(settings: Settings) -> Path | None:
+    """This run's directory for the workers' metrics files (prometheus_client's
+    multiprocess mode), `<data_dir>/metrics/<pid>`, in `PROMETHEUS_MULTIPROC_DIR`.
+    Left-overs of runs no longer alive (killed, not stopped) are removed; another
+    `serve` on the same data directory keeps its own."""
+    if not settings.server.metrics_path:
+        return None
+    runs = Path(settings.data_dir) / "metrics"
+    if runs.is_dir():
+        for run in runs.iterdir():
+            if not (run.name.isdigit() and _alive(int(run.name))):
+                shutil.rmtree(run, ignore_errors=True)
+    directory = runs / str(os.getpid())
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _serve(settings: Settings) -> int:
     import uvicorn
 
     from skylens.api.components import check_settings

@@ -97,6 +97,7 @@ class ImageDataService:
         ingest_jobs: Offload,
         staging: StagingArea | None = None,
         clock: Callable[[], Any] = utc_now,
+        uploads_under_way: Callable[[int], None] = lambda _count: None,
     ) -> None:
         if default_store not in stores:
             raise ValueError(f"the default store {default_store!r} is not a configured store")
@@ -115,6 +116,7 @@ class ImageDataService:
         self._staging = staging
         self._clock = clock
         self._uploading = 0  # uploads of this process under way
+        self._report_uploading = uploads_under_way  # told the count at each change
 
     def stores_info(self, context: RequestContext, detail: bool = False) -> list[StoreInfo]:
         """The stores users may choose from; with `detail` (admins) their kind,
@@ -156,6 +158,7 @@ class ImageDataService:
             )
             raise TooManyUploads()
         self._uploading += 1
+        self._report_uploading(self._uploading)
         try:
             claimed = await self._database(self._claim, context, image_id)
             lease = asyncio.create_task(self._hold_lease(image_id))
@@ -168,6 +171,7 @@ class ImageDataService:
                 await self._database(self._repository.end_upload, image_id)
         finally:
             self._uploading -= 1
+            self._report_uploading(self._uploading)
 
     async def _stream(
         self,

@@ -50,6 +50,15 @@ class TaskHandler(Protocol):
         ...
 
 
+# Told each task's end: its type and outcome (`success`, `failure`, `lease_lost`, or
+# `error` when the runner itself failed); the metrics count them.
+TaskOutcomes = Callable[[str, str], None]
+
+
+def _ignore_outcome(_type: str, _outcome: str) -> None:
+    return None
+
+
 class LeaseLost(Exception):
     """Another worker took the task over: this one must stop without a trace."""
 
@@ -74,8 +83,10 @@ class TaskRunner:
         *,
         database: Offload,
         clock: Callable[[], dt.datetime] = task_clock,
+        outcomes: TaskOutcomes = _ignore_outcome,
     ) -> None:
         self._repository = repository
+        self._outcomes = outcomes
         self._handlers = handlers
         self._settings = settings
         self._database = database
@@ -135,22 +146,26 @@ class TaskRunner:
 
     async def _run(self, task: Task, lease: Lease) -> None:
         try:
-            await self._work(task, lease)
+            outcome = await self._work(task, lease)
         except LeaseLost:
             log.warning("task %s: its lease was lost; another worker has it", task.id)
+            outcome = "lease_lost"
         except Exception:
             log.exception("task %s: the runner failed", task.id)
+            outcome = "error"
+        self._outcomes(task.type, outcome)
 
-    async def _work(self, task: Task, lease: Lease) -> None:
+    async def _work(self, task: Task, lease: Lease) -> str:
+        """Run the task to its end; its outcome, `success` or `failure`."""
         handler = self._handlers.get(task.type)
         if handler is None:
             await self._end(task, lease, f"Error: unknown task type {task.type}")
-            return
+            return "failure"
         if lease.attempt > self._settings.max_attempts:
             message = f"Error: the task was interrupted {lease.attempt - 1} times; given up"
             await handler.fail(task, message)
             await self._end(task, lease, message)
-            return
+            return "failure"
         if task.status is TaskStatus.PENDING:
             task = task.with_status(TaskStatus.PROCESSING, self._clock())
             await self._save(lease, task)
@@ -168,7 +183,7 @@ class TaskRunner:
             message = f"Error: {getattr(error, 'message', None) or error}"
             await handler.fail(task, message)
             await self._end(task, keeper.lease, message)
-            return
+            return "failure"
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -181,6 +196,7 @@ class TaskRunner:
             time_to_live=self._settings.time_to_live,
         )
         await self._save(keeper.lease, done)
+        return "success"
 
     async def _end(self, task: Task, lease: Lease, message: str) -> None:
         failed = task.with_status(
