@@ -6,17 +6,22 @@ composition root: the only modules that choose implementations.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import os
 import socket
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import anyio
 import sqlalchemy as sa
 
 from skylens.api.health import Check, NotReady
+from skylens.api.import_components import (
+    import_methods,
+    import_plugins,
+    staging_store,
+    task_runner,
+    upload_limits,
+)
 from skylens.api.metadef_files import first_start_catalogue
 from skylens.api.offload import InThreads, Offload
 from skylens.api.use_cases import UseCases
@@ -37,48 +42,24 @@ from skylens.domain.ports import Authenticator, Policy, PropertyProtections
 from skylens.domain.quotas import ConfiguredLimits, LimitSource, NoLimits
 from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore, StagingArea
-from skylens.domain.tasks import IMPORT_TASK
-from skylens.domain.uris import UriFilter
 from skylens.inspection.formats import OsloFormatInspector
-from skylens.inspection.qemu_img import QemuImg
 from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
-from skylens.remote.http import FetchOptions, HttpFetcher
-from skylens.services.image_data import ImageDataService, UploadLimits
+from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
-from skylens.services.import_methods import (
-    COPY_IMAGE,
-    GLANCE_DIRECT,
-    WEB_DOWNLOAD,
-    CopyImage,
-    GlanceDirect,
-    ImportMethod,
-    WebDownload,
-)
-from skylens.services.import_plugins import (
-    Conversion,
-    DataPlugin,
-    Decompression,
-    ImportPlugins,
-    MetadataInjection,
-)
-from skylens.services.import_run import ImportHandler
 from skylens.services.imports import ImportService
 from skylens.services.members import MemberService
 from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
 from skylens.services.staging import StagingService
 from skylens.services.sweep import OrphanSweep
-from skylens.services.tasks import RunnerSettings, TaskOutcomes, TaskRunner, TaskService
+from skylens.services.tasks import TaskOutcomes, TaskRunner, TaskService
 from skylens.storage.keys import (
     image_data_key,
     image_id_of_key,
     image_id_of_staging_key,
     staging_key,
 )
-from skylens.storage.registry import InvalidStoreSettings, build_store, build_stores
-
-# The name of the built-in staging store (Glance's reserved store name).
-STAGING_STORE = "os_glance_staging_store"
+from skylens.storage.registry import InvalidStoreSettings, build_stores
 
 
 def _ignore(*_args: object) -> None:
@@ -146,7 +127,7 @@ def components(
     methods = import_methods(settings, stores, staging)
     task_repository = SqlTaskRepository(engine)
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    runner = _task_runner(
+    runner = task_runner(
         settings,
         repository,
         task_repository,
@@ -181,7 +162,7 @@ def components(
             staging.blob,
             staging_key,
             OsloFormatInspector,
-            _upload_limits(settings),
+            upload_limits(settings),
             quotas,
             host=socket.gethostname(),
             database=threads,
@@ -202,123 +183,6 @@ def components(
         runner=runner,
         checks=readiness_checks(settings, engine, stores),
     )
-
-
-def _task_runner(
-    settings: Settings,
-    repository: SqlImageRepository,
-    tasks: SqlTaskRepository,
-    stores: dict[str, ConfiguredStore],
-    methods: dict[str, ImportMethod],
-    quotas: QuotaService,
-    worker: str,
-    offloads: tuple[Offload, Offload, Offload],
-    outcomes: TaskOutcomes,
-) -> TaskRunner:
-    database, storage, ingest_jobs = offloads  # as ImageDataService's
-    handler = ImportHandler(
-        repository,
-        methods,
-        stores,
-        image_data_key,
-        OsloFormatInspector,
-        _upload_limits(settings),
-        quotas,
-        database=database,
-        storage=storage,
-        ingest_jobs=ingest_jobs,
-        plugins=import_plugins(settings),
-    )
-    options = settings.tasks
-    return TaskRunner(
-        tasks,
-        {IMPORT_TASK: handler},
-        RunnerSettings(
-            holder=worker,
-            lease_seconds=options.lease_seconds,
-            poll_seconds=options.poll_seconds,
-            concurrency=options.concurrency,
-            max_attempts=options.max_attempts,
-            time_to_live=dt.timedelta(hours=options.time_to_live_hours),
-        ),
-        database=database,
-        outcomes=outcomes,
-    )
-
-
-def import_methods(
-    settings: Settings, stores: dict[str, ConfiguredStore], staging: ConfiguredStore
-) -> dict[str, ImportMethod]:
-    """The registry of import methods: the enabled ones, by name."""
-    available: dict[str, Callable[[], ImportMethod]] = {
-        GLANCE_DIRECT: lambda: GlanceDirect(staging.blob, staging_key),
-        WEB_DOWNLOAD: lambda: _web_download(settings),
-        COPY_IMAGE: lambda: CopyImage(stores, image_data_key),
-    }
-    methods = {}
-    for name in settings.images.enabled_import_methods:
-        if name not in available:
-            raise ConfigError(
-                f"images.enabled_import_methods: {name!r} is not available "
-                f"(available: {', '.join(available)})"
-            )
-        methods[name] = available[name]()
-    return methods
-
-
-def import_plugins(settings: Settings) -> ImportPlugins:
-    """The enabled import plugins ([image_import] plugins), in their configured order."""
-    enabled = settings.image_import.plugins
-    data: list[DataPlugin] = []
-    for name in enabled:
-        if name == "image_decompression":
-            data.append(Decompression(settings.images.image_size_cap))
-        elif name == "image_conversion":
-            output = settings.image_conversion.output_format
-            cap = settings.images.image_size_cap
-            data.append(Conversion(output, OsloFormatInspector, QemuImg(), cap))
-    injection = None
-    if "inject_image_metadata" in enabled:
-        options = settings.inject_metadata_properties
-        injection = MetadataInjection(
-            options.inject, frozenset(role.lower() for role in options.ignore_user_roles)
-        )
-    return ImportPlugins(tuple(data), injection, Path(settings.data_dir) / "import-work")
-
-
-def _web_download(settings: Settings) -> WebDownload:
-    """web-download: the URI filter ([import_filtering]) checks requests, and the
-    fetcher ([web_download]) fetches through the same filter."""
-    filtering, download = settings.import_filtering, settings.web_download
-    uri_filter = UriFilter(**dataclasses.asdict(filtering))  # the same options
-    options = FetchOptions(
-        connect_timeout=download.connect_timeout_seconds,
-        read_timeout=download.read_timeout_seconds,
-        max_redirects=download.max_redirects,
-        max_resumes=download.max_resumes,
-        cafile=download.cafile,
-    )
-    try:
-        fetcher = HttpFetcher(uri_filter, options)
-    except OSError as error:  # the CA bundle
-        raise ConfigError(f"web_download.cafile: {error}") from error
-    return WebDownload(uri_filter, fetcher, settings.images.image_size_cap)
-
-
-def staging_store(settings: Settings) -> ConfiguredStore:
-    """Where staged import data waits: the [stores] table `storage.staging_store`
-    names, or a file store under the data directory."""
-    name = settings.storage.staging_store
-    if not name:
-        root = str(Path(settings.data_dir) / "staging")
-        return build_store(STAGING_STORE, {"kind": "file", "root": root})
-    options = settings.store_settings().get(name)
-    if options is None:
-        raise ConfigError(f"storage.staging_store {name!r} names no [stores.{name}] table")
-    try:
-        return build_store(name, options)
-    except InvalidStoreSettings as error:
-        raise ConfigError(str(error)) from error
 
 
 def metadef_service(
@@ -492,7 +356,7 @@ def _data_service(
         default_store=settings.storage.default_store,
         key_of=image_data_key,
         inspector=OsloFormatInspector,
-        limits=_upload_limits(settings),
+        limits=upload_limits(settings),
         access=policy,
         quotas=quotas,
         database=database,
@@ -500,16 +364,6 @@ def _data_service(
         ingest_jobs=ingest_jobs,
         staging=staging,
         uploads_under_way=uploads_under_way,
-    )
-
-
-def _upload_limits(settings: Settings) -> UploadLimits:
-    return UploadLimits(
-        size_cap=settings.images.image_size_cap,
-        hash_algo=settings.images.hashing_algorithm,
-        verify_disk_format=settings.images.verify_disk_format,
-        lease_renewal_seconds=min(60.0, settings.storage.sweep_grace_seconds / 3),
-        max_uploads=settings.server.max_uploads,
     )
 
 
