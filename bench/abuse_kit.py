@@ -124,6 +124,14 @@ def status(response: httpx.Response) -> str:
 # -- raw connections --------------------------------------------------------------
 
 
+def readable(sock: socket.socket, wait: float) -> bool:
+    """Whether `sock` has something to read (or has ended) within `wait` seconds; poll(2),
+    as select(2) refuses descriptors past 1023 and a scenario holds more connections."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(wait * 1000))
+
+
 def answer(sock: socket.socket, wait: float) -> str:
     """The status the server answered on `sock` within `wait` seconds; "closed" if it
     closed (or reset) the connection without one, "open" if it did neither."""
@@ -132,7 +140,7 @@ def answer(sock: socket.socket, wait: float) -> str:
     with contextlib.suppress(OSError):
         while b"\r\n" not in received:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([sock], [], [], left)[0]:
+            if left <= 0 or not readable(sock, left):
                 return "open"
             piece = sock.recv(65536)
             if not piece:
@@ -147,7 +155,7 @@ def push(sock: socket.socket, pieces: Iterator[bytes]) -> bool:
     """Send `pieces` until they end or the server answers or closes; True if it did."""
     try:
         for piece in pieces:
-            if select.select([sock], [], [], 0)[0]:
+            if readable(sock, 0):
                 return True
             sock.sendall(piece)
     except OSError:

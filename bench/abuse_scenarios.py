@@ -519,9 +519,13 @@ def stray_blob_of_a_queued_image(t: Target, probe: Probe) -> Outcome:
     image_id = t.image(member)
     stray = t.server.log.parent / "images" / image_data_key(image_id)
     stray.parent.mkdir(parents=True, exist_ok=True)
-    stray.write_bytes(os.urandom(t.scale.of(256, 4) * MIB))  # committed, never activated
+    # Written beside the store, aged, then moved in whole: the sweep (grace 1 s) would
+    # take a key whose write outlasts the grace on a busy machine before it is aged.
+    written = t.server.log.parent / f"stray-{image_id}"
+    written.write_bytes(os.urandom(t.scale.of(256, 4) * MIB))  # committed, never activated
     old = time.time() - 3600
-    os.utime(stray, (old, old))
+    os.utime(written, (old, old))
+    os.replace(written, stray)
     probe()
     deadline = time.monotonic() + 15
     while stray.exists() and time.monotonic() < deadline:
