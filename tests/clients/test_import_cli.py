@@ -222,7 +222,11 @@ def test_glance_image_stage_then_image_import_to_two_stores(
     assert image["stores"] == "local,cheap"
     assert staged_files(server, image_id) == []
     info = table(glance(server, "import-info"))
-    assert json.loads(info["import-methods"])["value"] == ["glance-direct", "copy-image"]
+    assert json.loads(info["import-methods"])["value"] == [
+        "glance-direct",
+        "web-download",
+        "copy-image",
+    ]
 
 
 def _openstack_json(server: RunningServer, *args: str) -> Any:

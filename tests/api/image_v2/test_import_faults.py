@@ -250,7 +250,9 @@ def test_a_server_killed_mid_copy_image_keeps_the_image_active_and_leaves_no_par
     ):
         image = settled(api, image_id)
 
-        # Taken over after the lease lapsed and run again from its start.
+        # Taken over after the lease lapsed and run again from its start. The task row
+        # records the end just after the image does (two transactions): wait for it.
+        wait_for(lambda: (task_row(url, image_id) or ("",))[0] != "processing", 60)
         assert task_row(url, image_id)[:2] == ("success", 2)
         assert (image["status"], image["checksum"]) == ("active", digest.hexdigest())
         assert image["stores"] == "local,cheap"
