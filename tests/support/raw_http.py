@@ -61,9 +61,11 @@ def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), headers, body
 
 
-def closed_by_server(sock: socket.socket) -> bool:
-    """Wait (up to the socket's timeout) until the server closes the connection;
-    whether it did. What it sent first is read and dropped."""
+def closed_by_server(sock: socket.socket, wait: float | None = None) -> bool:
+    """Wait (up to `wait` seconds, else the socket's timeout) until the server closes
+    the connection; whether it did. What it sent first is read and dropped."""
+    if wait is not None:
+        sock.settimeout(wait)
     try:
         while sock.recv(65536):
             pass

@@ -37,6 +37,7 @@ PROTOCOL_METHODS: dict[str, tuple[str, ...]] = {
     "on_headers_complete": ("self",),
     "on_body": ("self", "body"),
     "on_message_complete": ("self",),
+    "on_response_complete": ("self",),
     "_start_asgi_task": ("self", "cycle", "app"),
     "send_400_response": ("self", "msg"),
     "_unset_keepalive_if_required": ("self",),

@@ -3,10 +3,13 @@
 uvicorn's own `limit_concurrency` answers 503 to requests made while too many
 connections are open, but accepts every connection and waits for its request
 forever: idle connections past the file descriptor limit then make every accept
-fail, silently. Here a connection past the cap is answered 503 as soon as its
-request head is read (or closed when it sends none within a short grace), a
-connection past the cap and ANSWERED_PAST_CAP more is closed at once, and the first
-refusal in a minute logs one warning line.
+fail, silently. Here, when a new connection would pass the cap, the connection
+that has waited longest for a request head (idle, or trickling one in: a slowloris)
+is closed to make room, so a flood of idle connections cannot lock clients out. Only
+when every connection is busy with a request is the new one refused: answered 503
+as soon as its request head is read (or closed when it sends none within a short
+grace), or, past the cap and ANSWERED_PAST_CAP more, closed at once. The first
+eviction or refusal in a minute logs one warning line.
 """
 
 from __future__ import annotations
@@ -36,22 +39,34 @@ class ConnectionCap:
         self._warn_every = warn_every
         self._warned_at: float | None = None
         self._refused = 0  # since the last warning
+        self._evicted = 0  # since the last warning
 
     def admit(self, open_connections: int, logger: logging.Logger) -> Admission:
-        """What to do with a new connection, `open_connections` counting it."""
+        """What to do with a new connection, `open_connections` counting it (and no
+        connection that could be evicted for it)."""
         if open_connections <= self.cap:
             return Admission.SERVE
         self._refused += 1
-        now = time.monotonic()
-        if self._warned_at is None or now - self._warned_at >= self._warn_every:
-            logger.warning(
-                "connection limit reached: %d open, server.max_connections = %d; "
-                "refused %d connection(s) since the last warning",
-                open_connections - 1,
-                self.cap,
-                self._refused,
-            )
-            self._warned_at, self._refused = now, 0
+        self._warn(open_connections, logger)
         if open_connections > self.cap + ANSWERED_PAST_CAP:
             return Admission.DROP
         return Admission.ANSWER_BUSY
+
+    def evicted(self, open_connections: int, logger: logging.Logger) -> None:
+        """A connection waiting for a request head was closed to make room."""
+        self._evicted += 1
+        self._warn(open_connections, logger)
+
+    def _warn(self, open_connections: int, logger: logging.Logger) -> None:
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= self._warn_every:
+            logger.warning(
+                "connection limit reached: %d open, server.max_connections = %d; since the "
+                "last warning, closed %d connection(s) waiting for a request to make room "
+                "and refused %d",
+                open_connections - 1,
+                self.cap,
+                self._evicted,
+                self._refused,
+            )
+            self._warned_at, self._refused, self._evicted = now, 0, 0
