@@ -40,6 +40,23 @@ class ConnectionCap:
         self._warned_at: float | None = None
         self._refused = 0  # since the last warning
         self._evicted = 0  # since the last warning
+        # The worker's connections waiting for a request head, longest-waiting first
+        # (a dict keeps insertion order), and how many evicted ones are still closing.
+        self.waiting: dict[object, None] = {}
+        self.closing = 0
+
+    def wait_for_head(self, connection: object) -> None:
+        """`connection` (re)starts waiting for a request head: it goes last."""
+        self.waiting.pop(connection, None)
+        self.waiting[connection] = None
+
+    def serving(self, connection: object) -> None:
+        """`connection` has a request head, or is gone: it waits no more."""
+        self.waiting.pop(connection, None)
+
+    def longest_waiting(self, besides: object) -> object | None:
+        """The connection waiting longest for a head, other than `besides`."""
+        return next((other for other in self.waiting if other is not besides), None)
 
     def admit(self, open_connections: int, logger: logging.Logger) -> Admission:
         """What to do with a new connection, `open_connections` counting it (and no

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
-import itertools
 import sys
 import uuid
 from collections.abc import MutableMapping
@@ -70,9 +69,6 @@ _MESSAGES = {
 }
 
 
-_WAITING_ORDER = itertools.count()
-
-
 class GlanceHttpToolsProtocol(HttpToolsProtocol):
     _files: FileSender | None = None
     _receives_into = False
@@ -98,21 +94,15 @@ class GlanceHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._answered = False  # refused with a response of our own: ignore the rest
         self._busy = False  # past the connection cap: the head gets 503
-        # When (in this worker's order of events) the connection began to wait for a
-        # request head; None while it serves one. The one waiting longest is closed
-        # when the cap needs room. A counter, not the loop's clock, which uvloop
-        # reads once per turn of the loop: a burst of accepts would tie.
-        self._awaiting_head_since: int | None = None
+        self._evicted = False  # closed to make room under the cap
 
     # -- the connection ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._awaiting_head_since = next(_WAITING_ORDER)
-        # Connections already being closed (evicted, refused) hold no place any more.
-        open_connections = sum(
-            1 for other in self.connections if not getattr(other, "_answered", False)
-        )
+        self._cap.wait_for_head(self)
+        # Connections already being closed to make room hold no place any more.
+        open_connections = len(self.connections) - self._cap.closing
         if open_connections > self._cap.cap and self._evict_longest_waiting():
             self._cap.evicted(open_connections, self.logger)
             open_connections -= 1  # the evicted one is closing
@@ -129,6 +119,9 @@ class GlanceHttpToolsProtocol(HttpToolsProtocol):
             self._receives_into = True
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cap.serving(self)
+        if self._evicted:
+            self._cap.closing -= 1
         self._stop_head_timer()
         super().connection_lost(exc)
         if self._files is not None:
@@ -182,7 +175,7 @@ class GlanceHttpToolsProtocol(HttpToolsProtocol):
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._awaiting_head_since = None
+        self._cap.serving(self)
         self._reading_head = self._head_begun = False
         self._stop_head_timer()
         if self._head.refusal is not None or self._answered:
@@ -203,23 +196,17 @@ class GlanceHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.pipeline:
-            self._awaiting_head_since = next(_WAITING_ORDER)  # kept alive, idle
+            self._cap.wait_for_head(self)  # kept alive, idle
 
     def _evict_longest_waiting(self) -> bool:
         """Close the connection of this worker that has waited longest for a request
         head; false if every other connection is serving a request."""
-        waiting = [
-            other
-            for other in self.connections
-            if isinstance(other, GlanceHttpToolsProtocol)
-            and other is not self
-            and other._awaiting_head_since is not None
-            and not other._answered
-        ]
-        if not waiting:
+        oldest = self._cap.longest_waiting(besides=self)
+        if not isinstance(oldest, GlanceHttpToolsProtocol):
             return False
-        oldest = min(waiting, key=lambda other: other._awaiting_head_since or 0)
-        oldest._answered = True  # its bytes are ignored from now on
+        self._cap.serving(oldest)
+        oldest._answered = oldest._evicted = True  # its bytes are ignored from now on
+        self._cap.closing += 1
         oldest.transport.abort()
         return True
 
