@@ -1,6 +1,6 @@
 """The two ASGI extensions `skylens serve` offers, defined once for both sides.
 
-The server (`skylens.server`) offers them and the API (`skylens.api.readinto`,
+The server (`skylens.server`) offers them and the API (`skylens.api.request_body`,
 `skylens.api.sendfile`) uses them when they are offered; neither side imports the
 other, both import this. An extension is offered by naming it in
 `scope["extensions"]`:

@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from skylens.api.errors import RangeNotSatisfiable
 from skylens.api.offload import Offload
-from skylens.api.readinto import request_body
+from skylens.api.request_body import request_body
 from skylens.api.responses import no_content
 from skylens.api.sendfile import FileRangeResponse, server_sends_files
 from skylens.domain.access import RequestContext

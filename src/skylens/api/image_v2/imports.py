@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from skylens.api.image_v2.data import OCTET_STREAM, announced_size, check_upload_media_type
 from skylens.api.offload import Offload
-from skylens.api.readinto import request_body
+from skylens.api.request_body import request_body
 from skylens.api.requests import read_json
 from skylens.api.responses import json_response, no_content, timestamp
 from skylens.api.routing import Operation, Resource
