@@ -54,11 +54,6 @@ from skylens.services.sweep import OrphanSweep
 
 log = logging.getLogger("skylens")
 
-# /healthcheck's body when the database does not answer, in the style of
-# oslo.middleware's reasons ("DISABLED BY FILE").
-DATABASE_DOWN = "DATABASE UNAVAILABLE"
-_HEALTH_TYPE = "text/plain; charset=UTF-8"
-
 
 def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     """Build the whole service from settings (and optionally a ready engine)."""

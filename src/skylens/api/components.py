@@ -125,6 +125,7 @@ def components(
         uploads_under_way=observers.uploads_under_way,
     )
     methods = import_methods(settings, stores, staging)
+    plugins = import_plugins(settings)  # one set: the runner's, and the request's injection
     task_repository = SqlTaskRepository(engine)
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     runner = task_runner(
@@ -137,6 +138,7 @@ def components(
         worker,
         (threads, storage, ingest_jobs),
         observers.task_outcomes,
+        plugins,
     )
     use_cases = UseCases(
         images=service,
@@ -154,7 +156,7 @@ def components(
             quotas,
             creator=worker,
             lease_seconds=settings.tasks.lease_seconds,
-            injection=import_plugins(settings).injection,
+            injection=plugins.injection,
         ),
         staging=StagingService(
             service,

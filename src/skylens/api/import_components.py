@@ -56,6 +56,7 @@ def task_runner(
     worker: str,
     offloads: tuple[Offload, Offload, Offload],
     outcomes: TaskOutcomes,
+    plugins: ImportPlugins,
 ) -> TaskRunner:
     database, storage, ingest_jobs = offloads  # as ImageDataService's
     handler = ImportHandler(
@@ -69,7 +70,7 @@ def task_runner(
         database=database,
         storage=storage,
         ingest_jobs=ingest_jobs,
-        plugins=import_plugins(settings),
+        plugins=plugins,
     )
     options = settings.tasks
     return TaskRunner(

@@ -31,5 +31,5 @@ class UseCases:
     tasks: TaskService
     wake_runner: Callable[[], None]  # a task was created: this process's runner looks now
     metadefs: MetadefService
-    reads: Offload  # the services' reads: on the loop when the database never waits
+    reads: Offload  # the services' reads: on threads sized to the database pool
     writes: Offload  # everything else: on threads sized to the database pool
