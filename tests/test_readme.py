@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.readme import Block, Command, Matcher, Mismatch, Shell, blocks, system_path
+from tests.support.readme import (
+    Block,
+    Command,
+    Matcher,
+    Mismatch,
+    ServiceDown,
+    Shell,
+    blocks,
+    system_path,
+)
 
 COMMAND_TIMEOUT = 60.0
 
@@ -52,8 +61,13 @@ def _step(shell: Shell, matcher: Matcher, block: Block, command: Command) -> Non
     where = f"README.md line {command.line} (block at line {block.line}, “{block.section}”)"
     if block.kind == "service":
         # The test's virtualenv stands for the set-up before the last `&&`.
-        shell.start_service(command.text.rsplit("&&", 1)[-1].strip(), COMMAND_TIMEOUT)
-        return
+        try:
+            shell.start_service(command.text.rsplit("&&", 1)[-1].strip(), COMMAND_TIMEOUT)
+        except (ServiceDown, TimeoutError) as error:
+            failure = f"{where}: `{_first(command)}`: {error}"
+        else:
+            return
+        pytest.fail(failure, pytrace=False)
     try:
         output = shell.run(command.text, COMMAND_TIMEOUT)
     except TimeoutError:
