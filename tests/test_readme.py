@@ -103,3 +103,16 @@ def _report(where: str, command: Command, actual: list[str], mismatch: Mismatch)
 
 def _first(command: Command) -> str:
     return command.text.splitlines()[0]
+
+
+def test_the_readme_shows_the_two_set_up_commands_and_ci_runs_the_second(
+    repo_root: Path,
+) -> None:
+    readme = (repo_root / "README.md").read_text()
+    ci = (repo_root / ".ci" / "run").read_text().strip().splitlines()
+    serve = blocks(readme)[0].commands[0].text
+
+    assert serve.endswith("&& .venv/bin/skylens serve")
+    assert "-r requirements/runtime.lock" in serve
+    assert "```sh\nscripts/test\n```" in readme
+    assert ci[-1] == "exec scripts/test"
