@@ -253,6 +253,9 @@ def test_choices_are_typed() -> None:
             "quotas.projects.alpha.image_size_total: not an integer: 'lots'",
         ),
         ("[storage]\nsweep_grace_seconds = 0\n", "storage.sweep_grace_seconds must be at least 1"),
+        ("[server]\nworkers = 0\n", "server.workers must be at least 1"),
+        ("[database]\npool_size = 0\n", "database.pool_size must be at least 1"),
+        ("[server]\nbody_read_timeout_seconds = 0\n", "server.body_read_timeout_seconds must be"),
     ],
 )
 def test_choices_and_what_they_need_are_checked_on_load(

@@ -498,6 +498,11 @@ def _check(settings: Settings) -> None:
     if auth.mode is AuthMode.TRUSTED_HEADERS and not auth.default_project:
         raise ConfigError("auth.default_project must name a project")
     for option, value in (
+        ("server.workers", settings.server.workers),
+        ("server.max_uploads", settings.server.max_uploads),
+        ("server.header_timeout_seconds", settings.server.header_timeout_seconds),
+        ("server.body_read_timeout_seconds", settings.server.body_read_timeout_seconds),
+        ("database.pool_size", settings.database.pool_size),
         ("storage.sweep_grace_seconds", settings.storage.sweep_grace_seconds),
         ("server.max_request_body_size", settings.server.max_request_body_size),
         ("keystone.validation_threads", settings.keystone.validation_threads),
