@@ -1,4 +1,5 @@
-"""`skylens serve | sweep | db upgrade | db current | --version`."""
+"""`skylens serve | sweep | db upgrade | db downgrade | db current | config check |
+images stuck | --version`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skylens import __version__
+from skylens.cli.checks import config_check_command
 from skylens.cli.metadefs import add_metadefs_commands
+from skylens.cli.stuck import add_images_commands
 from skylens.config import ConfigError, Settings, load
 from skylens.logs import log_config
 
@@ -75,9 +78,31 @@ def _parser() -> argparse.ArgumentParser:
     db_upgrade = db_commands.add_parser("upgrade", help="apply all migrations")
     _common(db_upgrade)
     db_upgrade.set_defaults(handler=db_upgrade_command)
+    db_downgrade = db_commands.add_parser(
+        "downgrade",
+        help="undo migrations down to REVISION (default: the previous one; base: empty)",
+        description=(
+            "Undo migrations down to REVISION: a revision id, `base` (no tables), or "
+            "-N (N steps back). Data in what is removed is lost. Stop every server first."
+        ),
+    )
+    db_downgrade.add_argument("revision", metavar="REVISION", nargs="?", default="-1")
+    _common(db_downgrade)
+    db_downgrade.set_defaults(handler=db_downgrade_command, positionals=("revision",))
     db_current = db_commands.add_parser("current", help="print the schema revision")
     _common(db_current)
     db_current.set_defaults(handler=db_current_command)
+
+    config = commands.add_parser("config", help="configuration administration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = config_commands.add_parser(
+        "check",
+        help="print the resolved settings (secrets hidden) and test the database, "
+        "stores and Keystone",
+    )
+    _common(check)
+    check.set_defaults(handler=config_check_command)
+    add_images_commands(commands, _common)
     add_metadefs_commands(commands, _common)
     return parser
 
@@ -95,6 +120,16 @@ def db_upgrade_command(settings: Settings) -> int:
         engine = create_engine(settings.database_url, pool_size=1)
         upgrade(engine)
         print(f"database at revision {current_revision(engine)}")
+    return 0
+
+
+def db_downgrade_command(settings: Settings, revision: str) -> int:
+    from skylens.db.engine import create_engine, current_revision, downgrade, setup_errors
+
+    with setup_errors(settings.database_url):
+        engine = create_engine(settings.database_url, pool_size=1)
+        downgrade(engine, revision)
+        print(f"database at revision {current_revision(engine) or 'none (empty)'}")
     return 0
 
 

@@ -223,6 +223,22 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Take the schema down to `revision` (`base`: empty; `-N`: N steps back).
+    A revision that does not exist, or is not below the current one, is
+    `DatabaseSetupError` naming it."""
+    from alembic.util.exc import CommandError
+
+    current = current_revision(engine)
+    try:
+        command.downgrade(alembic_config(engine), revision)
+    except CommandError as error:
+        raise DatabaseSetupError(
+            f"cannot downgrade {redacted(engine.url)} from revision {current or 'none'} "
+            f"to {revision}: {_first_line(error)}"
+        ) from None
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as connection:
         return revision_of(connection)
