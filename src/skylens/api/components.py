@@ -68,11 +68,13 @@ def _ignore(*_args: object) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Observers:
-    """What the services tell the metrics: the uploads this process receives (their
-    count, at each change) and each task's end (its type and outcome)."""
+    """What the services tell the metrics: the uploads this process receives and the
+    tasks it runs (their counts, at each change), and each task's end (its type and
+    outcome)."""
 
     uploads_under_way: Callable[[int], None] = _ignore
     task_outcomes: TaskOutcomes = _ignore
+    tasks_under_way: Callable[[int], None] = _ignore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +143,7 @@ def components(
         (threads, storage, ingest_jobs),
         observers.task_outcomes,
         plugins,
+        observers.tasks_under_way,
     )
     use_cases = UseCases(
         images=service,

@@ -4,13 +4,14 @@ images stuck | --version`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging.config
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,8 +201,6 @@ def _alive(pid: int) -> bool:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
-
     from skylens.api.components import check_settings
     from skylens.db.engine import redacted
     from skylens.server.launch import http_serving
@@ -223,6 +222,37 @@ def _serve(settings: Settings) -> int:
     )
     if serving.warning is not None:
         print(f"skylens: warning: {serving.warning}", file=sys.stderr)
+    with _metrics_server(settings):
+        _run_uvicorn(settings, serving.uvicorn_options)
+    return 0
+
+
+@contextlib.contextmanager
+def _metrics_server(settings: Settings) -> Iterator[None]:
+    """With `server.metrics_port`, this process answers the scrapes on that port, from
+    a thread, for as long as the workers run."""
+    server = settings.server
+    if not (server.metrics_port and server.metrics_path):
+        yield
+        return
+    from skylens.api.metrics import MetricsServer
+
+    metrics = MetricsServer(server.metrics_host, server.metrics_port, server.metrics_path)
+    metrics.start()
+    print(
+        f"skylens metrics on http://{_url_host(server.metrics_host)}:{server.metrics_port}"
+        f"{server.metrics_path}",
+        file=sys.stderr,
+    )
+    try:
+        yield
+    finally:
+        metrics.stop()
+
+
+def _run_uvicorn(settings: Settings, uvicorn_options: dict[str, Any]) -> None:
+    import uvicorn
+
     uvicorn.run(
         "skylens.cli.main:worker_app",
         factory=True,
@@ -236,9 +266,8 @@ def _serve(settings: Settings) -> int:
         server_header=False,
         timeout_graceful_shutdown=settings.server.shutdown_timeout_seconds,
         loop="uvloop",
-        **serving.uvicorn_options,
+        **uvicorn_options,
     )
-    return 0
 
 
 def _prepare_database(settings: Settings) -> None:

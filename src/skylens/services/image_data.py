@@ -137,6 +137,12 @@ class ImageDataService:
             for store in self._stores.values()
         ]
 
+    def configured_store(self, name: str | None) -> str | None:
+        """The id of the store an upload naming `name` (or none) goes to; None when
+        no configured store has that name."""
+        chosen = self._default_store if name is None else name
+        return chosen if chosen in self._stores else None
+
     async def upload(
         self,
         context: RequestContext,

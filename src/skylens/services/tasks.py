@@ -84,9 +84,11 @@ class TaskRunner:
         database: Offload,
         clock: Callable[[], dt.datetime] = task_clock,
         outcomes: TaskOutcomes = _ignore_outcome,
+        running: Callable[[int], None] = lambda _count: None,
     ) -> None:
         self._repository = repository
         self._outcomes = outcomes
+        self._report_running = running  # told how many tasks run here, at each change
         self._handlers = handlers
         self._settings = settings
         self._database = database
@@ -138,10 +140,12 @@ class TaskRunner:
                 return
             running = asyncio.create_task(self._run(*claimed))
             self._running.add(running)
+            self._report_running(len(self._running))
             running.add_done_callback(self._finished)
 
     def _finished(self, running: asyncio.Task[None]) -> None:
         self._running.discard(running)
+        self._report_running(len(self._running))
         self._wake.set()  # room for another
 
     async def _run(self, task: Task, lease: Lease) -> None:
