@@ -89,7 +89,7 @@ class Metrics:
         )
         self.uploaded = Counter(
             "skylens_image_uploaded_bytes",
-            "Image data bytes received by uploads, by the store they went to",
+            "Image data bytes stored by uploads, by store",
             ["store"],
             registry=own,
         )
@@ -141,12 +141,15 @@ class Metrics:
             self._image_data(exchange, store)
 
     def _image_data(self, exchange: Exchange, store: str) -> None:
+        # Image data only: not the bytes of an upload that was not stored, nor an
+        # error body sent instead of the data.
+        status = exchange.status
         if exchange.method == "PUT":
-            self.uploaded.labels(store).inc(exchange.bytes_in)
-            status = exchange.status
             outcome = "success" if status < 400 else "refused" if status < 500 else "failed"
             self.uploads_ended.labels(store, outcome).inc()
-        elif exchange.bytes_out:
+            if outcome == "success":
+                self.uploaded.labels(store).inc(exchange.bytes_in)
+        elif status < 300 and exchange.bytes_out:
             self.downloaded.labels(store).inc(exchange.bytes_out)
 
     def observers(self) -> Observers:
@@ -157,10 +160,26 @@ class Metrics:
         )
 
     def watch_pool(self, engine: sa.Engine, capacity: int) -> None:
-        """Follow `engine`'s pool, which opens at most `capacity` connections."""
+        """Follow `engine`'s pool, which opens at most `capacity` connections.
+
+        The gauge is set from the pool's own count at each checkout and checkin, not
+        counted up and down: when the database goes away, connections that failed
+        their ping are checked in without a checkout, and a count drifts below zero.
+        """
         self.pool_capacity.set(capacity)
-        sa.event.listen(engine, "checkout", lambda *_: self.pool.inc())
-        sa.event.listen(engine, "checkin", lambda *_: self.pool.dec())
+        pool = engine.pool
+        if not isinstance(pool, sa.pool.QueuePool):
+            return
+
+        def checked_out(*_: object) -> None:
+            self.pool.set(pool.checkedout())
+
+        def checked_in(*_: object) -> None:
+            # The pool counts the connection back in just after this event.
+            self.pool.set(max(pool.checkedout() - 1, 0))
+
+        sa.event.listen(engine, "checkout", checked_out)
+        sa.event.listen(engine, "checkin", checked_in)
 
     def exposition(self) -> bytes:
         """The text a scrape gets (blocking: it reads every worker's files)."""
