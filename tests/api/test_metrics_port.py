@@ -75,6 +75,9 @@ def test_metrics_on_their_own_port_add_up_every_worker(tmp_path: Path) -> None:
         assert [status for _, status in uploaded] == [204, 204, 400]
         for image_id, _ in uploaded[:2]:
             assert api.get(f"/v2/images/{image_id}/file").content == DATA
+        staged = api.post("/v2/images", json={"disk_format": "raw", "container_format": "bare"})
+        answer = api.put(f"/v2/images/{staged.json()['id']}/stage", content=DATA, headers=OCTET)
+        assert answer.status_code == 204
         # Ten scrapes, whichever worker served which request: always the same sums.
         scrapes = [_scrape(metrics) for _ in range(10)]
 
@@ -111,6 +114,8 @@ def test_metrics_on_their_own_port_add_up_every_worker(tmp_path: Path) -> None:
     assert _value(first, "skylens_image_downloaded_bytes_total", store="local") == 2 * len(DATA)
     ended = "skylens_uploads_ended_total"
     assert _value(first, ended, store="local", outcome="success") == 2
+    staging = "os_glance_staging_store"  # the staging store's id
+    assert _value(first, "skylens_image_uploaded_bytes_total", store=staging) == len(DATA)
     assert not [key for key in first if ("store", "nope") in key[1]]  # a client's word
     assert _value(first, "skylens_uploads_in_flight") == 0
     assert _value(first, "skylens_tasks_in_flight") == 0

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from skylens.db import tables
 from skylens.db.engine import create_engine, head_revision
 from skylens.db.tasks import SqlTaskRepository
 from skylens.domain.images import utc_now
@@ -322,6 +323,30 @@ def test_images_stuck_finds_tasks_past_their_lease_and_unclaimed(
     repository.add(alive, Lease(alive.id, "livehost:1:beef", now + dt.timedelta(hours=1), 1))
     finished = task(TaskStatus.SUCCESS)
     repository.add(finished)
+    # Images left importing: by a task that ended, and by one that no longer exists.
+    orphaned = {finished.id: str(uuid.uuid4()), "vanished-task": str(uuid.uuid4())}
+    with engine.begin() as connection:
+        for task_id, image_id in orphaned.items():
+            connection.execute(
+                sa.insert(tables.images).values(
+                    id=image_id,
+                    status="importing",
+                    visibility="shared",
+                    protected=False,
+                    os_hidden=False,
+                    owner="the-project",
+                    min_ram=0,
+                    min_disk=0,
+                    created_at=hour_ago,
+                    updated_at=hour_ago,
+                    version=1,
+                )
+            )
+            connection.execute(
+                sa.insert(tables.image_properties).values(
+                    image_id=image_id, name="os_glance_import_task", value=task_id
+                )
+            )
     engine.dispose()
 
     code, stuck = _stuck(database_url, "--older-than", "60")
@@ -329,7 +354,17 @@ def test_images_stuck_finds_tasks_past_their_lease_and_unclaimed(
     text = _skylens("images", "stuck", "--older-than", "60", "--database-url", database_url)
 
     assert code == 1
-    assert set(by_id) == {dead.id, unclaimed.id, alive.id}
+    assert set(by_id) == {dead.id, unclaimed.id, alive.id, *orphaned.values()}
+    for task_id, image_id in orphaned.items():
+        entry = by_id.pop(image_id)
+        assert (entry["kind"], entry["status"], entry["owner"]) == (
+            "import",
+            "importing",
+            "the-project",
+        )
+        ended = "ended (success)" if task_id == finished.id else "no longer exists"
+        assert entry["reason"] == f"its import task {task_id} {ended}"
+    stuck = list(by_id.values())
     assert by_id[dead.id]["holder"] == "deadhost:4242:cafe"
     assert str(by_id[dead.id]["reason"]).startswith("lease expired 36")  # an hour ago
     assert by_id[unclaimed.id]["holder"] is None

@@ -66,6 +66,11 @@ class StagingService:
         self._ingest_jobs = ingest_jobs
         self._clock = clock
 
+    @property
+    def store_id(self) -> str:
+        """The staging store's id (the metrics count staged bytes under it)."""
+        return self._staging.name
+
     async def stage(
         self,
         context: RequestContext,
