@@ -171,31 +171,53 @@ secret_key = "the-secret-key"
 max_attempts = 1
 """
     )
-    database = tmp_path / "empty.db"  # never migrated
+    database = tmp_path / "old.db"
+    url = f"sqlite:///{database}"
+    assert _skylens("db", "upgrade", "--database-url", url).returncode == 0
+    assert _skylens("db", "downgrade", "0005", "--database-url", url).returncode == 0
 
-    checked = _skylens(
-        "config",
-        "check",
-        "--config",
-        str(config),
-        "--data-dir",
-        str(tmp_path),
-        "--database-url",
-        f"sqlite:///{database}",
-    )
+    def check(*extra: str, auto_upgrade: str = "false") -> tuple[int, dict[str, str], str]:
+        result = _skylens(
+            "config",
+            "check",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path),
+            *extra,
+            env={"SKYLENS_DATABASE_AUTO_UPGRADE": auto_upgrade},
+        )
+        return result.returncode, _checks(result.stdout), result.stdout + result.stderr
 
-    assert checked.returncode == 1
-    checks = _checks(checked.stdout)
+    code, checks, output = check("--database-url", url)
+
+    assert code == 1
     assert checks["database"] == (
-        f"FAIL: sqlite:///{database} is at schema revision none, this release needs "
+        f"FAIL: {url} is at schema revision 0005, this release needs "
         f"{head_revision()} (run `skylens db upgrade`)"
     )
     assert checks["store local"].startswith("ok: ")
     assert checks["store s3down"].startswith("FAIL: StorageUnavailable: "), checks
     assert f"127.0.0.1:{port}" in checks["store s3down"]  # the operator learns where
-    assert checked.stdout.strip().endswith("3 of 5 checks passed")
-    assert "Traceback" not in checked.stdout + checked.stderr
-    assert "the-secret-key" not in checked.stdout + checked.stderr
+    assert "\n3 of 5 checks passed\n" in output
+    assert "Traceback" not in output
+    assert "the-secret-key" not in output
+
+    # With database.auto_upgrade, serve migrates an old schema or a missing file.
+    code, checks, _ = check("--database-url", url, auto_upgrade="true")
+    assert checks["database"] == (
+        f"ok: {url} reachable, schema at revision 0005: `serve` migrates it to "
+        f"{head_revision()} (database.auto_upgrade)"
+    )
+    absent = tmp_path / "absent" / "skylens.db"
+    code, checks, _ = check("--database-url", f"sqlite:///{absent}", auto_upgrade="true")
+    assert (
+        checks["database"]
+        == f"ok: no database file yet at {absent}: `serve` creates and migrates it"
+    )
+    code, checks, _ = check("--database-url", f"sqlite:///{absent}")
+    assert checks["database"] == f"FAIL: no database file at {absent} (run `skylens db upgrade`)"
+    assert not absent.exists()  # a check creates nothing
 
 
 def test_config_check_in_keystone_mode_authenticates_the_service_user(

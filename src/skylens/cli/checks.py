@@ -16,6 +16,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TextIO
 
 from skylens.config import AuthMode, QuotaSource, Settings
@@ -147,16 +148,26 @@ def _failing(reason: str) -> Callable[[], str]:
 
 
 def _database(settings: Settings) -> str:
+    import sqlalchemy as sa
+
     from skylens.config import ConfigError
     from skylens.db.engine import (
         create_engine,
         current_revision,
         head_revision,
+        is_past_revision,
         redacted,
         setup_errors,
     )
 
     url = settings.database_url
+    migrates = settings.database.auto_upgrade
+    parsed = sa.make_url(url)
+    missing = parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists()
+    if missing and migrates:  # and connecting would create it: a check changes nothing
+        return f"no database file yet at {parsed.database}: `serve` creates and migrates it"
+    if missing:
+        raise CheckFailed(f"no database file at {parsed.database} (run `skylens db upgrade`)")
     try:
         with setup_errors(url):
             engine = create_engine(url, pool_size=1)
@@ -166,6 +177,11 @@ def _database(settings: Settings) -> str:
                 engine.dispose()
     except ConfigError as error:
         raise CheckFailed(str(error)) from None
+    if current != head_revision() and migrates and is_past_revision(current):
+        return (
+            f"{redacted(url)} reachable, schema at revision {current or 'none'}: `serve` "
+            f"migrates it to {head_revision()} (database.auto_upgrade)"
+        )
     if current != head_revision():
         raise CheckFailed(
             f"{redacted(url)} is at schema revision {current or 'none'}, this release "

@@ -261,6 +261,19 @@ def head_revision() -> str:
     return head
 
 
+def is_past_revision(revision: str | None) -> bool:
+    """Whether `revision` is this release's head or one before it (None: an empty
+    database), which `upgrade` can bring to the head; False for one it does not know
+    (a newer release's)."""
+    from alembic.script import ScriptDirectory
+
+    if revision is None:
+        return True
+    return any(
+        script.revision == revision for script in ScriptDirectory(str(_MIGRATIONS)).walk_revisions()
+    )
+
+
 class DatabaseSetupError(ConfigError):
     """The configured database cannot be used: it does not exist, cannot be reached,
     or is not at this release's schema. The message is one line, for an operator."""
