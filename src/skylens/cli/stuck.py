@@ -60,9 +60,10 @@ def stuck_command(settings: Settings, older_than: int, as_json: bool) -> int:
     else:
         print(f"{'KIND':<7} {'ID':<36} {'OWNER':<32} {'STATUS':<10} {'AGE':>8}  HOLDER  REASON")
         for work in found:
+            image = f" (image {work.image_id})" if work.image_id != work.id else ""
             print(
                 f"{work.kind:<7} {work.id:<36} {work.owner or '-':<32} {work.status:<10} "
-                f"{_duration(work.age_seconds):>8}  {work.holder or '-'}  {work.reason}"
+                f"{_duration(work.age_seconds):>8}  {work.holder or '-'}  {work.reason}{image}"
             )
     return 1 if found else 0
 
