@@ -331,3 +331,22 @@ def test_import_plugins_as_glance_names_them(tmp_path: Path) -> None:
 def test_import_plugin_options_are_checked(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(_file(tmp_path, text), environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nmetrics_port = 70000", "server.metrics_port must be 0 to 65535"),
+        ("[server]\nport = 9000\nmetrics_port = 9000", "must differ from server.port"),
+        ('[server]\nmetrics_port = 9100\nmetrics_path = ""', "needs server.metrics_path"),
+    ],
+)
+def test_the_metrics_port_is_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(_file(tmp_path, text), environ={})
+    server = load(_file(tmp_path, "[server]\nmetrics_port = 9100"), environ={}).server
+    assert (server.metrics_port, server.metrics_host, server.metrics_path) == (
+        9100,
+        "127.0.0.1",
+        "/metrics",
+    )

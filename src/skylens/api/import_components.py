@@ -57,6 +57,7 @@ def task_runner(
     offloads: tuple[Offload, Offload, Offload],
     outcomes: TaskOutcomes,
     plugins: ImportPlugins,
+    running: Callable[[int], None] = lambda _count: None,
 ) -> TaskRunner:
     database, storage, ingest_jobs = offloads  # as ImageDataService's
     handler = ImportHandler(
@@ -86,6 +87,7 @@ def task_runner(
         ),
         database=database,
         outcomes=outcomes,
+        running=running,
     )
 
 
