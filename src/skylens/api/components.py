@@ -31,7 +31,13 @@ from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
-from skylens.db.engine import create_engine, head_revision, revision_of, upgrade
+from skylens.db.engine import (
+    create_engine,
+    head_revision,
+    is_past_revision,
+    revision_of,
+    upgrade,
+)
 from skylens.db.metadefs import SqlMetadefRepository
 from skylens.db.repository import SqlImageRepository
 from skylens.db.tasks import SqlTaskRepository
@@ -230,7 +236,10 @@ def readiness_checks(
                 current = revision_of(connection)
         except (sa.exc.SQLAlchemyError, OSError) as error:
             raise NotReady("unreachable", f"the database does not answer: {error}") from None
-        if current != head_revision():
+        # A revision this release does not know is a newer release's: migrations
+        # only add (docs/development.md), so this release still works on it and a
+        # schema upgrade can roll host by host.
+        if current != head_revision() and is_past_revision(current):
             raise NotReady(f"schema at revision {current or 'none'}, expected {head_revision()}")
 
     def store(blob: ConfiguredStore) -> Callable[[], None]:
