@@ -4,7 +4,8 @@ Counted per request (from the access log's exchanges): requests and their
 duration by method, route *template* (`/v2/images/{image_id}`, never a path with an
 id in it; `unmatched` when no route matched) and status, and the bytes received
 and sent by route. Counted by the services: uploads under way, import tasks ended
-by type and outcome. Counted by the database pool: connections checked out.
+by type and outcome, image cache hits and misses. Counted by the database pool:
+connections checked out.
 
 Labels carry no project, user, image or token: the endpoint is public.
 
@@ -78,6 +79,13 @@ class Metrics:
         self.tasks = Counter(
             "skylens_tasks_ended", "Tasks run to their end", ["type", "outcome"], registry=own
         )
+        self.cache = Counter(
+            "skylens_image_cache_lookups",
+            "Downloads of images from stores without local files, by whether the node's "
+            "image cache held them",
+            ["result"],
+            registry=own,
+        )
         self.pool = Gauge(
             "skylens_database_connections_checked_out",
             "Database connections in use (checked out of the pools)",
@@ -99,6 +107,7 @@ class Metrics:
         return Observers(
             uploads_under_way=self.uploads.set,
             task_outcomes=lambda kind, outcome: self.tasks.labels(kind, outcome).inc(),
+            cache_lookups=lambda result: self.cache.labels(result).inc(),
         )
 
     def watch_pool(self, engine: sa.Engine) -> None:

@@ -1,0 +1,327 @@
+"""The image cache (see `skylens.domain.cache`): downloads served from and filling a
+node's cache directory, its prefetch queue, and the cache API's use cases.
+
+Only data whose store has no local file is cached: a store that keeps the bytes in
+a local file (`BlobStore.local_path`) is served from that file already, so the
+cache sits in front of S3, Swift and HTTP stores without knowing which they are.
+
+A download that misses fills the cache as it streams to the client: the bytes the
+store sends are written to the fill and hashed on their way out, so the store is
+read once. When the last byte has gone, the size and the image's `os_hash_value`
+decide: the file is synced and renamed into place, or discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from skylens.domain.access import Action, RequestContext
+from skylens.domain.cache import (
+    CachedImage,
+    CacheFiles,
+    CacheFill,
+    CacheIndex,
+    CacheState,
+    ClearTarget,
+    Pruned,
+)
+from skylens.domain.errors import ImageNotFound, InvalidRequest, NotFound
+from skylens.domain.images import Image, ImageStatus, utc_now
+from skylens.domain.policy import authorize
+from skylens.domain.ports import ImageRepository, Policy
+from skylens.services.image_data import Download, ImageDataService
+from skylens.services.images import ImageService
+
+log = logging.getLogger(__name__)
+
+HIT, MISS = "hit", "miss"
+
+
+def _ignore(_result: str) -> None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheLimits:
+    max_size: int = 10 << 30  # Glance's image_cache_max_size
+    stall_seconds: float = 86400.0  # Glance's image_cache_stall_time
+    poll_seconds: float = 5.0  # how often an idle node looks at its queue
+
+
+def _image_missing(image_id: str) -> NotFound:
+    return ImageNotFound(image_id, f"Image {image_id} not found.")
+
+
+class ImageCache:
+    def __init__(
+        self,
+        node: str,
+        files: CacheFiles,
+        index: CacheIndex,
+        images: ImageService,
+        data: ImageDataService,
+        repository: ImageRepository,
+        policy: Policy,
+        limits: CacheLimits,
+        *,
+        clock: Callable[[], Any] = utc_now,
+        lookups: Callable[[str], None] = _ignore,
+    ) -> None:
+        self.node = node
+        self._files = files
+        self._index = index
+        self._images = images
+        self._data = data
+        self._repository = repository
+        self._policy = policy
+        self._limits = limits
+        self._clock = clock
+        self._lookups = lookups
+        self._wake = asyncio.Event()
+
+    # -- downloads -------------------------------------------------------------
+
+    def cached_file(self, download: Download) -> Path | None:
+        """The image's cached file, counted as a hit; None (a miss) when it is not
+        cached here or its file changed since it was filled (then it goes)."""
+        image_id = download.image.id
+        entry = self._index.entry(self.node, image_id)
+        found = self._files.fingerprint(image_id)
+        if entry is not None and found is not None and found == entry.fingerprint:
+            self._index.record_hit(self.node, image_id, self._clock())
+            self._lookups(HIT)
+            return self._files.path(image_id)
+        if found is not None:
+            log.warning("image %s: cached file changed since it was filled: deleted", image_id)
+            self._files.delete(image_id)
+            self._index.remove(self.node, image_id)
+        self._lookups(MISS)
+        return None
+
+    def _holds(self, image_id: str) -> bool:
+        entry = self._index.entry(self.node, image_id)
+        return entry is not None and self._files.fingerprint(image_id) == entry.fingerprint
+
+    def filling(self, download: Download, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """`chunks` (the whole image from its store), filling the cache on the way."""
+        image = download.image
+        fill = self._start(image)
+        if fill is None:
+            yield from chunks
+            return
+        digest = _hasher(image)
+        size = 0
+        try:
+            for chunk in chunks:
+                if fill is not None:
+                    fill = _written(fill, chunk, image.id)
+                    if digest is not None:
+                        digest.update(chunk)
+                size += len(chunk)
+                if fill is not None and size >= (image.size or 0):
+                    # Finished before the last bytes go: once the client has them,
+                    # the cache has the image.
+                    self._finish(image, fill, size, digest)
+                    fill = None
+                yield chunk
+        except BaseException:  # the store failed, or the client went away
+            if fill is not None:
+                _quietly(fill.abort)
+            raise
+        if fill is not None:  # the store sent less than the image's size
+            self._finish(image, fill, size, digest)
+
+    def _start(self, image: Image) -> CacheFill | None:
+        if image.size is None or image.size > self._limits.max_size:
+            return None
+        try:
+            return self._files.start_fill(image.id)
+        except OSError:
+            log.exception("image %s: cannot start a cache fill", image.id)
+            return None
+
+    def _finish(self, image: Image, fill: CacheFill, size: int, digest: Any) -> None:
+        expected = image.os_hash_value
+        if size != image.size or (
+            digest is not None and expected is not None and digest.hexdigest() != expected
+        ):
+            log.error("image %s: the data read for the cache does not match: discarded", image.id)
+            _quietly(fill.abort)
+            return
+        try:
+            fingerprint = fill.seal()
+            now = self._clock()
+            entry = CachedImage(image.id, size, 0, now, now, expected, fingerprint)
+            self._index.record_fill(self.node, entry)
+            fill.commit()
+        except Exception:
+            log.exception("image %s: could not commit its cache file", image.id)
+            _quietly(fill.abort)
+            return
+        _quietly(lambda: self._index.dequeue(self.node, image.id))
+        if sum(self._files.sizes().values()) > self._limits.max_size:
+            self._prune()
+
+    # -- the cache API -----------------------------------------------------------
+
+    def state(self, context: RequestContext) -> CacheState:
+        authorize(self._policy, context, Action.CACHE_LIST)
+        return CacheState(self._index.entries(self.node), self._index.queued(self.node))
+
+    def queue(self, context: RequestContext, image_id: str) -> None:
+        image = self._images.visible(context, image_id, _image_missing)
+        authorize(self._policy, context, Action.CACHE_IMAGE, image)
+        if image.status is not ImageStatus.ACTIVE:
+            raise InvalidRequest("Only images with status active can be targeted for queueing")
+        self._index.enqueue(self.node, image_id, self._clock())
+        self._wake.set()
+
+    def delete(self, context: RequestContext, image_id: str) -> None:
+        image: Image | None
+        try:
+            image = self._images.visible(context, image_id, _image_missing)
+        except NotFound:
+            image = None
+            known = self._index.entry(self.node, image_id) is not None
+            if not known and image_id not in self._index.queued(self.node):
+                raise
+        authorize(self._policy, context, Action.CACHE_DELETE, image)
+        self._files.delete(image_id)
+        self._index.remove(self.node, image_id)
+        self._index.dequeue(self.node, image_id)
+
+    def clear(self, context: RequestContext, target: str) -> None:
+        authorize(self._policy, context, Action.CACHE_DELETE)
+        target = target.lower()
+        if target not in ClearTarget.ALL:
+            raise InvalidRequest(
+                "If provided 'x-image-cache-clear-target' must be 'cache', 'queue' or empty string."
+            )
+        if target in (ClearTarget.CACHE, ClearTarget.BOTH):
+            for image_id in self._files.sizes():
+                self._files.delete(image_id)
+            self._index.remove_all(self.node)
+        if target in (ClearTarget.QUEUE, ClearTarget.BOTH):
+            self._index.clear_queue(self.node)
+
+    def clean(self, context: RequestContext) -> None:
+        authorize(self._policy, context, Action.CACHE_CLEAN)
+        self.clean_now()
+
+    def prune(self, context: RequestContext) -> Pruned:
+        authorize(self._policy, context, Action.CACHE_PRUNE)
+        return self._prune()
+
+    def nodes(self, context: RequestContext, image_id: str) -> list[str]:
+        authorize(self._policy, context, Action.LIST_CACHED_NODES)
+        self._images.visible(context, image_id, _image_missing)
+        return list(self._index.nodes_of(image_id))
+
+    # -- upkeep ------------------------------------------------------------------
+
+    def clean_now(self) -> int:
+        """Stalled fills, files the index does not vouch for, entries without files;
+        how many went."""
+        removed = self._files.delete_stalled(self._limits.stall_seconds)
+        sizes = self._files.sizes()
+        entries = {entry.image_id: entry for entry in self._index.entries(self.node)}
+        for image_id in sizes:
+            entry = entries.get(image_id)
+            if entry is None or self._files.fingerprint(image_id) != entry.fingerprint:
+                self._files.delete(image_id)
+                self._index.remove(self.node, image_id)
+                removed += 1
+        for image_id in entries.keys() - sizes.keys():
+            self._index.remove(self.node, image_id)
+            removed += 1
+        return removed
+
+    def _prune(self) -> Pruned:
+        """Least recently accessed first, until the cache fits `max_size`."""
+        sizes = self._files.sizes()
+        total = sum(sizes.values())
+        order = [entry.image_id for entry in self._index.entries(self.node)]
+        unindexed = [image_id for image_id in sizes if image_id not in set(order)]
+        files = pruned = 0
+        for image_id in [*unindexed, *order]:
+            if total <= self._limits.max_size:
+                break
+            size = sizes.get(image_id, 0)
+            self._files.delete(image_id)
+            self._index.remove(self.node, image_id)
+            total -= size
+            files, pruned = files + 1, pruned + size
+        return Pruned(files, pruned)
+
+    # -- the prefetch queue --------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        """Fetch this node's queued images, one at a time, until cancelled."""
+        while True:
+            try:
+                await asyncio.to_thread(self.prefetch_queued)
+            except Exception:
+                log.exception("the cache prefetch failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._limits.poll_seconds)
+
+    def prefetch_queued(self) -> int:
+        """Fill the cache with every queued image; how many were filled."""
+        filled = 0
+        for image_id in self._index.queued(self.node):
+            image = self._repository.get(image_id)
+            download = None if image is None else self._data.data_of(image)
+            if (
+                download is None
+                or download.image.status is not ImageStatus.ACTIVE
+                or download.store.local_path(download.key) is not None
+                or self._holds(image_id)
+            ):
+                self._index.dequeue(self.node, image_id)  # nothing (more) to fetch
+                continue
+            for _chunk in self.filling(download, download.store.read(download.key)):
+                pass
+            if self._files.fingerprint(image_id) is not None:
+                filled += 1
+            else:  # not filled (a mismatch, another fill): given up, not retried forever
+                self._index.dequeue(self.node, image_id)
+        return filled
+
+
+def _hasher(image: Image) -> Any:
+    if not image.os_hash_algo or not image.os_hash_value:
+        return None
+    try:
+        return hashlib.new(image.os_hash_algo)
+    except ValueError:
+        return None
+
+
+def _written(fill: CacheFill, chunk: bytes, image_id: str) -> CacheFill | None:
+    """The fill, still going; None when writing failed (a full disk): the download
+    goes on without it."""
+    try:
+        fill.write(chunk)
+    except OSError:
+        log.warning("image %s: cache fill failed, download continues", image_id, exc_info=True)
+        _quietly(fill.abort)
+        return None
+    return fill
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception:
+        log.exception("image cache upkeep failed")
