@@ -9,6 +9,7 @@ not exist. With one, the routes act on this node's cache (`ImageCache`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -41,12 +42,17 @@ def cached_image_view(entry: CachedImage) -> dict[str, object]:
     """One `cached_images` entry, as Glance's centralized_db driver formats it."""
     return {
         "image_id": entry.image_id,
-        "last_accessed": entry.last_accessed.timestamp(),
-        "last_modified": entry.last_modified.timestamp(),
+        "last_accessed": _epoch(entry.last_accessed),
+        "last_modified": _epoch(entry.last_modified),
         "size": entry.size,
         "hits": entry.hits,
         "checksum": entry.checksum,
     }
+
+
+def _epoch(value: dt.datetime) -> float:
+    """Seconds since the epoch of a naive UTC datetime (whatever the host's zone)."""
+    return value.replace(tzinfo=dt.UTC).timestamp()
 
 
 @dataclasses.dataclass(frozen=True)
