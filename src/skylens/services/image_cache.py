@@ -18,6 +18,8 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,9 @@ from skylens.services.images import ImageService
 log = logging.getLogger(__name__)
 
 HIT, MISS = "hit", "miss"
+# Chunks a fill's thread may lag behind the download (a store's chunks are 64 KiB
+# to a few MiB).
+_PIPELINE_DEPTH = 16
 
 
 def _ignore(_result: str) -> None:
@@ -110,33 +115,37 @@ class ImageCache:
         return entry is not None and self._files.fingerprint(image_id) == entry.fingerprint
 
     def filling(self, download: Download, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        """`chunks` (the whole image from its store), filling the cache on the way."""
+        """`chunks` (the whole image from its store), filling the cache on the way.
+
+        The fill's writes and hashing run on a thread of their own (`_Pipeline`), so
+        this thread goes straight back to the store: the download waits for the
+        cache only at its end, when the file is checked and committed.
+        """
         image = download.image
         fill = self._start(image)
         if fill is None:
             yield from chunks
             return
-        digest = _hasher(image)
+        pipeline: _Pipeline | None = _Pipeline(fill, _hasher(image), image.id)
         size = 0
         try:
             for chunk in chunks:
-                if fill is not None:
-                    fill = _written(fill, chunk, image.id)
-                    if digest is not None:
-                        digest.update(chunk)
                 size += len(chunk)
-                if fill is not None and size >= (image.size or 0):
-                    # Finished before the last bytes go: once the client has them,
-                    # the cache has the image.
-                    self._finish(image, fill, size, digest)
-                    fill = None
+                if pipeline is not None:
+                    pipeline.put(chunk)
+                    if size >= (image.size or 0):
+                        # Finished before the last bytes go: once the client has
+                        # them, the cache has the image.
+                        self._finish(image, pipeline, size)
+                        pipeline = None
                 yield chunk
         except BaseException:  # the store failed, or the client went away
-            if fill is not None:
+            if pipeline is not None:
+                pipeline.close()
                 _quietly(fill.abort)
             raise
-        if fill is not None:  # the store sent less than the image's size
-            self._finish(image, fill, size, digest)
+        if pipeline is not None:  # the store sent less than the image's size
+            self._finish(image, pipeline, size)
 
     def _start(self, image: Image) -> CacheFill | None:
         if image.size is None or image.size > self._limits.max_size:
@@ -147,7 +156,11 @@ class ImageCache:
             log.exception("image %s: cannot start a cache fill", image.id)
             return None
 
-    def _finish(self, image: Image, fill: CacheFill, size: int, digest: Any) -> None:
+    def _finish(self, image: Image, pipeline: _Pipeline, size: int) -> None:
+        fill, digest = pipeline.fill, pipeline.digest
+        if not pipeline.close():
+            _quietly(fill.abort)  # a write failed (a full disk): the download went on
+            return
         expected = image.os_hash_value
         if size != image.size or (
             digest is not None and expected is not None and digest.hexdigest() != expected
@@ -308,16 +321,43 @@ def _hasher(image: Image) -> Any:
         return None
 
 
-def _written(fill: CacheFill, chunk: bytes, image_id: str) -> CacheFill | None:
-    """The fill, still going; None when writing failed (a full disk): the download
-    goes on without it."""
-    try:
-        fill.write(chunk)
-    except OSError:
-        log.warning("image %s: cache fill failed, download continues", image_id, exc_info=True)
-        _quietly(fill.abort)
-        return None
-    return fill
+class _Pipeline:
+    """A fill's writes and hashing, on a thread of their own, a few chunks behind
+    the download (the chunks are the store's `bytes`, never reused buffers)."""
+
+    def __init__(self, fill: CacheFill, digest: Any, image_id: str) -> None:
+        self.fill = fill
+        self.digest = digest
+        self._image_id = image_id
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_PIPELINE_DEPTH)
+        self._failed = False
+        self._thread = threading.Thread(target=self._run, name="cache-fill", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        if not self._failed:
+            self._chunks.put(chunk)
+
+    def close(self) -> bool:
+        """Wait for every chunk put; whether all were written."""
+        self._chunks.put(None)
+        self._thread.join()
+        return not self._failed
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._failed:
+                continue
+            try:
+                self.fill.write(chunk)
+            except OSError:
+                log.warning(
+                    "image %s: cache fill failed, download continues", self._image_id, exc_info=True
+                )
+                self._failed = True
+                continue
+            if self.digest is not None:
+                self.digest.update(chunk)
 
 
 def _quietly(action: Callable[[], object]) -> None:
