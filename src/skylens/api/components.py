@@ -46,7 +46,7 @@ from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore, StagingArea
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
-from skylens.services.image_cache import CacheLimits, ImageCache
+from skylens.services.image_cache import CacheLimits, ImageCache, NoCache
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
@@ -145,6 +145,7 @@ def components(
         observers.task_outcomes,
         plugins,
     )
+    cache = image_cache(settings, engine, service, data, repository, policy, observers)
     use_cases = UseCases(
         images=service,
         data=data,
@@ -181,7 +182,8 @@ def components(
         metadefs=metadef_service(settings, engine, policy=policy),
         reads=threads,
         writes=threads,
-        cache=image_cache(settings, engine, service, data, repository, policy, observers),
+        cache=cache,
+        cache_api=cache or NoCache(service, policy),
     )
     return Components(
         use_cases=use_cases,

@@ -22,7 +22,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 from skylens.domain.access import Action, RequestContext
 from skylens.domain.cache import (
@@ -34,7 +34,7 @@ from skylens.domain.cache import (
     ClearTarget,
     Pruned,
 )
-from skylens.domain.errors import ImageNotFound, InvalidRequest, NotFound
+from skylens.domain.errors import CachingNotSupported, ImageNotFound, InvalidRequest, NotFound
 from skylens.domain.images import Image, ImageStatus, utc_now
 from skylens.domain.policy import authorize
 from skylens.domain.ports import ImageRepository, Policy
@@ -62,6 +62,63 @@ class CacheLimits:
 
 def _image_missing(image_id: str) -> NotFound:
     return ImageNotFound(image_id, f"Image {image_id} not found.")
+
+
+class CacheApi(Protocol):
+    """The cache API's use cases: `ImageCache`, or `NoCache` on a node without one."""
+
+    def state(self, context: RequestContext) -> CacheState: ...
+
+    def queue(self, context: RequestContext, image_id: str) -> None: ...
+
+    def delete(self, context: RequestContext, image_id: str) -> None: ...
+
+    def clear(self, context: RequestContext, target: str) -> None: ...
+
+    def clean(self, context: RequestContext) -> None: ...
+
+    def prune(self, context: RequestContext) -> Pruned: ...
+
+    def nodes(self, context: RequestContext, image_id: str) -> list[str]: ...
+
+
+class NoCache:
+    """The cache API of a node without a cache, in Glance's order: the route's policy
+    (after the image, for the routes naming one) is checked first, then 404 `Caching
+    via API is not supported at this site.`"""
+
+    def __init__(self, images: ImageService, policy: Policy) -> None:
+        self._images = images
+        self._policy = policy
+
+    def _refuse(
+        self, context: RequestContext, action: Action, image: Image | None = None
+    ) -> NoReturn:
+        authorize(self._policy, context, action, image)
+        raise CachingNotSupported()
+
+    def state(self, context: RequestContext) -> CacheState:
+        self._refuse(context, Action.CACHE_LIST)
+
+    def queue(self, context: RequestContext, image_id: str) -> None:
+        image = self._images.visible(context, image_id, _image_missing)
+        self._refuse(context, Action.CACHE_IMAGE, image)
+
+    def delete(self, context: RequestContext, image_id: str) -> None:
+        image = self._images.visible(context, image_id, _image_missing)
+        self._refuse(context, Action.CACHE_DELETE, image)
+
+    def clear(self, context: RequestContext, target: str) -> None:
+        self._refuse(context, Action.CACHE_DELETE)
+
+    def clean(self, context: RequestContext) -> None:
+        self._refuse(context, Action.CACHE_CLEAN)
+
+    def prune(self, context: RequestContext) -> Pruned:
+        self._refuse(context, Action.CACHE_PRUNE)
+
+    def nodes(self, context: RequestContext, image_id: str) -> list[str]:
+        self._refuse(context, Action.LIST_CACHED_NODES)
 
 
 class ImageCache:
@@ -240,14 +297,18 @@ class ImageCache:
     # -- upkeep ------------------------------------------------------------------
 
     def clean_now(self) -> int:
-        """Stalled fills, files the index does not vouch for, entries without files;
-        how many went."""
+        """Stalled fills, files the index does not vouch for or of deleted images,
+        entries without files; how many went."""
         removed = self._files.delete_stalled(self._limits.stall_seconds)
         sizes = self._files.sizes()
         entries = {entry.image_id: entry for entry in self._index.entries(self.node)}
         for image_id in sizes:
             entry = entries.get(image_id)
-            if entry is None or self._files.fingerprint(image_id) != entry.fingerprint:
+            if (
+                entry is None
+                or self._files.fingerprint(image_id) != entry.fingerprint
+                or self._repository.get(image_id) is None  # the image was deleted
+            ):
                 self._files.delete(image_id)
                 self._index.remove(self.node, image_id)
                 removed += 1

@@ -219,6 +219,14 @@ def test_clean_and_prune(server: RunningServer, admin_api: httpx.Client) -> None
     assert not stalled.exists()
     assert cached(admin_api, image_id) is not None  # a good file stays
 
+    gone = active_image(admin_api, os.urandom(1024))
+    admin_api.get(f"/v2/images/{gone}/file")
+    admin_api.delete(f"/v2/images/{gone}")
+    assert cached(admin_api, gone) is not None
+    admin_api.post("/v2/cache/clean")
+    assert cached(admin_api, gone) is None  # a deleted image's file goes
+    assert not (cache_dir(server) / gone).exists()
+
     prune = admin_api.post("/v2/cache/prune")
     assert prune.status_code == 200
     # Under max_size: nothing to prune.

@@ -1,9 +1,9 @@
 """The image cache API (2.14-2.18), as Glance 33's `cached_images` controller.
 
-Without a cache (`image_cache.dir` empty) every route answers 404 `Caching via API
-is not supported at this site.`, as Glance does when no cache is configured
-(exchange 238), so clients learn there is no cache rather than that the paths do
-not exist. With one, the routes act on this node's cache (`ImageCache`).
+With a cache (`image_cache.dir`), the routes act on this node's cache (`ImageCache`).
+Without one (`NoCache`), each route checks its policy as Glance does and then answers
+404 `Caching via API is not supported at this site.` (exchange 238), so clients learn
+there is no cache rather than that the paths do not exist.
 """
 
 from __future__ import annotations
@@ -20,14 +20,9 @@ from skylens.api.responses import json_response, no_content
 from skylens.api.routing import Handler, Operation, Resource
 from skylens.domain.access import RequestContext
 from skylens.domain.cache import CachedImage
-from skylens.domain.errors import CachingNotSupported
-from skylens.services.image_cache import ImageCache
+from skylens.services.image_cache import CacheApi
 
 CLEAR_TARGET = "x-image-cache-clear-target"
-
-
-async def no_cache(_request: Request, _context: RequestContext) -> Response:
-    raise CachingNotSupported()
 
 
 def _empty(status: int) -> Response:
@@ -57,7 +52,7 @@ def _epoch(value: dt.datetime) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class CacheHandlers:
-    cache: ImageCache
+    cache: CacheApi
     offload: Offload
 
     async def state(self, _request: Request, context: RequestContext) -> Response:
@@ -96,14 +91,10 @@ class CacheHandlers:
         return json_response(nodes)
 
 
-def cache_resources(handlers: CacheHandlers | None = None) -> list[Resource]:
-    """The routes; without `handlers` (no cache) every one answers Glance's 404."""
-
+def cache_resources(handlers: CacheHandlers) -> list[Resource]:
     def answer(
         method: str, handler: Callable[[CacheHandlers], Handler], summary: str, success: int = 200
     ) -> Operation:
-        if handlers is None:
-            return Operation(method, no_cache, f"{summary} (no cache: 404)", errors=(401, 404))
         errors = (400, 401, 403, 404)
         return Operation(method, handler(handlers), summary, success=success, errors=errors)
 

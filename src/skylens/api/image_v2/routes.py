@@ -68,7 +68,7 @@ def image_v2_resources(
         limit_max=list_limits.maximum,
     )
     data = DataHandlers(service=use_cases.data, reads=reads, writes=writes, cache=use_cases.cache)
-    cache = None if use_cases.cache is None else CacheHandlers(use_cases.cache, writes)
+    cache = CacheHandlers(use_cases.cache_api, writes)
     # Usage may ask Keystone for limits: always on a thread, never on the loop.
     usage = UsageHandlers(service=use_cases.quotas, reads=writes)
     metadef_schemas = load_metadef_schemas()
