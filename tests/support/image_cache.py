@@ -21,6 +21,16 @@ from tests.support.servers import (
 from tests.support.swift import RunningSwift
 
 OCTET = {"Content-Type": "application/octet-stream"}
+# Every cache route, with the policy rule Glance 33 checks on it.
+CACHE_ROUTES = [
+    ("GET", "/v2/cache", "cache_list"),
+    ("DELETE", "/v2/cache", "cache_delete"),
+    ("PUT", "/v2/cache/{id}", "cache_image"),
+    ("DELETE", "/v2/cache/{id}", "cache_delete"),
+    ("GET", "/v2/cache/nodes/{id}", "list_cached_nodes"),
+    ("POST", "/v2/cache/clean", "cache_clean"),
+    ("POST", "/v2/cache/prune", "cache_prune"),
+]
 
 
 @contextlib.contextmanager

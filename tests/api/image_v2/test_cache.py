@@ -12,17 +12,9 @@ import pytest
 from tests.conftest import ClientFactory
 from tests.support.errors import assert_error
 from tests.support.identities import Identity
+from tests.support.image_cache import CACHE_ROUTES
 
 NO_CACHE = "Caching via API is not supported at this site."
-ROUTES = [
-    ("GET", "/v2/cache", "cache_list"),
-    ("DELETE", "/v2/cache", "cache_delete"),
-    ("PUT", "/v2/cache/{id}", "cache_image"),
-    ("DELETE", "/v2/cache/{id}", "cache_delete"),
-    ("GET", "/v2/cache/nodes/{id}", "list_cached_nodes"),
-    ("POST", "/v2/cache/clean", "cache_clean"),
-    ("POST", "/v2/cache/prune", "cache_prune"),
-]
 
 
 def _image(api: httpx.Client) -> str:
@@ -31,7 +23,7 @@ def _image(api: httpx.Client) -> str:
     return image_id
 
 
-@pytest.mark.parametrize(("method", "path", "_action"), ROUTES)
+@pytest.mark.parametrize(("method", "path", "_action"), CACHE_ROUTES)
 def test_every_cache_route_says_caching_is_not_supported(
     http: ClientFactory, admin: Identity, method: str, path: str, _action: str
 ) -> None:
@@ -41,7 +33,7 @@ def test_every_cache_route_says_caching_is_not_supported(
     assert_error(response, 404, NO_CACHE)
 
 
-@pytest.mark.parametrize(("method", "path", "action"), ROUTES)
+@pytest.mark.parametrize(("method", "path", "action"), CACHE_ROUTES)
 def test_the_policy_is_checked_first(
     http: ClientFactory, member: Identity, method: str, path: str, action: str
 ) -> None:

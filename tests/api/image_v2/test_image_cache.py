@@ -23,6 +23,7 @@ from tests.conftest import BACKENDS
 from tests.support.errors import assert_error
 from tests.support.identities import admin_of, member_of, new_project
 from tests.support.image_cache import (
+    CACHE_ROUTES,
     active_image,
     cache_dir,
     cache_server,
@@ -249,18 +250,7 @@ def test_queueing_needs_an_active_image_the_caller_sees(admin_api: httpx.Client)
     assert_error(admin_api.get(f"/v2/cache/nodes/{missing}"), 404, f"Image {missing} not found.")
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "action"),
-    [
-        ("GET", "/v2/cache", "cache_list"),
-        ("DELETE", "/v2/cache", "cache_delete"),
-        ("PUT", "/v2/cache/{id}", "cache_image"),
-        ("DELETE", "/v2/cache/{id}", "cache_delete"),
-        ("GET", "/v2/cache/nodes/{id}", "list_cached_nodes"),
-        ("POST", "/v2/cache/clean", "cache_clean"),
-        ("POST", "/v2/cache/prune", "cache_prune"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path", "action"), CACHE_ROUTES)
 def test_the_cache_api_is_for_admins(
     server: RunningServer, method: str, path: str, action: str
 ) -> None:
