@@ -41,6 +41,7 @@ def cache_server(
     database_url: str | None = None,
     node: str = "",
     stores: Path | None = None,
+    max_size: int = 1 << 30,
 ) -> Iterator[RunningServer]:
     """A server whose default store is Swift, with a cache in `data_dir/cache`; with
     `stores`, the stores (the containers) another server's config names."""
@@ -52,7 +53,7 @@ def cache_server(
     config = data_dir / "skylens.toml"
     config.write_text(
         stores.read_text() + f'\n[image_cache]\ndir = "{data_dir / "cache"}"\n'
-        f'node_reference = "{node}"\npoll_seconds = 0.5\n'
+        f'node_reference = "{node}"\npoll_seconds = 0.5\nmax_size = {max_size}\n'
     )
     with contextlib.ExitStack() as stack:
         if database_url is None:

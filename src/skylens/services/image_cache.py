@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import hashlib
 import logging
 import queue
@@ -35,7 +36,7 @@ from skylens.domain.cache import (
     Pruned,
 )
 from skylens.domain.errors import CachingNotSupported, ImageNotFound, InvalidRequest, NotFound
-from skylens.domain.images import Image, ImageStatus, utc_now
+from skylens.domain.images import Image, ImageStatus
 from skylens.domain.policy import authorize
 from skylens.domain.ports import ImageRepository, Policy
 from skylens.services.image_data import Download, ImageDataService
@@ -51,6 +52,12 @@ _PIPELINE_DEPTH = 16
 
 def _ignore(_result: str) -> None:
     return None
+
+
+def _now() -> dt.datetime:
+    """Naive UTC with microseconds: accesses within one second keep their order
+    (image timestamps are truncated to the second)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +140,7 @@ class ImageCache:
         policy: Policy,
         limits: CacheLimits,
         *,
-        clock: Callable[[], Any] = utc_now,
+        clock: Callable[[], Any] = _now,
         lookups: Callable[[str], None] = _ignore,
     ) -> None:
         self.node = node
@@ -147,6 +154,7 @@ class ImageCache:
         self._clock = clock
         self._lookups = lookups
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # run_forever's
 
     # -- downloads -------------------------------------------------------------
 
@@ -251,7 +259,7 @@ class ImageCache:
         if image.status is not ImageStatus.ACTIVE:
             raise InvalidRequest("Only images with status active can be targeted for queueing")
         self._index.enqueue(self.node, image_id, self._clock())
-        self._wake.set()
+        self.wake()
 
     def delete(self, context: RequestContext, image_id: str) -> None:
         image: Image | None
@@ -337,16 +345,20 @@ class ImageCache:
     # -- the prefetch queue --------------------------------------------------------
 
     def wake(self) -> None:
-        self._wake.set()
+        """Have the prefetch look at the queue now (from any thread)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run_forever(self) -> None:
         """Fetch this node's queued images, one at a time, until cancelled."""
+        self._loop = asyncio.get_running_loop()
         while True:
+            self._wake.clear()  # before looking: a wake from now on is not lost
             try:
                 await asyncio.to_thread(self.prefetch_queued)
             except Exception:
                 log.exception("the cache prefetch failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._limits.poll_seconds)
 

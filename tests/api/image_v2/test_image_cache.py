@@ -278,6 +278,31 @@ def test_metrics_count_hits_and_misses(server: RunningServer, admin_api: httpx.C
     assert 'skylens_image_cache_lookups_total{result="miss"}' in text
 
 
+def test_the_least_recently_accessed_images_go_when_the_cache_is_full(
+    swift: RunningSwift, tmp_path: Path
+) -> None:
+    with (
+        cache_server(swift, tmp_path, "sqlite", max_size=3 * MIB) as small,
+        client(small, admin_of(new_project())) as api,
+    ):
+        first, second, third, fourth = (active_image(api, os.urandom(MIB)) for _ in range(4))
+        too_big = active_image(api, os.urandom(3 * MIB + 1))
+        for image_id in (first, second, third):
+            api.get(f"/v2/images/{image_id}/file")
+        api.get(f"/v2/images/{first}/file")  # a hit: `second` is now the oldest
+
+        api.get(f"/v2/images/{fourth}/file")  # 4 MiB: over max_size
+        assert api.get(f"/v2/images/{too_big}/file").status_code == 200
+
+        held = {entry["image_id"] for entry in api.get("/v2/cache").json()["cached_images"]}
+        assert held == {first, third, fourth}
+        assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == sorted(
+            [first, third, fourth, "incomplete"]
+        )
+        pruned = api.post("/v2/cache/prune").json()
+        assert pruned == {"total_files_pruned": 0, "total_bytes_pruned": 0}
+
+
 # -- faults ----------------------------------------------------------------------------
 
 
