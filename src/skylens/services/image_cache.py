@@ -186,11 +186,13 @@ class ImageCache:
         this thread goes straight back to the store: the download waits for the
         cache only at its end, when the file is checked and committed.
         """
-        image = download.image
-        fill = self._start(image)
+        fill = self._start(download.image)
         if fill is None:
             yield from chunks
             return
+        yield from self._through(download.image, fill, chunks)
+
+    def _through(self, image: Image, fill: CacheFill, chunks: Iterator[bytes]) -> Iterator[bytes]:
         pipeline: _Pipeline | None = _Pipeline(fill, _hasher(image), image.id)
         size = 0
         try:
@@ -244,6 +246,9 @@ class ImageCache:
             _quietly(fill.abort)
             return
         _quietly(lambda: self._index.dequeue(self.node, image.id))
+        _quietly(self._prune_if_full)  # never the download's failure
+
+    def _prune_if_full(self) -> None:
         if sum(self._files.sizes().values()) > self._limits.max_size:
             self._prune()
 
@@ -373,10 +378,15 @@ class ImageCache:
                 or download.image.status is not ImageStatus.ACTIVE
                 or download.store.local_path(download.key) is not None
                 or self._holds(image_id)
+                or download.image.size is None
+                or download.image.size > self._limits.max_size
             ):
                 self._index.dequeue(self.node, image_id)  # nothing (more) to fetch
                 continue
-            for _chunk in self.filling(download, download.store.read(download.key)):
+            fill = self._start(download.image)
+            if fill is None:
+                continue  # another process of this node fills it now
+            for _chunk in self._through(download.image, fill, download.store.read(download.key)):
                 pass
             if self._files.fingerprint(image_id) is not None:
                 filled += 1
