@@ -21,6 +21,7 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
@@ -48,6 +49,8 @@ HIT, MISS = "hit", "miss"
 # Chunks a fill's thread may lag behind the download (a store's chunks are 64 KiB
 # to a few MiB).
 _PIPELINE_DEPTH = 16
+# How often each process removes the node's stalled fills (besides POST /v2/cache/clean).
+_STALLED_SWEEP_SECONDS = 3600.0
 
 
 def _ignore(_result: str) -> None:
@@ -356,12 +359,17 @@ class ImageCache:
             loop.call_soon_threadsafe(self._wake.set)
 
     async def run_forever(self) -> None:
-        """Fetch this node's queued images, one at a time, until cancelled."""
+        """Fetch this node's queued images, one at a time, until cancelled; once an
+        hour (and at start-up), remove fills stalled for `stall_seconds`."""
         self._loop = asyncio.get_running_loop()
+        cleaned = 0.0
         while True:
             self._wake.clear()  # before looking: a wake from now on is not lost
             try:
                 await asyncio.to_thread(self.prefetch_queued)
+                if time.monotonic() - cleaned >= _STALLED_SWEEP_SECONDS:
+                    await asyncio.to_thread(self._files.delete_stalled, self._limits.stall_seconds)
+                    cleaned = time.monotonic()
             except Exception:
                 log.exception("the cache prefetch failed")
             with contextlib.suppress(TimeoutError):

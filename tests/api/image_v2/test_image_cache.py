@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -320,7 +321,14 @@ def test_kill_9_during_a_fill_leaves_nothing_servable(swift: RunningSwift, tmp_p
     assert incomplete.exists()  # the partial fill, under its incomplete name only
     assert not (tmp_path / "cache" / image_id).exists()
 
+    os.utime(incomplete, (0, 0))  # as if long past the stall time
+
     with cache_server(swift, tmp_path, "sqlite") as second, client(second, admin) as api:
+        # The new process removes the stalled fill when it starts.
+        deadline = time.monotonic() + 30
+        while incomplete.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not incomplete.exists()
         assert cached(api, image_id) is None
         assert api.get(f"/v2/images/{image_id}/file").content == data
         assert (tmp_path / "cache" / image_id).read_bytes() == data
