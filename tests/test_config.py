@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -350,3 +351,34 @@ def test_the_metrics_port_is_checked(tmp_path: Path, text: str, message: str) ->
         "127.0.0.1",
         "/metrics",
     )
+
+
+def test_image_cache_as_glance_names_it(tmp_path: Path) -> None:
+    text = (
+        '[image_cache]\ndir = "/var/cache/skylens"\nmax_size = 1024\n'
+        'stall_time_seconds = 60\nnode_reference = "http://node-1:9292"\n'
+    )
+    settings = load(_file(tmp_path, text), environ={"SKYLENS_IMAGE_CACHE_POLL_SECONDS": "0.5"})
+
+    cache = settings.image_cache
+    assert (cache.dir, cache.max_size, cache.stall_time_seconds) == ("/var/cache/skylens", 1024, 60)
+    assert cache.node() == "http://node-1:9292"
+    assert cache.poll_seconds == 0.5
+    defaults = load(environ={}).image_cache
+    assert defaults.dir == ""  # no cache
+    assert defaults.max_size == 10 << 30
+    assert defaults.node() == socket.gethostname()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[image_cache]\nmax_size = -1\n",
+        "[image_cache]\nstall_time_seconds = 0\n",
+        "[image_cache]\npoll_seconds = 0\n",
+        f'[image_cache]\nnode_reference = "{"n" * 256}"\n',
+    ],
+)
+def test_image_cache_options_are_checked(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="image_cache"):
+        load(_file(tmp_path, text), environ={})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -225,6 +226,30 @@ class TaskSettings:
     time_to_live_hours: int = 48
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageCacheSettings:
+    """The node's image cache, in front of the stores without local files (S3, Swift,
+    HTTP). Glance's image_cache_dir, image_cache_max_size, image_cache_stall_time and
+    worker_self_reference_url."""
+
+    # The cache directory; empty: no cache (the cache API answers 404).
+    dir: str = ""
+    # Bytes the cache may hold; beyond, least recently accessed images go first.
+    max_size: int = 10 << 30
+    # A fill that saw no write for this long, and whose process is gone, is removed.
+    stall_time_seconds: int = 86400
+    # This node's name in the shared cache index (`GET /v2/cache/nodes/{id}` lists
+    # them); empty: the host name. Every process of a node (its workers) shares it,
+    # and the directory.
+    node_reference: str = ""
+    # How often an idle node looks for images queued for it (`PUT /v2/cache/{id}`
+    # wakes the process that received it at once).
+    poll_seconds: float = 5.0
+
+    def node(self) -> str:
+        return self.node_reference or socket.gethostname()
+
+
 def default_stores() -> dict[str, dict[str, Any]]:
     """With no [stores.*] tables: one file store under the data directory."""
     return {"local": {"kind": "file"}}
@@ -417,6 +442,7 @@ class Settings:
     image_conversion: ImageConversionSettings = ImageConversionSettings()
     inject_metadata_properties: InjectMetadataSettings = InjectMetadataSettings()
     tasks: TaskSettings = TaskSettings()
+    image_cache: ImageCacheSettings = ImageCacheSettings()
     metadefs: MetadefSettings = MetadefSettings()
     cors: CorsSettings = CorsSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
@@ -519,6 +545,14 @@ def _check(settings: Settings) -> None:
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1")
+    cache = settings.image_cache
+    if cache.max_size < 0 or cache.stall_time_seconds < 1 or cache.poll_seconds <= 0:
+        raise ConfigError(
+            "image_cache.max_size must be >= 0, image_cache.stall_time_seconds >= 1 "
+            "and image_cache.poll_seconds > 0"
+        )
+    if len(cache.node()) > 255:
+        raise ConfigError("image_cache.node_reference: at most 255 characters")
     if settings.tasks.concurrency < 0 or settings.tasks.poll_seconds <= 0:
         raise ConfigError("tasks.concurrency must be >= 0 and tasks.poll_seconds > 0")
     _check_metrics_port(settings.server)

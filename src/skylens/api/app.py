@@ -46,7 +46,12 @@ from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource
-from skylens.api.versions import VERSIONS_SCHEMA, VersionNegotiation, version_resources
+from skylens.api.versions import (
+    VERSIONS_SCHEMA,
+    VersionNegotiation,
+    image_api_versions,
+    version_resources,
+)
 from skylens.config import AuthMode, Settings
 from skylens.db.engine import close_database, create_engine, upgrade
 from skylens.domain.errors import SkylensError
@@ -87,7 +92,10 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     in_flight = InFlight()
     image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
     own_paths = (settings.server.metrics_path,) if metrics_here else ()
-    served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint, own_paths)
+    versions = image_api_versions(cache=bool(settings.image_cache.dir))
+    served: ASGIApp = VersionNegotiation(
+        image_app, settings.server.public_endpoint, own_paths, versions
+    )
     if compute_api:
         compute_app = compute_v21_app(compute_api, parts.authenticator, limits)
         served = ComputeMount(served, compute_app, settings.compute.prefix)
@@ -124,7 +132,9 @@ def _image_api(settings: Settings, parts: Components, schemas: ImageSchemas) -> 
     images = settings.images
     list_limits = _list_limits(settings)
     return [
-        *version_resources(settings.server.public_endpoint),
+        *version_resources(
+            settings.server.public_endpoint, image_api_versions(bool(settings.image_cache.dir))
+        ),
         *image_v2_resources(
             parts.use_cases,
             schemas,
@@ -216,6 +226,8 @@ def _lifespan(
             asyncio.create_task(_sweep_periodically(parts.sweep, interval)),
             asyncio.create_task(parts.runner.run_forever()),
         ]
+        if parts.use_cases.cache is not None:
+            running.append(asyncio.create_task(parts.use_cases.cache.run_forever()))
         try:
             yield
         finally:

@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import sqlalchemy as sa
@@ -25,12 +26,13 @@ from skylens.api.import_components import (
 from skylens.api.metadef_files import first_start_catalogue
 from skylens.api.offload import InThreads, Offload
 from skylens.api.use_cases import UseCases
-from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes
+from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes, image_api_versions
 from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials, keystone_answers
 from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
+from skylens.db.cache import SqlCacheIndex
 from skylens.db.engine import (
     create_engine,
     head_revision,
@@ -50,6 +52,7 @@ from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore, StagingArea
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
+from skylens.services.image_cache import CacheLimits, ImageCache, NoCache
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
@@ -59,6 +62,7 @@ from skylens.services.quotas import QuotaService
 from skylens.services.staging import StagingService
 from skylens.services.sweep import OrphanSweep
 from skylens.services.tasks import TaskOutcomes, TaskRunner, TaskService
+from skylens.storage.cache_dir import CacheDirectory
 from skylens.storage.keys import (
     image_data_key,
     image_id_of_key,
@@ -81,6 +85,7 @@ class Observers:
     uploads_under_way: Callable[[int], None] = _ignore
     task_outcomes: TaskOutcomes = _ignore
     tasks_under_way: Callable[[int], None] = _ignore
+    cache_lookups: Callable[[str], None] = _ignore  # "hit" or "miss", per download
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +156,7 @@ def components(
         plugins,
         observers.tasks_under_way,
     )
+    cache = image_cache(settings, engine, service, data, repository, policy, observers)
     use_cases = UseCases(
         images=service,
         data=data,
@@ -188,6 +194,8 @@ def components(
         metadefs=metadef_service(settings, engine, policy=policy),
         reads=threads,
         writes=threads,
+        cache=cache,
+        cache_api=cache or NoCache(service, policy),
     )
     return Components(
         use_cases=use_cases,
@@ -196,6 +204,36 @@ def components(
         sweep=orphan_sweep(settings, repository, stores, staging),
         runner=runner,
         checks=readiness_checks(settings, engine, stores),
+    )
+
+
+def image_cache(
+    settings: Settings,
+    engine: sa.Engine,
+    images: ImageService,
+    data: ImageDataService,
+    repository: SqlImageRepository,
+    policy: Policy,
+    observers: Observers,
+) -> ImageCache | None:
+    """The node's image cache (`[image_cache]`), or None without a directory."""
+    cache = settings.image_cache
+    if not cache.dir:
+        return None
+    try:
+        files = CacheDirectory(Path(cache.dir))
+    except OSError as error:
+        raise ConfigError(f"image_cache.dir: {error}") from error
+    return ImageCache(
+        cache.node(),
+        files,
+        SqlCacheIndex(engine),
+        images,
+        data,
+        repository,
+        policy,
+        CacheLimits(cache.max_size, cache.stall_time_seconds, cache.poll_seconds),
+        lookups=observers.cache_lookups,
     )
 
 
@@ -302,7 +340,11 @@ def _outside_image_api(path: str) -> bool:
     if not path:
         return True
     first = path.lstrip("/").split("/", 1)[0]
-    owned = {*allowed_prefixes(), "versions", *(p.lstrip("/") for p in UNVERSIONED_PREFIXES)}
+    owned = {
+        *allowed_prefixes(image_api_versions(cache=True)),
+        "versions",
+        *(p.lstrip("/") for p in UNVERSIONED_PREFIXES),
+    }
     return not (
         not path.startswith("/")
         or path.endswith("/")

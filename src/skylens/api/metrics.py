@@ -5,8 +5,8 @@ duration by method, route *template* (`/v2/images/{image_id}`, never a path with
 id in it; `unmatched` when no route matched) and status, the bytes received and
 sent by route, and image data uploaded to and downloaded from each configured
 store, with each upload's outcome. Counted by the services: uploads and tasks under
-way, tasks ended by type and outcome. Counted by the database pool: connections
-checked out, and how many the pools may open.
+way, tasks ended by type and outcome, image cache hits and misses. Counted by the
+database pool: connections checked out, and how many the pools may open.
 
 Labels carry no project, user, image or token: the endpoint is public. A store
 label is always a configured store's id, never a name a client sent.
@@ -114,6 +114,13 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=own,
         )
+        self.cache = Counter(
+            "skylens_image_cache_lookups",
+            "Downloads of images from stores without local files, by whether the node's "
+            "image cache held them",
+            ["result"],
+            registry=own,
+        )
         self.pool = Gauge(
             "skylens_database_connections_checked_out",
             "Database connections in use (checked out of the pools)",
@@ -157,6 +164,7 @@ class Metrics:
             uploads_under_way=self.uploads.set,
             task_outcomes=lambda kind, outcome: self.tasks.labels(kind, outcome).inc(),
             tasks_under_way=self.tasks_running.set,
+            cache_lookups=lambda result: self.cache.labels(result).inc(),
         )
 
     def watch_pool(self, engine: sa.Engine, capacity: int) -> None:

@@ -34,21 +34,37 @@ IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.1", "SUPPORTED"),
     ("2.0", "SUPPORTED"),
 )
+# With an image cache, as Glance with image_cache_dir set: 2.14-2.18 on top.
+CACHE_API_VERSIONS: Sequence[tuple[str, str]] = (
+    ("2.18", "CURRENT"),  # cache clean and prune
+    ("2.17", "SUPPORTED"),
+    ("2.16", "SUPPORTED"),  # PUT /v2/cache/{id} answers 202
+    ("2.15", "SUPPORTED"),
+    ("2.14", "SUPPORTED"),  # the cache API
+)
+Versions = Sequence[tuple[str, str]]
 _VENDOR_MEDIA_TYPE = "application/vnd.openstack.images-"
 # Paths that live outside the versioned API.
 UNVERSIONED_PREFIXES = ("/healthcheck", "/openapi.json")
 
 
-def allowed_prefixes() -> frozenset[str]:
-    return frozenset({"v2", *(f"v{version}" for version, _ in IMAGE_API_VERSIONS)})
+def image_api_versions(cache: bool) -> Versions:
+    """The versions the service implements, with or without an image cache."""
+    if not cache:
+        return IMAGE_API_VERSIONS
+    return (*CACHE_API_VERSIONS, *IMAGE_API_VERSIONS[1:])
 
 
-def versions_document(base: str) -> dict[str, Any]:
+def allowed_prefixes(versions: Versions = IMAGE_API_VERSIONS) -> frozenset[str]:
+    return frozenset({"v2", *(f"v{version}" for version, _ in versions)})
+
+
+def versions_document(base: str, versions: Versions = IMAGE_API_VERSIONS) -> dict[str, Any]:
     href = f"{base}/v2/"
     return {
         "versions": [
             {"id": f"v{version}", "status": status, "links": [{"rel": "self", "href": href}]}
-            for version, status in IMAGE_API_VERSIONS
+            for version, status in versions
         ]
     }
 
@@ -61,11 +77,16 @@ class VersionNegotiation:
     """
 
     def __init__(
-        self, app: ASGIApp, public_endpoint: str = "", unversioned: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        public_endpoint: str = "",
+        unversioned: tuple[str, ...] = (),
+        versions: Versions = IMAGE_API_VERSIONS,
     ) -> None:
         self.app = app
         self.public_endpoint = public_endpoint
-        self.allowed = allowed_prefixes()
+        self.versions = versions
+        self.allowed = allowed_prefixes(versions)
         # Paths of the service's own besides UNVERSIONED_PREFIXES (the metrics').
         self.unversioned = frozenset(unversioned)
 
@@ -97,7 +118,7 @@ class VersionNegotiation:
         await self.app(scope, receive, send)
 
     async def _versions(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
-        response = versions_response(Request(scope), self.public_endpoint, status)
+        response = versions_response(Request(scope), self.public_endpoint, status, self.versions)
         await response(scope, receive, send)
 
 
@@ -120,16 +141,21 @@ VERSIONS_SCHEMA: dict[str, Any] = {
 }
 
 
-def versions_response(request: Request, public_endpoint: str, status: int) -> Response:
-    return json_response(versions_document(base_url(request, public_endpoint)), status=status)
+def versions_response(
+    request: Request, public_endpoint: str, status: int, versions: Versions = IMAGE_API_VERSIONS
+) -> Response:
+    document = versions_document(base_url(request, public_endpoint), versions)
+    return json_response(document, status=status)
 
 
-def version_resources(public_endpoint: str) -> list[Resource]:
+def version_resources(
+    public_endpoint: str, implemented: Versions = IMAGE_API_VERSIONS
+) -> list[Resource]:
     async def choices(request: Request) -> Response:
-        return versions_response(request, public_endpoint, 300)
+        return versions_response(request, public_endpoint, 300, implemented)
 
     async def versions(request: Request) -> Response:
-        return versions_response(request, public_endpoint, 200)
+        return versions_response(request, public_endpoint, 200, implemented)
 
     return [
         Resource(

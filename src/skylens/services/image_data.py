@@ -300,6 +300,11 @@ class ImageDataService:
             raise Forbidden(
                 "The requested image has been deactivated. Image data download is forbidden."
             )
+        return self.data_of(image)
+
+    def data_of(self, image: Image) -> Download | None:
+        """Where the image's data is read from (the heaviest store holding it), or
+        None when it has no data; no access check (the cache's prefetch)."""
         if not image.stores:
             return None
         holders = [self._stores[name] for name in image.stores if name in self._stores]
