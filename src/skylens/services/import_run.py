@@ -92,14 +92,14 @@ class ImportHandler:
         if method is None:
             raise ImportFailed(f"Import method {request.method} is not enabled")
         targets = [name for name in request.stores if name not in image.stores]
-        change = FormatChange()
         source = await method.open(image, request, self._storage)
+        change = source.change
         try:
             if self._plugins.data and request.method != COPY_IMAGE:  # as Glance
                 opened, source = source, ImportSource(BlobSource(iter(())), 0)
                 try:
                     prepared = await self._plugins.prepare(
-                        image,
+                        change.applied(image),
                         _Counting(opened.body, progress),
                         task.id,
                         self._limits.size_cap,
@@ -107,7 +107,7 @@ class ImportHandler:
                     )
                 finally:
                     await opened.close()
-                change = prepared.change
+                change = change.then(prepared.change)
                 source = await self._file_source(prepared.path, prepared.size)
             digest, committed, failed = await self._copy(
                 change.applied(image), source, targets, request, progress
@@ -149,6 +149,8 @@ class ImportHandler:
                 expected_size=source.size,
             )
             self._verify(image, request, digest)
+            if source.verify is not None:
+                source.verify(digest)
             for name, writer in writers.items():
                 if name in fan_out.failed:
                     continue
