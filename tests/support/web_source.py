@@ -34,6 +34,7 @@ class SeenRequest:
     host: str | None
     range: str | None
     sni: str | None
+    auth_token: str | None = None  # X-Auth-Token
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -66,7 +67,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sni = getattr(self.connection, "sni", None)
         with source.lock:
             source.requests.append(
-                SeenRequest(self.path, self.headers["Host"], self.headers["Range"], sni)
+                SeenRequest(
+                    self.path,
+                    self.headers["Host"],
+                    self.headers["Range"],
+                    sni,
+                    self.headers["X-Auth-Token"],
+                )
             )
             serial = len(source.requests)
         if url.path == "/redirect":
