@@ -31,7 +31,13 @@ from tests.api.test_keystone_auth import keystone_env
 from tests.support.clients import BIN, ImageV2Connection, run_in_terminal
 from tests.support.errors import assert_error
 from tests.support.keystone import RunningKeystone
-from tests.support.servers import RunningServer, dedicated_server, file_stores_config
+from tests.support.servers import (
+    RunningServer,
+    dedicated_server,
+    file_stores_config,
+    postgres_database,
+    skylens_server,
+)
 
 REGION_TWO = "RegionTwo"
 METHODS = ["glance-direct", "web-download", "copy-image", "glance-download"]
@@ -275,6 +281,55 @@ def test_the_task_keeps_the_callers_token_only_while_it_runs(
     finally:
         engine.dispose()
     assert kept is None
+
+
+def test_a_task_one_server_created_is_run_by_another_as_the_caller(
+    tmp_path: Path,
+    keystone: RunningKeystone,
+    region_two: RunningServer,
+    remote: httpx.Client,
+    alpha_token: str,
+) -> None:
+    """Two servers share PostgreSQL and the store; the one asked runs no tasks
+    (`tasks.concurrency = 0`), so the other runs the import, with the caller's token it
+    found with the task."""
+
+    def config(name: str, concurrency: int) -> tuple[str, str]:
+        path = tmp_path / f"{name}.toml"
+        lines = [
+            "[images]",
+            f"enabled_import_methods = {json.dumps(METHODS)}",
+            "[import_filtering]",
+            'allowed_hosts = ["127.0.0.1"]',
+            f"allowed_ports = [{region_two.port}]",
+            "[tasks]",
+            "poll_seconds = 1",
+            f"concurrency = {concurrency}",
+            "[stores.local]",
+            'kind = "file"',
+            f"root = {json.dumps(str(tmp_path / 'local'))}",
+        ]
+        path.write_text("\n".join(lines) + "\n")
+        return "--config", str(path)
+
+    source = remote_image(remote)
+    env = keystone_env(keystone)
+    with (
+        postgres_database(f"skylens_gd_{uuid.uuid4().hex[:8]}") as url,
+        skylens_server(
+            tmp_path / "asked", url, "postgresql", extra_env=env, extra_args=config("asked", 0)
+        ) as asked,
+        skylens_server(
+            tmp_path / "worker", url, "postgresql", extra_env=env, extra_args=config("worker", 1)
+        ),
+        client(asked, alpha_token) as api,
+    ):
+        image_id = new_image(api)
+
+        assert download(api, image_id, source["id"]).status_code == 202
+
+        assert_copied(api, image_id, source)
+        assert the_task(api, image_id)["status"] == "success"
 
 
 # -- refused requests (raw HTTP) ---------------------------------------------------------
