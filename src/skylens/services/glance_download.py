@@ -126,16 +126,16 @@ class GlanceDownload:
 
     async def _record(self, url: str, token: str) -> dict[str, Any]:
         """The remote image, as its image service shows it to the caller."""
+        data, buffer = bytearray(), memoryview(bytearray(1 << 16))
         try:
             body = await self._open(url, token, METADATA_CAP)
-        except ImageTooLarge as error:
+            try:
+                while count := await _Failing(body, url).readinto(buffer):
+                    data += buffer[:count]
+            finally:
+                await body.aclose()
+        except ImageTooLarge as error:  # announced, or found while reading
             raise ImportFailed(f"The remote image's record at {url} is too large") from error
-        reader, data, buffer = _Failing(body, url), bytearray(), memoryview(bytearray(1 << 16))
-        try:
-            while count := await reader.readinto(buffer):
-                data += buffer[:count]
-        finally:
-            await body.aclose()
         try:
             record = json.loads(data)
         except ValueError:
