@@ -253,6 +253,9 @@ def test_choices_are_typed() -> None:
             "quotas.projects.alpha.image_size_total: not an integer: 'lots'",
         ),
         ("[storage]\nsweep_grace_seconds = 0\n", "storage.sweep_grace_seconds must be at least 1"),
+        ("[server]\nworkers = 0\n", "server.workers must be at least 1"),
+        ("[database]\npool_size = 0\n", "database.pool_size must be at least 1"),
+        ("[server]\nbody_read_timeout_seconds = 0\n", "server.body_read_timeout_seconds must be"),
     ],
 )
 def test_choices_and_what_they_need_are_checked_on_load(
@@ -343,3 +346,22 @@ def test_glance_download_copies_glances_property_prefixes_by_default(tmp_path: P
 def test_import_plugin_options_are_checked(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(_file(tmp_path, text), environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nmetrics_port = 70000", "server.metrics_port must be 0 to 65535"),
+        ("[server]\nport = 9000\nmetrics_port = 9000", "must differ from server.port"),
+        ('[server]\nmetrics_port = 9100\nmetrics_path = ""', "needs server.metrics_path"),
+    ],
+)
+def test_the_metrics_port_is_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(_file(tmp_path, text), environ={})
+    server = load(_file(tmp_path, "[server]\nmetrics_port = 9100"), environ={}).server
+    assert (server.metrics_port, server.metrics_host, server.metrics_path) == (
+        9100,
+        "127.0.0.1",
+        "/metrics",
+    )

@@ -131,9 +131,13 @@ class ServerSettings:
     shutdown_timeout_seconds: int = 30
     # Longest a readiness check (GET /healthcheck/ready) waits for each dependency.
     readiness_timeout_seconds: int = 5
-    # Where Prometheus scrapes the metrics (on the API's port, no credentials; they
-    # name no project, user or image); empty: no metrics endpoint.
+    # Where Prometheus scrapes the metrics (no credentials; they name no project,
+    # user or image); empty: no metrics endpoint.
     metrics_path: str = "/metrics"
+    # 0: the metrics are served on the API's port. Otherwise on this port of
+    # metrics_host, by the `serve` process (every worker's values), and not on the API's.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -517,6 +521,11 @@ def _check(settings: Settings) -> None:
     if auth.mode is AuthMode.TRUSTED_HEADERS and not auth.default_project:
         raise ConfigError("auth.default_project must name a project")
     for option, value in (
+        ("server.workers", settings.server.workers),
+        ("server.max_uploads", settings.server.max_uploads),
+        ("server.header_timeout_seconds", settings.server.header_timeout_seconds),
+        ("server.body_read_timeout_seconds", settings.server.body_read_timeout_seconds),
+        ("database.pool_size", settings.database.pool_size),
         ("storage.sweep_grace_seconds", settings.storage.sweep_grace_seconds),
         ("server.max_request_body_size", settings.server.max_request_body_size),
         ("keystone.validation_threads", settings.keystone.validation_threads),
@@ -531,8 +540,18 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"{option} must be at least 1")
     if settings.tasks.concurrency < 0 or settings.tasks.poll_seconds <= 0:
         raise ConfigError("tasks.concurrency must be >= 0 and tasks.poll_seconds > 0")
+    _check_metrics_port(settings.server)
     _check_web_download(settings)
     _check_import_plugins(settings)
+
+
+def _check_metrics_port(server: ServerSettings) -> None:
+    if not 0 <= server.metrics_port <= 65535:
+        raise ConfigError(f"server.metrics_port must be 0 to 65535, not {server.metrics_port}")
+    if server.metrics_port and server.metrics_port == server.port:
+        raise ConfigError("server.metrics_port must differ from server.port (0: on the API's port)")
+    if server.metrics_port and not server.metrics_path:
+        raise ConfigError("server.metrics_port needs server.metrics_path (empty: no metrics)")
 
 
 # Glance's plugin names (glance/async_/flows/plugins), and the conversion targets.

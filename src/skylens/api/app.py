@@ -67,12 +67,15 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     check_metrics_path(settings.server.metrics_path)
     metrics = Metrics() if settings.server.metrics_path else None
     if metrics is not None:
-        metrics.watch_pool(engine)
+        # create_engine's pools: pool_size connections, and as many more in overflow.
+        metrics.watch_pool(engine, 2 * settings.database.pool_size)
     parts = components(settings, engine, metrics.observers() if metrics else None)
     schemas = load_schemas(ims_profile=settings.images.ims_profile)
     image_api = _image_api(settings, parts, schemas)
     compute_api = _compute_api(settings, parts) if settings.compute.enabled else []
-    if metrics is not None:
+    # On server.metrics_port, `skylens serve` serves them itself (MetricsServer).
+    metrics_here = metrics is not None and not settings.server.metrics_port
+    if metrics is not None and metrics_here:
         image_api.append(metrics.resource(settings.server.metrics_path))
     image_api += service_resources(
         parts, [*image_api, *compute_api], schemas, settings.server.readiness_timeout_seconds
@@ -83,7 +86,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     in_flight = InFlight()
     image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
-    own_paths = (settings.server.metrics_path,) if metrics else ()
+    own_paths = (settings.server.metrics_path,) if metrics_here else ()
     served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint, own_paths)
     if compute_api:
         compute_app = compute_v21_app(compute_api, parts.authenticator, limits)

@@ -68,11 +68,13 @@ def _ignore(*_args: object) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Observers:
-    """What the services tell the metrics: the uploads this process receives (their
-    count, at each change) and each task's end (its type and outcome)."""
+    """What the services tell the metrics: the uploads this process receives and the
+    tasks it runs (their counts, at each change), and each task's end (its type and
+    outcome)."""
 
     uploads_under_way: Callable[[int], None] = _ignore
     task_outcomes: TaskOutcomes = _ignore
+    tasks_under_way: Callable[[int], None] = _ignore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +113,8 @@ def components(
         anyio.CapacityLimiter(2 * (settings.server.max_uploads + settings.tasks.concurrency))
     )
     staging = staging_store(settings)
+    # This process, as task and upload leases name it.
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     data = _data_service(
         settings,
         service,
@@ -123,11 +127,11 @@ def components(
         ingest_jobs,
         staging=_staging_area(staging),
         uploads_under_way=observers.uploads_under_way,
+        holder=worker,
     )
     methods = import_methods(settings, stores, staging, _catalogue_credentials(settings))
     plugins = import_plugins(settings)  # one set: the runner's, and the request's injection
     task_repository = SqlTaskRepository(engine)
-    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     runner = task_runner(
         settings,
         repository,
@@ -139,6 +143,7 @@ def components(
         (threads, storage, ingest_jobs),
         observers.task_outcomes,
         plugins,
+        observers.tasks_under_way,
     )
     use_cases = UseCases(
         images=service,
@@ -170,6 +175,7 @@ def components(
             database=threads,
             storage=storage,
             ingest_jobs=ingest_jobs,
+            holder=worker,
         ),
         tasks=TaskService(task_repository, policy),
         wake_runner=runner.wake,
@@ -239,7 +245,7 @@ def readiness_checks(
     checks = [Check("database", database)]
     checks += [Check(f"store {name}", store(blob)) for name, blob in stores.items()]
     if settings.auth.mode is AuthMode.KEYSTONE or settings.quotas.source is QuotaSource.KEYSTONE:
-        credentials = _service_credentials(settings)
+        credentials = service_credentials(settings)
 
         def keystone() -> None:
             try:
@@ -350,6 +356,7 @@ def _data_service(
     *,
     staging: StagingArea,
     uploads_under_way: Callable[[int], None],
+    holder: str,
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -366,6 +373,7 @@ def _data_service(
         ingest_jobs=ingest_jobs,
         staging=staging,
         uploads_under_way=uploads_under_way,
+        holder=holder,
     )
 
 
@@ -397,7 +405,7 @@ def _limit_source(settings: Settings) -> LimitSource:
             return ConfiguredLimits(defaults, projects)
         case QuotaSource.KEYSTONE:
             return KeystoneLimits(
-                _service_credentials(settings),
+                service_credentials(settings),
                 settings.keystone.endpoint_id,
                 cache_seconds=quotas.cache_seconds,
             )
@@ -429,7 +437,7 @@ def _authenticator(settings: Settings) -> Authenticator:
                 raise ConfigError(f"auth.token_file: {error}") from error
         case AuthMode.KEYSTONE:
             return KeystoneAuthenticator(
-                _service_credentials(settings),
+                service_credentials(settings),
                 www_authenticate_uri=settings.keystone.www_authenticate_uri,
                 cache_seconds=settings.keystone.cache_seconds,
                 negative_cache_seconds=settings.keystone.negative_cache_seconds,
@@ -442,10 +450,10 @@ def _catalogue_credentials(settings: Settings) -> ServiceCredentials | None:
     with Keystone tokens have one."""
     if settings.auth.mode is not AuthMode.KEYSTONE:
         return None
-    return _service_credentials(settings)
+    return service_credentials(settings)
 
 
-def _service_credentials(settings: Settings) -> ServiceCredentials:
+def service_credentials(settings: Settings) -> ServiceCredentials:
     """The service user's [keystone] credentials (`skylens.config` checked that the
     options which need them have them)."""
     keystone = settings.keystone

@@ -64,6 +64,7 @@ def task_runner(
     offloads: tuple[Offload, Offload, Offload],
     outcomes: TaskOutcomes,
     plugins: ImportPlugins,
+    running: Callable[[int], None] = lambda _count: None,
 ) -> TaskRunner:
     database, storage, ingest_jobs = offloads  # as ImageDataService's
     handler = ImportHandler(
@@ -93,6 +94,7 @@ def task_runner(
         ),
         database=database,
         outcomes=outcomes,
+        running=running,
     )
 
 

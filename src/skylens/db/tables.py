@@ -119,6 +119,9 @@ image_uploads = sa.Table(
     metadata,
     sa.Column("image_id", sa.String(36), primary_key=True),
     sa.Column("renewed_at", sa.DateTime, nullable=False),
+    # The process holding the lease (host:pid:instance), for an operator; NULL when
+    # taken by a release before this column existed.
+    sa.Column("holder", sa.String(255)),
 )
 
 # Tasks (Glance's `api_image_import`): durable records of work done after the request

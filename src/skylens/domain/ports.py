@@ -112,8 +112,9 @@ class ImageRepository(Protocol):
     def remove_member(self, image_id: str, member_id: str) -> bool:
         """Remove a membership; False if there was none."""
 
-    def renew_upload(self, image_id: str, now: dt.datetime) -> None:
-        """Take or renew the lease of the upload in progress to the image."""
+    def renew_upload(self, image_id: str, now: dt.datetime, holder: str | None = None) -> None:
+        """Take or renew the lease of the upload in progress to the image; `holder`
+        names the process (for an operator)."""
 
     def end_upload(self, image_id: str) -> None:
         """Drop the image's upload lease (the upload ended, either way)."""

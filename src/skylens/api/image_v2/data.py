@@ -18,6 +18,7 @@ from skylens.api.responses import no_content
 from skylens.api.sendfile import FileRangeResponse, server_sends_files
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import BlobNotFound, InvalidRequest, UnsupportedMediaType
+from skylens.logs import note_store
 from skylens.services.image_data import ImageDataService
 
 OCTET_STREAM = "application/octet-stream"
@@ -35,11 +36,15 @@ class DataHandlers:
 
     async def upload(self, request: Request, context: RequestContext) -> Response:
         """PUT /v2/images/{id}/file, after `check_upload_media_type`."""
+        store = request.headers.get("x-image-meta-store")
+        chosen = self.service.configured_store(store)
+        if chosen is not None:  # for the metrics: never a name a client made up
+            note_store(chosen)
         await self.service.upload(
             context,
             request.path_params["image_id"],
             request_body(request),
-            request.headers.get("x-image-meta-store"),
+            store,
             expected_size=announced_size(request.headers.get("x-openstack-image-size")),
         )
         return no_content()
@@ -55,6 +60,7 @@ class DataHandlers:
         )
         if found is None:
             return Response(status_code=204)  # no data yet: a bare 204, as in Glance
+        note_store(found.store.name)
         size = found.image.size or 0
         headers = {"Content-Type": OCTET_STREAM}
         if found.image.checksum:

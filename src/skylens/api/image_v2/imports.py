@@ -22,6 +22,7 @@ from skylens.api.routing import Operation, Resource
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import ImageNotFound, InvalidRequest
 from skylens.domain.tasks import Task, TaskStatus
+from skylens.logs import note_store
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
 from skylens.services.staging import StagingService
@@ -58,6 +59,7 @@ class ImportHandlers:
 
     async def stage(self, request: Request, context: RequestContext) -> Response:
         """PUT /v2/images/{id}/stage, after `check_upload_media_type`."""
+        note_store(self.staging.store_id)
         await self.staging.stage(
             context,
             request.path_params["image_id"],
