@@ -318,6 +318,17 @@ def test_import_plugins_as_glance_names_them(tmp_path: Path) -> None:
     assert load(environ={}).image_import.plugins == ()
 
 
+def test_glance_download_copies_glances_property_prefixes_by_default(tmp_path: Path) -> None:
+    default = load(environ={}).glance_download_properties.extra_properties
+    text = '[glance_download_properties]\nextra_properties = ["hw_", "os_"]\n'
+
+    assert default == ("hw_", "trait:", "os_distro", "os_secure_boot", "os_type")
+    assert load(_file(tmp_path, text), environ={}).glance_download_properties.extra_properties == (
+        "hw_",
+        "os_",
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -326,6 +337,10 @@ def test_import_plugins_as_glance_names_them(tmp_path: Path) -> None:
         (
             "[inject_metadata_properties]\ninject = { os_glance_x = 1 }",
             "'os_glance_x' is not a property an import may set",
+        ),
+        (
+            '[glance_download_properties]\nextra_properties = ["hw_", "os_glance"]',
+            "'os_glance' is not a prefix of properties an import may set",
         ),
     ],
 )

@@ -187,7 +187,9 @@ class ImageSettings:
     ims_profile: bool = False
     # The interoperable import methods served (`GET /v2/info/import`); any other is
     # refused as Glance refuses a disabled one. Known: glance-direct, web-download
-    # (what it may fetch: [import_filtering]), copy-image. Glance 33's default.
+    # (what it may fetch: [import_filtering]), copy-image, glance-download (only with
+    # auth.mode = "keystone": it finds the other region in the caller's catalogue;
+    # otherwise it stays disabled). Glance 33's default.
     enabled_import_methods: tuple[str, ...] = ("glance-direct", "web-download", "copy-image")
 
 
@@ -357,6 +359,20 @@ class WebDownloadSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class GlanceDownloadPropertiesSettings:
+    """Glance's [glance_download_properties]: which properties of the source image
+    glance-download sets on the image, by prefix of their names (never os_glance_*)."""
+
+    extra_properties: tuple[str, ...] = (
+        "hw_",
+        "trait:",
+        "os_distro",
+        "os_secure_boot",
+        "os_type",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class ImageImportSettings:
     """Glance's [image_import_opts]: the plugins every import (copy-image excepted)
     runs, in this order: image_decompression, image_conversion, inject_image_metadata."""
@@ -438,6 +454,9 @@ class Settings:
     compute: ComputeSettings = ComputeSettings()
     import_filtering: ImportFilteringSettings = ImportFilteringSettings()
     web_download: WebDownloadSettings = WebDownloadSettings()
+    glance_download_properties: GlanceDownloadPropertiesSettings = (
+        GlanceDownloadPropertiesSettings()
+    )
     image_import: ImageImportSettings = ImageImportSettings()
     image_conversion: ImageConversionSettings = ImageConversionSettings()
     inject_metadata_properties: InjectMetadataSettings = InjectMetadataSettings()
@@ -583,6 +602,12 @@ def _check_import_plugins(settings: Settings) -> None:
         raise ConfigError(
             "image_conversion.output_format must be one of " + ", ".join(CONVERSION_FORMATS)
         )
+    for prefix in settings.glance_download_properties.extra_properties:
+        if not 0 < len(prefix) <= 255 or prefix.startswith("os_glance"):
+            raise ConfigError(
+                f"glance_download_properties.extra_properties: {prefix!r} is not a prefix "
+                "of properties an import may set (1 to 255 characters, not os_glance)"
+            )
     for key in settings.inject_metadata_properties.inject:
         if not 0 < len(key) <= 255 or key.startswith("os_glance"):
             raise ConfigError(

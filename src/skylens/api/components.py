@@ -140,7 +140,7 @@ def components(
         uploads_under_way=observers.uploads_under_way,
         holder=worker,
     )
-    methods = import_methods(settings, stores, staging)
+    methods = import_methods(settings, stores, staging, _catalogue_credentials(settings))
     plugins = import_plugins(settings)  # one set: the runner's, and the request's injection
     task_repository = SqlTaskRepository(engine)
     runner = task_runner(
@@ -312,7 +312,7 @@ def check_settings(settings: Settings) -> None:
     _policy(settings)
     _protections(settings)
     stores = configured_stores(settings)
-    import_methods(settings, stores, staging_store(settings))
+    import_methods(settings, stores, staging_store(settings), _catalogue_credentials(settings))
     check_compute_prefix(settings.compute.prefix)
     check_metrics_path(settings.server.metrics_path)
 
@@ -494,6 +494,14 @@ def _authenticator(settings: Settings) -> Authenticator:
                 negative_cache_seconds=settings.keystone.negative_cache_seconds,
                 validation_threads=settings.keystone.validation_threads,
             )
+
+
+def _catalogue_credentials(settings: Settings) -> ServiceCredentials | None:
+    """How to read the callers' service catalogues (glance-download): only callers
+    with Keystone tokens have one."""
+    if settings.auth.mode is not AuthMode.KEYSTONE:
+        return None
+    return service_credentials(settings)
 
 
 def service_credentials(settings: Settings) -> ServiceCredentials:

@@ -148,6 +148,9 @@ tasks = sa.Table(
     sa.Column("lease_expires_at", sa.DateTime),
     # How many workers have claimed it: a task that kills its workers is given up.
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # The creator's token while a task that acts as its creator runs (glance-download);
+    # NULL once it ended. Never shown.
+    sa.Column("auth_token", sa.Text),
 )
 sa.Index("ix_tasks_status_lease_expires_at", tasks.c.status, tasks.c.lease_expires_at)
 sa.Index("ix_tasks_image_id", tasks.c.image_id)

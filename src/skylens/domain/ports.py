@@ -160,7 +160,8 @@ class TaskRepository(Protocol):
     def claim(
         self, holder: str, now: dt.datetime, lease_for: dt.timedelta
     ) -> tuple[Task, Lease] | None:
-        """Atomically take the oldest unfinished task that no live lease holds."""
+        """Atomically take the oldest unfinished task that no live lease holds (with
+        its `auth_token`, which only a claim reads)."""
 
     def renew(
         self, lease: Lease, now: dt.datetime, lease_for: dt.timedelta, message: str | None = None
@@ -169,7 +170,7 @@ class TaskRepository(Protocol):
 
     def save(self, lease: Lease, task: Task) -> bool:
         """Store the task's status, result and message under a lease still held
-        (a finished task's lease ends); False when the lease was lost."""
+        (a finished task's lease and `auth_token` end); False when the lease was lost."""
 
     def purge(self, now: dt.datetime) -> int:
         """Delete finished tasks whose `expires_at` has passed; how many."""
@@ -208,10 +209,25 @@ class RemoteBody(BodySource, Protocol):
 class RemoteSource(Protocol):
     """Opens web sources, through the import URI filter."""
 
-    async def open(self, uri: str, size_cap: int) -> RemoteBody:
+    async def open(
+        self, uri: str, size_cap: int, headers: Sequence[tuple[str, str]] = ()
+    ) -> RemoteBody:
         """Connect, following redirects, until the body of `uri` starts; raise
         `ImportUriRefused` if the filter refuses the URI or any hop, `RemoteSourceFailed`
-        if it cannot be fetched, `ImageTooLarge` if it announces more than `size_cap`."""
+        if it cannot be fetched, `ImageTooLarge` if it announces more than `size_cap`.
+        `headers` (credentials) go with every request to `uri`'s own origin, and to
+        no other (a redirect elsewhere does not get them)."""
+        ...
+
+
+class ServiceCatalogue(Protocol):
+    """The OpenStack service catalogue a token carries (Keystone's)."""
+
+    def endpoint(self, token: str, service_type: str, region: str, interface: str) -> str | None:
+        """The URL of the `service_type` service at `interface` (public, internal,
+        admin) in `region` (any case), as `token`'s catalogue lists it; None if it
+        lists none. Raise `NotAuthenticated` when the identity service refuses the
+        token, `IdentityUnavailable` when it cannot be asked. Blocking."""
         ...
 
 

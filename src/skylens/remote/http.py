@@ -80,14 +80,19 @@ class HttpFetcher:
         self._resolve = resolver
         self._tls = ssl.create_default_context(cafile=options.cafile or None)
 
-    async def open(self, uri: str, size_cap: int) -> HttpBody:
+    async def open(
+        self, uri: str, size_cap: int, headers: Sequence[tuple[str, str]] = ()
+    ) -> HttpBody:
         source = self._filter.check(uri)
+        origin = _origin(source)
         redirects = 0
         while True:
             addresses = await self._addresses(source)
             exchange = await self.connect(source, addresses)
+            # Credentials go to the origin they were meant for, never along a redirect.
+            sent = headers if _origin(source) == origin else ()
             try:
-                response = await exchange.request(source)
+                response = await exchange.request(source, sent)
             except _DROPPED as error:
                 exchange.close()
                 raise RemoteSourceFailed(source.uri, _describe(error)) from error
@@ -103,7 +108,7 @@ class HttpFetcher:
             exchange.close()
             reason = f"the server answered {response.status_code}"
             raise RemoteSourceFailed(source.uri, reason)
-        body = HttpBody(self, source, addresses, exchange, response, size_cap)
+        body = HttpBody(self, source, addresses, exchange, response, size_cap, sent)
         if body.size is not None and body.size > size_cap:
             exchange.close()
             raise ImageTooLarge()
@@ -222,8 +227,10 @@ class HttpBody:
         exchange: Exchange,
         response: h11.Response,
         size_cap: int,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._fetcher = fetcher
+        self._headers = headers  # sent again with each resumption
         self.source = source  # after redirects
         self._addresses = addresses
         self._exchange = exchange
@@ -315,7 +322,7 @@ class HttpBody:
                 continue
             try:
                 response = await exchange.request(
-                    self.source, [("Range", f"bytes={self.received}-")]
+                    self.source, [*self._headers, ("Range", f"bytes={self.received}-")]
                 )
             except _DROPPED as failure:
                 exchange.close()
@@ -347,6 +354,10 @@ class HttpBody:
             if before is not None and _header(response, name) != before:
                 return "the source changed"
         return None
+
+
+def _origin(source: SourceUri) -> tuple[str, str, int]:
+    return source.scheme, source.host.lower(), source.port
 
 
 def _header(response: h11.Response, name: str) -> str | None:

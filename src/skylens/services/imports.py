@@ -136,13 +136,20 @@ class ImportService:
         return tuple(stores)
 
     def start(
-        self, context: RequestContext, image_id: str, request: ImportRequest, request_id: str | None
+        self,
+        context: RequestContext,
+        image_id: str,
+        request: ImportRequest,
+        request_id: str | None,
+        token: str | None = None,
     ) -> Started:
-        """Check the import as Glance does, then create its task and lock the image."""
+        """Check the import as Glance does, then create its task and lock the image.
+        `token`: the caller's, for a method that acts as the caller."""
         self._check_size_quota(context)
         image = self._images.visible(context, image_id, ImageNotFound)
         method = self._methods[request.method]
         self._check_status(image, method)
+        request = method.with_fields(request, token)
         if request.method == COPY_IMAGE:
             authorize(self._policy, context, Action.COPY_IMAGE, image)
         else:
@@ -220,6 +227,7 @@ class ImportService:
             image_id=image.id,
             request_id=request_id,
             user_id=context.user_id,
+            auth_token=request.token,
         )
         lease = Lease(task.id, self._creator, now + self._lease_for, attempt=0)
         self._tasks.add(task, lease)

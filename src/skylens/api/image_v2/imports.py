@@ -72,8 +72,10 @@ class ImportHandlers:
         body = await read_json(request)
         parsed = self.imports.parse(body, request.headers.get("x-image-meta-store"))
         request_id = getattr(request.state, "request_id", None)
+        # The caller's token (auth.mode = "keystone"), which glance-download acts with.
+        token = request.headers.get("x-auth-token") or request.headers.get("x-storage-token")
         started = await self.writes(
-            self.imports.start, context, request.path_params["image_id"], parsed, request_id
+            self.imports.start, context, request.path_params["image_id"], parsed, request_id, token
         )
         if started.task_id is not None:
             self.wake_runner()
