@@ -2,12 +2,17 @@
 
     .venv/bin/python -m bench.data [--size-mib 1024] [--rss-size-mib 4096] [--runs 3]
                                    [--stores local,swift,s3] [--rss-stores local]
+                                   [--clients sendfile,curl,requests,glanceclient]
                                    [--scratch /dev/shm]
 
 In one run: the hashing and copying bounds of this machine over one random file
 (`bench/bounds.py`), then, on one `skylens serve` worker, uploads of that file
-(PUT /v2/images/{id}/file) to each store and downloads of it (GET, bytes discarded),
-then the worker's peak memory growth during a larger upload. The Swift and S3 stores
+(PUT /v2/images/{id}/file) to the file store with each client people use
+(`bench/clients.py`: curl, requests as openstacksdk sends, glanceclient's chunked
+body; and the raw sendfile client, the best case), each right after the same client's
+upload to a hashing sink (`bench/sink.py`), the bound for that client; then uploads
+to each store and downloads of it (GET, bytes discarded), then the worker's peak
+memory growth during a larger upload. The Swift and S3 stores
 are the test harness's real Swift server (its Swift API and its s3api) on loopback;
 they are skipped, with the reason, when Swift is not installed or `skylens serve` does
 not take the stores configuration. It prints figures; it never judges a run by failing.
@@ -35,14 +40,15 @@ from pathlib import Path
 import httpx
 from tests.support.swift import RunningSwift, swift_server
 
-from bench import bounds, transfer
+from bench import bounds, clients, transfer
 from bench.bounds import Bounds
 from bench.server import RunningServer, bench_server, memory
+from bench.sink import hashing_sink
 from bench.transfer import Transfer
 
 MIB = 1 << 20
 STORES = ("local", "swift", "s3")
-UPLOAD_TARGET = 0.70  # of the hashing bound
+UPLOAD_TARGET = 0.70  # of the hashing bound, and of the hashing sink with the same client
 DOWNLOAD_TARGET = 2500.0  # MB/s, from the page cache
 RSS_TARGET_MIB = 64.0
 RAM_DISK = Path("/dev/shm")  # noqa: S108 - the run makes a private mkdtemp directory in it
@@ -66,11 +72,27 @@ class RssFigures:
         return self.peak_mib - self.before_mib
 
 
+@dataclasses.dataclass(frozen=True)
+class ClientFigures:
+    """One client's uploads of the file, each right after its upload to the sink."""
+
+    sink: list[Transfer]
+    skylens: list[Transfer]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [
+            ours.mb_per_s / bound.mb_per_s
+            for ours, bound in zip(self.skylens, self.sink, strict=True)
+        ]
+
+
 @dataclasses.dataclass
 class Run:
     size: int
     bounds: Bounds
     stores: dict[str, StoreFigures] = dataclasses.field(default_factory=dict)
+    clients: dict[str, ClientFigures] = dataclasses.field(default_factory=dict)
     rss: dict[str, RssFigures] = dataclasses.field(default_factory=dict)
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)  # store -> why
     load_average: tuple[float, float] = (0.0, 0.0)
@@ -86,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"unknown store(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    chosen = [name for name in args.clients.split(",") if name]
+    if set(chosen) - set(clients.CLIENTS):
+        print(f"unknown client(s) in {args.clients}", file=sys.stderr)
+        return 2
     scratch = Path(tempfile.mkdtemp(prefix="skylens-bench-data-", dir=args.scratch))
     try:
         source = scratch / "image.raw"
@@ -100,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in watched:
                 if name not in run.skipped:
                     run.rss[name] = _peak_memory(server, name, source, args.rss_size_mib * MIB)
+            for name in chosen:
+                run.clients[name] = _client_uploads(server, name, source, args.runs)
             for name in wanted:
                 if name not in run.skipped:
                     run.stores[name] = _throughput(server, name, source, args.runs)
@@ -123,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=3, help="uploads per store (2 GETs each)")
     parser.add_argument("--bound-runs", type=int, default=2, help="each bound is the best of")
     parser.add_argument("--stores", default=",".join(STORES), help="stores to measure")
+    parser.add_argument(
+        "--clients",
+        default=",".join(clients.CLIENTS),
+        help="clients uploading to the file store, each beside the hashing sink",
+    )
     parser.add_argument("--rss-stores", default="local", help="stores to watch memory on")
     parser.add_argument(
         "--scratch",
@@ -263,6 +296,27 @@ def _throughput(server: RunningServer, store: str, source: Path, runs: int) -> S
     return StoreFigures(uploads, downloads)
 
 
+def _client_uploads(server: RunningServer, client: str, source: Path, runs: int) -> ClientFigures:
+    """`runs` uploads of `source` by `client` to the file store, each right after one
+    by the same client to a hashing sink: the two figures of a pair are as close in
+    time as they can be, so the machine's other work weighs on both alike."""
+    sink: list[Transfer] = []
+    ours: list[Transfer] = []
+    with hashing_sink() as port:
+        for _ in range(runs):
+            bound = clients.upload(client, f"http://127.0.0.1:{port}", "sink", source, "local")
+            if bound.status != 204:
+                raise RuntimeError(f"{client} to the sink: {bound.status}")
+            sink.append(bound)
+            image_id = _new_image(server)
+            uploaded = clients.upload(client, server.url, image_id, source, "local")
+            if uploaded.status != 204:
+                raise RuntimeError(f"{client} upload answered {uploaded.status}; see {server.log}")
+            ours.append(uploaded)
+            _delete(server, image_id)
+    return ClientFigures(sink=sink, skylens=ours)
+
+
 def _peak_memory(server: RunningServer, store: str, source: Path, size: int) -> RssFigures:
     """The worker's peak resident memory during one `size` upload, above its level before.
 
@@ -326,6 +380,22 @@ def _report(args: argparse.Namespace, run: Run) -> None:
         ("bound: cp", f"{b.cp:,.0f}", "", "", ""),
         ("bound: loopback TCP, sendfile -> recv", f"{b.loopback:,.0f}", "", "", ""),
     ]
+    for name, client in run.clients.items():
+        bound = statistics.median(t.mb_per_s for t in client.sink)
+        up = statistics.median(t.mb_per_s for t in client.skylens)
+        ratio = statistics.median(client.ratios)
+        rows.append((f"bound: hashing sink, {name}", f"{bound:,.0f}", "", "", ""))
+        rows.append(
+            (
+                f"upload local, {name}",
+                f"{up:,.0f} ({max(t.mb_per_s for t in client.skylens):,.0f})",
+                f"{ratio:.0%} of the sink (runs: "
+                + ", ".join(f"{r:.0%}" for r in client.ratios)
+                + f"); {up / par:.0%} of 2 threads",
+                f">= {UPLOAD_TARGET:.0%} of the sink",
+                _met(ratio >= UPLOAD_TARGET),
+            )
+        )
     for name in STORES:
         if name in run.skipped:
             rows.append((f"upload, download {name}", f"skipped: {run.skipped[name]}", "", "", ""))

@@ -76,6 +76,28 @@ def latency(
     return _summarise(timings, errors, elapsed)
 
 
+def fresh_connections(
+    host: str, port: int, paths: Sequence[str], headers: Mapping[str, str], count: int
+) -> Result:
+    """`count` requests one after another, each on a new connection (closed by the
+    client after the answer); time from the connect to the last byte."""
+    requests = _requests(host, port, paths, headers)
+    timings: list[float] = []
+    errors = 0
+    started = time.perf_counter()
+    for index in range(count):
+        begin = time.perf_counter()
+        with socket.create_connection((host, port), timeout=120) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(requests[index % len(requests)])
+            with sock.makefile("rb") as reader:
+                status = _read_response(reader)
+        timings.append(time.perf_counter() - begin)
+        errors += status >= 400
+    elapsed = time.perf_counter() - started
+    return _summarise(timings, errors, elapsed)
+
+
 def _read_response(reader: BinaryIO) -> int:
     status = int(reader.readline().split(b" ", 2)[1])
     length = 0

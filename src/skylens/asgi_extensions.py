@@ -8,7 +8,8 @@ other, both import this. An extension is offered by naming it in
 * `READ_INTO`, `{"readinto": readinto}`: `count = await readinto(buffer)` fills the
   writable memoryview with the next bytes of the request body (fewer only when the
   body ends; 0 once it has) and raises OSError when the client goes away first.
-  Offered for bodies framed by Content-Length on plain TCP.
+  Offered on plain TCP for bodies framed by Content-Length (received with the
+  socket's `recv_into`) and for chunked ones (the parser's pieces copied straight in).
 * `ZERO_COPY_SEND`, `{}`: the standard ASGI "Zero Copy Send" extension; the message
   `{"type": ZERO_COPY_SEND, "file", "offset", "count", "more_body"}` sends part of a
   file with sendfile(2). Offered on plain TCP.

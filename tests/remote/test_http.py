@@ -25,6 +25,7 @@ from skylens.remote.http import FetchOptions, HttpBody, HttpFetcher
 from skylens.services.ingest import ingest
 from skylens.storage.filesystem import FilesystemStore
 from tests.domain.test_uris import INTERNAL
+from tests.support.uvicorn_thread import watch_recv_into
 from tests.support.web_source import WebSource, web_source
 
 DATA = random.Random(12).randbytes(1 << 20)
@@ -61,9 +62,9 @@ async def read_all(body: HttpBody, block: int = 100_000) -> bytes:
     return b"".join(parts)
 
 
-def fetch(client: HttpFetcher, uri: str, cap: int = CAP) -> bytes:
+def fetch(client: HttpFetcher, uri: str, cap: int = CAP, block: int = 100_000) -> bytes:
     async def run() -> bytes:
-        return await read_all(await client.open(uri, cap))
+        return await read_all(await client.open(uri, cap), block)
 
     return asyncio.run(run())
 
@@ -99,6 +100,34 @@ def test_a_dropped_connection_is_resumed_and_the_bytes_are_the_same(source: WebS
     assert [seen.range for seen in source.requests] == [
         None, "bytes=300000-", "bytes=600000-", "bytes=900000-",
     ]  # fmt: skip
+
+
+def test_a_body_framed_by_content_length_is_received_into_the_callers_buffer(
+    source: WebSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stream buffer and no parser between the socket and the ingest's block: the
+    body's bytes (all but those that came with the head) go through `recv_into`."""
+    received = watch_recv_into(monkeypatch)
+
+    data = fetch(fetcher(source), source.url("/files/a.img"), block=300_000)
+
+    assert digest(data) == digest(DATA)
+    assert sum(count for _, count in received.calls) > len(DATA) - 70_000
+
+
+@pytest.mark.parametrize("query", ["framing=chunked", "framing=chunked&drop=250000"])
+def test_a_chunked_body_is_read_through_the_parser_and_resumed(
+    source: WebSource, query: str
+) -> None:
+    data = fetch(fetcher(source), source.url(f"/files/a.img?{query}"))
+
+    assert digest(data) == digest(DATA)
+    ranges = [seen.range for seen in source.requests][1:]
+    assert ranges == (
+        ["bytes=250000-", "bytes=500000-", "bytes=750000-", "bytes=1000000-"]
+        if "drop" in query
+        else []
+    )
 
 
 def test_chunks_resume_too(source: WebSource) -> None:

@@ -217,21 +217,123 @@ def test_a_body_the_parser_already_has_whole_leaves_the_socket_alone(
     assert received_into.by(server) == []
 
 
-def test_chunked_and_bodiless_requests_get_no_extension(
+def chunks(body: bytes, size: int) -> bytes:
+    """`body` in chunked transfer coding, `size` bytes a chunk, with a chunk extension
+    and a trailer for the parser to skip."""
+    framed = [
+        b"%x;ext=1\r\n%s\r\n" % (len(piece), piece)
+        for piece in (body[i : i + size] for i in range(0, len(body), size))
+    ]
+    return b"".join(framed) + b"0\r\nx-trailer: 1\r\n\r\n"
+
+
+def test_a_chunked_body_is_read_into_the_apps_buffers(
+    serve: Callable[[App], ThreadServer],
+) -> None:
+    """python-glanceclient's way: 64 KiB chunks, sent as they are read; the parser's
+    pieces go into the app's buffer, and the next request on the connection is served."""
+    seen = Seen()
+    server = serve(digest_app(seen))
+    body = os.urandom(6 * MIB + 11)
+    framed = chunks(body, 64 * 1024)
+
+    with connect(server) as (sock, reader):
+        sock.sendall(put(server.host, None))
+        for start in range(0, len(framed), 300_001):  # pieces cut across the framing
+            sock.sendall(framed[start : start + 300_001])
+        answer = read_answer(reader)
+        sock.sendall(get(server.host, "/after"))
+        after = read_answer(reader)
+
+    assert answer == {"path": "/", "extension": True, "size": len(body), "sha256": sha256(body)}
+    assert (after["path"], after["extension"], after["size"]) == ("/after", False, 0)
+
+
+def test_chunked_pieces_that_come_while_the_app_is_busy_are_kept_in_order(
+    serve: Callable[[App], ThreadServer],
+) -> None:
+    seen = Seen()
+    inner = digest_app(seen, buffer_size=100_000)
+
+    async def late_reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.3)  # the parser takes the first chunks meanwhile
+        await inner(scope, receive, send)
+
+    server = serve(late_reader)
+    body = os.urandom(3 * MIB)
+
+    with connect(server) as (sock, reader):
+        sock.sendall(put(server.host, None) + chunks(body, 1000))
+        answer = read_answer(reader)
+
+    assert (answer["extension"], answer["size"], answer["sha256"]) == (
+        True,
+        len(body),
+        sha256(body),
+    )
+
+
+@pytest.mark.parametrize("stop_after", [None, MIB], ids=["read-whole", "stops-early"])
+def test_the_request_after_a_chunked_body_is_served(
+    serve: Callable[[App], ThreadServer], stop_after: int | None
+) -> None:
+    """What the app leaves unread of a chunked body is discarded by the parser, which
+    still knows where the body ends; nothing inside the body is taken for a request."""
+    seen = Seen()
+    server = serve(digest_app(seen, buffer_size=64 * 1024, stop_after=stop_after))
+    body = (get(server.host, "/smuggled") + os.urandom(100_000)) * 30
+
+    with connect(server) as (sock, reader):
+        sock.sendall(put(server.host, None) + chunks(body, 70_000) + get(server.host, "/after"))
+        first, second = read_answer(reader), read_answer(reader)
+
+    read = body if stop_after is None else body[:MIB]
+    assert (first["extension"], first["size"], first["sha256"]) == (True, len(read), sha256(read))
+    assert [request["path"] for request in seen.requests] == ["/", "/after"]
+    assert second["path"] == "/after"
+
+
+def test_a_client_gone_mid_chunked_body_fails_the_read(
     serve: Callable[[App], ThreadServer],
 ) -> None:
     seen = Seen()
     server = serve(digest_app(seen))
-    body = os.urandom(300_000)
-    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+    with connect(server) as (sock, _):
+        sock.sendall(put(server.host, None) + chunks(os.urandom(3 * MIB), 65536)[:-100])
+        time.sleep(0.3)
+    assert seen.done.wait(30)
+
+    assert seen.requests[0]["extension"] is True
+    assert seen.requests[0]["error"] == "ConnectionResetError"
+    assert seen.requests[0]["size"] < 3 * MIB
+
+
+def test_expect_100_continue_is_answered_before_a_chunked_body_is_read(
+    serve: Callable[[App], ThreadServer],
+) -> None:
+    seen = Seen()
+    server = serve(digest_app(seen))
+    body = os.urandom(MIB)
 
     with connect(server) as (sock, reader):
-        sock.sendall(put(server.host, None) + chunked)
-        streamed = read_answer(reader)
+        sock.sendall(put(server.host, None, extra="Expect: 100-continue\r\n"))
+        assert reader.readline() == b"HTTP/1.1 100 Continue\r\n"
+        assert reader.readline() == b"\r\n"
+        sock.sendall(chunks(body, 65536))
+        answer = read_answer(reader)
+
+    assert (answer["extension"], answer["sha256"]) == (True, sha256(body))
+
+
+def test_bodiless_requests_get_no_extension(serve: Callable[[App], ThreadServer]) -> None:
+    seen = Seen()
+    server = serve(digest_app(seen))
+
+    with connect(server) as (sock, reader):
         sock.sendall(get(server.host, "/"))
         bodiless = read_answer(reader)
 
-    assert (streamed["extension"], streamed["sha256"]) == (False, sha256(body))
     assert bodiless["extension"] is False
 
 

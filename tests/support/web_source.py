@@ -9,7 +9,9 @@ asks for trouble:
   hung once, then serves the file whole to whoever asks again);
 - `ranges=no`: ignore `Range` (200 and the whole file) and say nothing of ranges;
 - `etag=changing`: a new ETag on every request;
-- `validators=no`: neither ETag nor Last-Modified.
+- `validators=no`: neither ETag nor Last-Modified;
+- `framing=chunked`: the body in chunks of 100,000 bytes, no Content-Length (with
+  `drop=N`, the first N bytes of the body are sent so).
 `/redirect?to=URL` answers 302 to URL; `/chain/<n>/<name>?...` redirects n (at least 1) times
 before serving `/files/<name>?...`.
 """
@@ -119,12 +121,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 start, status = int(asked[6:-1]), 206
                 headers.append(("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"))
         body = data[start:]
+        chunked = query.get("framing") == "chunked"
+        framing = ("Content-Length", str(len(body)))
+        if chunked:
+            framing = ("Transfer-Encoding", "chunked")
         self.send_response(status)
-        for name, value in [*headers, ("Content-Length", str(len(body))), ("Connection", "close")]:
+        for name, value in [*headers, framing, ("Connection", "close")]:
             self.send_header(name, value)
         self.end_headers()
         self.close_connection = True
-        if "drop" in query:
+        if chunked:
+            sent = body[: int(query["drop"])] if "drop" in query else body
+            for offset in range(0, len(sent), 100_000):
+                piece = sent[offset : offset + 100_000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            if len(sent) == len(body):  # all of it: the body ends
+                self.wfile.write(b"0\r\n\r\n")
+        elif "drop" in query:
             self.wfile.write(body[: int(query["drop"])])
         elif "stall" in query:
             self.wfile.write(body[: int(query["stall"])])

@@ -2,8 +2,8 @@
 
 A server that can receive a body straight into an application's buffer says so by
 offering the `READ_INTO` extension (`skylens.asgi_extensions`). `skylens serve` does,
-for bodies framed by Content-Length on plain TCP (see `skylens.server.readinto`).
-Everywhere else (chunked bodies, TLS, other ASGI servers, test clients) the body is
+for bodies framed by Content-Length or chunked on plain TCP (see
+`skylens.server.readinto`). Everywhere else (TLS, other ASGI servers, test clients) the body is
 the ASGI stream, copied into the buffer here. Either way a client that goes away
 mid-body (or that the server gave up waiting for) ends the read with Starlette's
 `ClientDisconnect`, as `Request.stream()` does. This module knows nothing of any

@@ -9,11 +9,14 @@ that drops or stalls mid-body is resumed with `Range: bytes=N-` a bounded number
 times, and only if the server proves it is sending the rest of the same entity (206,
 the expected `Content-Range`, the same strong ETag / Last-Modified).
 
-HTTP is spoken with asyncio streams and h11 (a sans-I/O HTTP/1.1 parser, already
-installed with uvicorn) rather than a client library: a library resolves names
-itself, pools connections and may follow redirects, exactly what this module must
-control, and h11 holds no more than what was last read from the socket, so the
-fetcher buffers at most one chunk. One request per connection (`Connection: close`).
+HTTP is spoken with h11 (a sans-I/O HTTP/1.1 parser, already installed with uvicorn)
+rather than a client library: a library resolves names itself, pools connections and
+may follow redirects, exactly what this module must control. h11 parses the response
+head; a body framed by Content-Length (what image servers send) is then received
+straight into the caller's buffer (the ingest's block), with the socket's own
+`recv_into` on plain HTTP, never through h11 or a stream buffer. Other bodies
+(chunked, or ended by the close) go through h11 a chunk at a time. On https the bytes
+come from asyncio's TLS stream. One request per connection (`Connection: close`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
+from typing import Protocol
 
 import h11
 
@@ -132,35 +136,109 @@ class HttpFetcher:
 
     async def connect(self, source: SourceUri, addresses: Sequence[IPAddress]) -> Exchange:
         """A connection to the first of `addresses` that answers."""
-        tls = source.scheme == "https"
         failure: OSError | None = None
         for address in addresses:
             try:
                 async with asyncio.timeout(self.options.connect_timeout):
-                    reader, writer = await asyncio.open_connection(
-                        str(address),
-                        source.port,
-                        ssl=self._tls if tls else None,
-                        server_hostname=source.host if tls else None,
-                        limit=CHUNK_SIZE,
-                    )
+                    if source.scheme == "https":
+                        channel: _Channel = await self._tls_channel(source, address)
+                    else:
+                        channel = await _SocketChannel.connect(address, source.port)
             except OSError as error:
                 failure = error
                 continue
-            return Exchange(reader, writer, self.options.read_timeout)
+            return Exchange(channel, self.options.read_timeout)
         raise RemoteSourceFailed(source.uri, _describe(failure))
+
+    async def _tls_channel(self, source: SourceUri, address: IPAddress) -> _StreamChannel:
+        reader, writer = await asyncio.open_connection(
+            str(address),
+            source.port,
+            ssl=self._tls,
+            server_hostname=source.host,
+            limit=CHUNK_SIZE,
+        )
+        return _StreamChannel(reader, writer)
+
+
+class _Channel(Protocol):
+    """A connection's bytes: a plain socket, or a TLS stream."""
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        """What has come (at least a byte, at most `buffer`'s size); 0 at the end."""
+
+    def close(self) -> None: ...
+
+
+class _SocketChannel:
+    """A plain TCP socket, received from with `recv_into` straight into the buffers
+    it is given."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._socket = sock
+        self._loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def connect(cls, address: IPAddress, port: int) -> _SocketChannel:
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.get_running_loop().sock_connect(sock, (str(address), port))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+    async def send(self, data: bytes) -> None:
+        await self._loop.sock_sendall(self._socket, data)
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        return await self._loop.sock_recv_into(self._socket, buffer)
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+class _StreamChannel:
+    """asyncio's streams (for TLS, which decrypts in user space)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def send(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        data = await self._reader.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._writer.transport.abort()
 
 
 class Exchange:
     """One GET and its response, on a connection of its own."""
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, read_timeout: float
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, channel: _Channel, read_timeout: float) -> None:
+        self._channel = channel
         self._read_timeout = read_timeout
         self._http = h11.Connection(h11.CLIENT)
+        # A body framed by Content-Length is read past h11: what h11 had already
+        # received of it, then how much is still to come from the connection.
+        self._early = memoryview(b"")
+        self._left: int | None = None
+
+    @property
+    def framed_by_length(self) -> bool:
+        """Whether the body is read straight into the caller's buffers (`readinto`)."""
+        return self._left is not None
 
     async def request(
         self, source: SourceUri, headers: Sequence[tuple[str, str]] = ()
@@ -177,19 +255,46 @@ class Exchange:
                 *headers,
             ],
         )
-        self._writer.write(self._http.send(request) or b"")
-        self._writer.write(self._http.send(h11.EndOfMessage()) or b"")
+        data = (self._http.send(request) or b"") + (self._http.send(h11.EndOfMessage()) or b"")
         async with asyncio.timeout(self._read_timeout):
-            await self._writer.drain()
+            await self._channel.send(data)
         while True:
             event = await self._next_event()
             if isinstance(event, h11.Response):
-                return event
+                break
             if not isinstance(event, h11.InformationalResponse):
                 raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+        length = _header(event, "content-length")
+        if length is not None and _header(event, "transfer-encoding") is None:
+            early, _ = self._http.trailing_data  # the body's first bytes, if any came
+            self._early = memoryview(early)[: int(length)]
+            self._left = int(length) - len(self._early)
+        return event
+
+    async def readinto(self, buffer: memoryview) -> int:
+        """The next bytes of a body framed by Content-Length into `buffer`: at least
+        one, 0 once the body has ended; h11.RemoteProtocolError if the connection
+        ends before it."""
+        if self._early:
+            count = min(len(buffer), len(self._early))
+            buffer[:count] = self._early[:count]
+            self._early = self._early[count:]
+            return count
+        if not self._left:
+            return 0
+        async with asyncio.timeout(self._read_timeout):
+            count = await self._channel.receive_into(buffer[: self._left])
+        if not count:
+            raise h11.RemoteProtocolError("the server closed the connection")
+        self._left -= count
+        return count
 
     async def data(self) -> bytes | None:
         """The next bytes of the body, or None once it has ended."""
+        if self.framed_by_length:
+            chunk = bytearray(CHUNK_SIZE)
+            count = await self.readinto(memoryview(chunk))
+            return bytes(chunk[:count]) if count else None
         while True:
             event = await self._next_event()
             if isinstance(event, h11.Data):
@@ -207,12 +312,13 @@ class Exchange:
                 if isinstance(event, h11.ConnectionClosed):
                     raise h11.RemoteProtocolError("the server closed the connection")
                 return event
+            received = bytearray(CHUNK_SIZE)
             async with asyncio.timeout(self._read_timeout):
-                received = await self._reader.read(CHUNK_SIZE)
-            self._http.receive_data(received)
+                count = await self._channel.receive_into(memoryview(received))
+            self._http.receive_data(bytes(received[:count]))
 
     def close(self) -> None:
-        self._writer.transport.abort()
+        self._channel.close()
 
 
 class HttpBody:
@@ -249,6 +355,12 @@ class HttpBody:
     async def readinto(self, buffer: memoryview) -> int:
         filled = 0
         while filled < len(buffer):
+            if not self._pending and self._exchange.framed_by_length and not self._ended:
+                received = await self._receive_into(buffer[filled:])
+                if received == 0:
+                    break
+                filled += received or 0  # None: the rest comes in chunks, below
+                continue
             if not self._pending:
                 chunk = await self._next_chunk()
                 if chunk is None:
@@ -259,6 +371,29 @@ class HttpBody:
             self._pending = self._pending[count:]
             filled += count
         return filled
+
+    async def _receive_into(self, buffer: memoryview) -> int | None:
+        """Body bytes straight into `buffer` (at least one; 0 at the end), resuming a
+        dropped connection as `_next_chunk` does; None if the resumed response's body
+        is not framed by Content-Length (it is then read in chunks)."""
+        while True:
+            try:
+                count = await self._exchange.readinto(buffer)
+            except _DROPPED as error:
+                self._exchange.close()
+                await self._resume(error)
+                if not self._exchange.framed_by_length:
+                    return None
+                continue
+            if not count:
+                self._exchange.close()
+                self._ended = True
+                return 0
+            self.received += count
+            if self.received > self._size_cap:
+                self._exchange.close()
+                raise ImageTooLarge()
+            return count
 
     async def chunks(self) -> AsyncIterator[bytes]:
         if self._pending:

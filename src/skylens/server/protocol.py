@@ -21,6 +21,8 @@ Fast paths (off with `fast_paths = false`), on plain-TCP connections:
   application does, the protocol reads nothing; afterwards it skips what the
   application left unread of the body and parses the next request with a fresh
   parser.
+* a chunked body's pieces, as the parser decodes them, copied straight into the
+  application's waiting buffer (`readinto.py`, `ParsedBodyReader`).
 
 And, as Glance does, an unknown HTTP method is answered 501. The httptools parser
 rejects methods it does not know (e.g. `FOO`) before any application code runs, and
@@ -54,7 +56,16 @@ from skylens.server.connections import (
 )
 from skylens.server.heads import HeadMeter
 from skylens.server.options import ServerOptions
-from skylens.server.readinto import App, BodyReader, Message, Receive, Send, content_length
+from skylens.server.readinto import (
+    App,
+    BodyReader,
+    Message,
+    ParsedBodyReader,
+    Receive,
+    Send,
+    chunked,
+    content_length,
+)
 from skylens.server.zerocopy import FileSender
 
 LINGER_SECONDS = 2.0
@@ -73,6 +84,7 @@ class GlanceHttpToolsProtocol(HttpToolsProtocol):
     _files: FileSender | None = None
     _receives_into = False
     _body_reader: BodyReader | None = None  # holds the input: the parser gets nothing
+    _parsed_reader: ParsedBodyReader | None = None  # takes the parser's body pieces
     _unread = 0  # body bytes to skip before parsing again
 
     def __init__(
@@ -186,8 +198,13 @@ class GlanceHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if self._head.refusal is None and not self._answered:
-            super().on_body(body)
+        if self._head.refusal is not None or self._answered:
+            return
+        if self._parsed_reader is not None:
+            body = self._parsed_reader.take(body)
+            if not body:
+                return
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         if self._head.refusal is None and not self._answered:
@@ -214,11 +231,16 @@ class GlanceHttpToolsProtocol(HttpToolsProtocol):
         # uvicorn starts every request's task here, pipelined ones included.
         if self._files is not None:
             app = self._files.app(app, cycle)
+        self._parsed_reader = None
         if self._receives_into:
-            length = content_length(cycle.scope["headers"])
+            headers = cycle.scope["headers"]
+            length = content_length(headers)
+            timeout = self.options.body_read_timeout_seconds
             if length:
-                timeout = self.options.body_read_timeout_seconds
                 app = BodyReader(self, cycle, length, timeout).app(app)
+            elif cycle.more_body and chunked(headers):
+                self._parsed_reader = ParsedBodyReader(self, cycle, timeout)
+                app = self._parsed_reader.app(app)
         deadline: Any = self._body_deadline(cycle, app)  # uvicorn's ASGI types are narrower
         super()._start_asgi_task(cycle, deadline)
 

@@ -12,8 +12,10 @@ whose body is framed by Content-Length gets the `READ_INTO` extension
 
 fills `buffer` with the next bytes of the body (fewer only when the body ends; 0 once
 it has) with the socket's own `recv_into`, and raises ConnectionError when the
-connection ends first. Chunked bodies, TLS and upgrades get no extension: the
-application reads `receive()` as usual.
+connection ends first. A chunked body gets the extension too (`ParsedBodyReader`,
+at the end): the parser keeps decoding its framing and its pieces are copied into
+the waiting buffer. TLS and upgrades get no extension: the application reads
+`receive()` as usual.
 
 How it goes, on the event-loop thread:
 
@@ -56,6 +58,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Protocol
 
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from skylens.asgi_extensions import READ_INTO
@@ -73,6 +76,7 @@ class Connection(Protocol):
 
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
+    flow: FlowControl
     cycle: RequestResponseCycle  # the request the parser is in
 
     def hold_input(self, reader: BodyReader) -> None:
@@ -97,6 +101,17 @@ def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     if len(lengths) != 1 or not lengths[0].strip().isdigit():
         return None
     return int(lengths[0])
+
+
+def chunked(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the body is framed by chunked transfer coding (and not an upgrade)."""
+    codings = b""
+    for name, value in headers:
+        if name == b"upgrade":
+            return False
+        if name == b"transfer-encoding":
+            codings = value
+    return codings.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
 
 
 class _State(enum.Enum):
@@ -344,3 +359,107 @@ class BodyReader:
             self._cycle.more_body = False
             self._cycle.message_event.set()
         self._connection.release_input(self._left)
+
+
+class ParsedBodyReader:
+    """The extension for a request whose body the parser decodes (chunked framing):
+    the parser's body pieces are copied straight into the application's buffer.
+
+    uvicorn would append each piece to the request's `bytearray`, copy that into a
+    `bytes` for `receive()`, and the application would copy it once more; here a
+    piece lands in the waiting buffer at once, and `readinto` wakes up only once the
+    buffer is full, the body has ended or the client has gone. Pieces that come while
+    no read waits (the application is busy) stay in the request's `bytearray`, with
+    uvicorn's own flow control, and are taken from there first. The framing, its
+    limits and everything after the body stay the parser's, as without the extension:
+    when the application stops reading, the rest of the body is discarded as uvicorn
+    discards it.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        cycle: RequestResponseCycle,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self._connection = connection
+        self._cycle = cycle
+        self._idle_timeout = idle_timeout
+        self._target = memoryview(b"")  # the waiting read's buffer, while it waits
+        self._got = 0  # bytes put into it
+
+    def app(self, app: App) -> App:
+        """`app`, seeing the extension in its scope."""
+
+        async def with_readinto(
+            scope: MutableMapping[str, Any], receive: Receive, send: Send
+        ) -> None:
+            scope["extensions"] = {
+                **(scope.get("extensions") or {}),
+                READ_INTO: {"readinto": self.readinto},
+            }
+            await app(scope, receive, send)
+
+        return with_readinto
+
+    def take(self, piece: bytes) -> bytes:
+        """A body piece from the parser: what the waiting buffer has room for goes
+        into it; the rest is returned, for the request's `bytearray`."""
+        room = len(self._target) - self._got
+        if room <= 0 or self._connection.cycle is not self._cycle:
+            return piece
+        count = min(room, len(piece))
+        self._target[self._got : self._got + count] = piece[:count]
+        self._got += count
+        if self._got == len(self._target):
+            self._cycle.message_event.set()
+        return piece[count:]
+
+    async def readinto(self, buffer: memoryview) -> int:
+        if self._target:
+            raise RuntimeError(f"{READ_INTO}: one read at a time")
+        cycle = self._cycle
+        if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
+            cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            cycle.waiting_for_100_continue = False
+        filled = 0
+        while filled < len(buffer):
+            if cycle.body:
+                count = min(len(buffer) - filled, len(cycle.body))
+                buffer[filled : filled + count] = cycle.body[:count]
+                del cycle.body[:count]  # from the front: no move of the rest
+                filled += count
+                continue
+            if not cycle.more_body:
+                break
+            if cycle.disconnected:
+                raise ConnectionResetError("the connection ended before the request body")
+            if cycle.response_started:
+                raise RuntimeError(f"{READ_INTO} after the response started")
+            self._target, self._got = buffer[filled:], 0
+            try:
+                await self._wait()
+            finally:
+                filled += self._got
+                self._target, self._got = memoryview(b""), 0
+        return filled
+
+    async def _wait(self) -> None:
+        """Until the target is full, the body ends or the client goes; TimeoutError
+        after `idle_timeout` seconds without a byte."""
+        cycle = self._cycle
+        cycle.message_event.clear()
+        self._connection.flow.resume_reading()  # as uvicorn's receive() does
+        while not cycle.message_event.is_set():
+            got = self._got
+            try:
+                async with asyncio.timeout(self._idle_timeout):
+                    await cycle.message_event.wait()
+            except TimeoutError:
+                if self._got != got:
+                    continue  # bytes came, not enough to fill the buffer yet
+                self._connection.body_stalled(cycle)
+                cycle.disconnected = True
+                self._connection.transport.abort()
+                raise
+        cycle.message_event.clear()
