@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from skylens.domain.ports import Offload
 
-__all__ = ["InThreads", "Offload"]
+__all__ = ["InThreads", "Offload", "database_threads"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,3 +38,15 @@ class InThreads:
         return await anyio.to_thread.run_sync(
             functools.partial(function, *args, **kwargs), limiter=self.limiter
         )
+
+
+def database_threads(pool_size: int) -> tuple[int, int]:
+    """(reads, writes): how many of a worker's `pool_size` database threads run the
+    services' reads, and how many everything else; at least one each.
+
+    Apart, so that neither kind queues behind the other: writers of one image take
+    turns on its row, and a burst of them (issue 18 item 20: 90 PATCHes at once)
+    holds every write thread until its turn comes, while lists and shows go on.
+    """
+    writes = max(1, pool_size // 2)
+    return max(1, pool_size - writes), writes
