@@ -102,9 +102,9 @@ def components(
     )
     service = ImageService(repository, limits, policy, quotas, protections=_protections(settings))
     stores = configured_stores(settings)
-    # One thread per pooled connection (more would only queue for connections), split
-    # between reads and everything else: a queue of writes (90 PATCHes of one image
-    # wait their turn on its row) never holds up a list or a show, nor reads the writes.
+    # Reads and everything else on threads of their own, within the pool's connections
+    # (more threads would only queue for connections): a queue of writes (90 PATCHes
+    # of one image wait their turn on its row) never holds up a list or a show.
     read_threads, write_threads = database_threads(settings.database.pool_size)
     reads = InThreads(anyio.CapacityLimiter(read_threads))
     threads = InThreads(anyio.CapacityLimiter(write_threads))
