@@ -7,8 +7,9 @@
 Per scenario and backend, one fresh worker (`--workers 1`, so its pid is the
 worker's) and a line: the answers the abuse got (and should have got), the
 slowest /healthcheck and `GET /v2/images` answered while it ran, each on a fresh
-connection, and the worker's RSS idle, at its peak and after the abuse, beside
-issue 18's bounds: 100 ms and 64 MiB. Exits 1 if any answer or bound is off.
+connection from a process of its own (bench/abuse_probe.py), and the worker's RSS
+idle, at its peak and after the abuse, beside issue 18's bounds: 100 ms and
+64 MiB. Exits 1 if any answer or bound is off.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from tests.support.servers import dedicated_server
 
-from bench.abuse_kit import Outcome, PeakSampler, Scale, Target, rss_mib, timed_get
+from bench.abuse_kit import Outcome, PeakSampler, Prober, Scale, Target, rss_mib, timed_get
 from bench.abuse_scenarios import SCENARIOS, Scenario
 
 LATENCY_BOUND_MS = 100.0
@@ -86,15 +87,13 @@ def run(
         answers: list[str] = []
         health: list[float] = []
         listed: list[float] = []
+        prober = stack.enter_context(Prober())
 
         def probe() -> None:
-            for _ in range(PROBES):
-                got, seconds = timed_get(server.port, "/healthcheck", {})
-                answers.append(got)
-                health.append(seconds * 1000)
-                got, seconds = timed_get(server.port, "/v2/images", target.probe_headers)
-                answers.append(got)
-                listed.append(seconds * 1000)
+            timed = prober.probe(server.port, target.probe_headers, PROBES)
+            answers.extend(got for got, _ms in timed)
+            health.extend(ms for _got, ms in timed[0::2])
+            listed.extend(ms for _got, ms in timed[1::2])
 
         with PeakSampler(server.pid) as sampler:
             outcome = scenario.run(target, probe)

@@ -24,7 +24,7 @@ from skylens.api.import_components import (
     upload_limits,
 )
 from skylens.api.metadef_files import first_start_catalogue
-from skylens.api.offload import InThreads, Offload
+from skylens.api.offload import InThreads, Offload, database_threads
 from skylens.api.use_cases import UseCases
 from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes, image_api_versions
 from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials, keystone_answers
@@ -115,8 +115,12 @@ def components(
     )
     service = ImageService(repository, limits, policy, quotas, protections=_protections(settings))
     stores = configured_stores(settings)
-    # One thread per pooled connection: more would only queue for connections.
-    threads = InThreads(anyio.CapacityLimiter(settings.database.pool_size))
+    # Reads and everything else on threads of their own, within the pool's connections
+    # (more threads would only queue for connections): a queue of writes (90 PATCHes
+    # of one image wait their turn on its row) never holds up a list or a show.
+    read_threads, write_threads = database_threads(settings.database.pool_size)
+    reads = InThreads(anyio.CapacityLimiter(read_threads))
+    threads = InThreads(anyio.CapacityLimiter(write_threads))
     storage = InThreads(anyio.CapacityLimiter(settings.storage.io_threads))
     # An upload, a staging or an import runs at most two ingest jobs at once (its two
     # streams); a worker runs `max_uploads` uploads and `tasks.concurrency` imports.
@@ -192,7 +196,7 @@ def components(
         tasks=TaskService(task_repository, policy),
         wake_runner=runner.wake,
         metadefs=metadef_service(settings, engine, policy=policy),
-        reads=threads,
+        reads=reads,
         writes=threads,
         cache=cache,
         cache_api=cache or NoCache(service, policy),

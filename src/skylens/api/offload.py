@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from skylens.domain.ports import Offload
 
-__all__ = ["InThreads", "Offload"]
+__all__ = ["InThreads", "Offload", "database_threads"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,3 +38,16 @@ class InThreads:
         return await anyio.to_thread.run_sync(
             functools.partial(function, *args, **kwargs), limiter=self.limiter
         )
+
+
+def database_threads(pool_size: int) -> tuple[int, int]:
+    """(reads, writes): how many threads of a worker run the services' reads, and how
+    many everything else: `pool_size` and half of it (at least one).
+
+    Apart, so that neither kind queues behind the other: writers of one image take
+    turns on its row, and a burst of them (issue 18 item 20: 90 PATCHes at once)
+    holds every write thread until its turn comes, while lists and shows go on.
+    Together they stay within the connections the pool may open (`pool_size` kept,
+    as many again as overflow), so no thread waits for a connection.
+    """
+    return pool_size, max(1, pool_size // 2)

@@ -32,7 +32,9 @@ class UseCases:
     tasks: TaskService
     wake_runner: Callable[[], None]  # a task was created: this process's runner looks now
     metadefs: MetadefService
-    reads: Offload  # the services' reads: on threads sized to the database pool
-    writes: Offload  # everything else: on threads sized to the database pool
+    # On two sets of threads that share the database pool (`database_threads`), so
+    # that a queue of writes never holds up a read.
+    reads: Offload  # the services' reads
+    writes: Offload  # everything else
     cache_api: CacheApi  # the cache API: `cache`, or `NoCache` (Glance's 404s)
     cache: ImageCache | None = None  # the node's image cache, if configured
