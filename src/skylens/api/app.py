@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -82,7 +82,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         patch_operations=settings.images.patch_operations_max,
     )
     in_flight = InFlight()
-    image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
+    closing = _Closing(engine, in_flight, parts.close_reads)
+    image_app = _image_app(image_api, parts, settings, limits, closing)
     own_paths = (settings.server.metrics_path,) if metrics else ()
     served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint, own_paths)
     if compute_api:
@@ -200,6 +201,7 @@ class _Closing:
 
     engine: sa.Engine
     in_flight: InFlight
+    close_reads: Callable[[], Awaitable[None]] | None
 
 
 def _lifespan(
@@ -223,6 +225,8 @@ def _lifespan(
                     await task
             if not await closing.in_flight.drained(_UNDO_SECONDS):
                 log.warning("%d request(s) still running at exit", closing.in_flight.count)
+            if closing.close_reads is not None:
+                await closing.close_reads()
             await asyncio.to_thread(close_database, closing.engine)
 
     return lifespan

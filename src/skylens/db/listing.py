@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -121,7 +122,7 @@ def order_by(
     return clauses
 
 
-def after_marker(sort: tuple[SortKey, ...], marker: sa.Row[Any]) -> sa.ColumnElement[bool]:
+def after_marker(sort: tuple[SortKey, ...], marker: Mapping[Any, Any]) -> sa.ColumnElement[bool]:
     """Rows strictly after `marker` in `sort` order, with NULL as the smallest value.
 
     Nested from the last key out, `a > x OR (a = x AND (b > y OR (b = y AND ...)))`,
@@ -129,7 +130,7 @@ def after_marker(sort: tuple[SortKey, ...], marker: sa.Row[Any]) -> sa.ColumnEle
     condition: sa.ColumnElement[bool] | None = None
     for key in reversed(sort):
         column = images.c[key.attribute]
-        value = marker._mapping[key.attribute]
+        value = marker[key.attribute]
         nullable = key.attribute in _NULLABLE_SORT_KEYS
         after, equal = _after_and_equal(column, value, key.direction, nullable)
         condition = after if condition is None else sa.or_(after, sa.and_(equal, condition))
