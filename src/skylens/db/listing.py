@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from skylens.db import ims, visibility
+from skylens.db.expressions import value_equals
 from skylens.db.tables import image_properties, image_tags, images
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import InvalidFilter
@@ -54,7 +55,10 @@ def filter_conditions(context: RequestContext, query: ListQuery) -> list[sa.Colu
 
 def _property_conditions(query: ListQuery) -> list[sa.ColumnElement[bool]]:
     matches = [
-        sa.and_(image_properties.c.name == name, image_properties.c.value == value)
+        sa.and_(
+            image_properties.c.name == name,
+            value_equals(image_properties.c.value, sa.literal(value, sa.Text)),
+        )
         for name, value in query.properties.items()
     ]
     return _all_of(image_properties, matches)
