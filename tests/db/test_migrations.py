@@ -172,6 +172,9 @@ def test_dialect_specific_indexes_exist_only_where_meant(engine: sa.Engine) -> N
             "name",
             "md5(value)",
         ]
+        with engine.connect() as connection:
+            statistics = connection.exec_driver_sql("SELECT stxname FROM pg_statistic_ext")
+            assert "st_image_properties_name_value" in set(statistics.scalars())
     else:
         assert set(indexes) == {"ix_image_properties_name_value"}
 

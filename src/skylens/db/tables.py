@@ -71,7 +71,10 @@ image_properties = sa.Table(
 # arbitrarily long text, so it indexes the value's md5 (`expressions.value_equals`
 # compares both). Not a hash index on the value: each insertion of a common value
 # (os_type=linux: most images) walks that value's whole bucket chain, thousands of
-# pages at a million images, and building one took over 20 minutes.
+# pages at a million images, and building one took over 20 minutes. Migration 0007
+# also creates statistics over (name, md5(value), value), which the planner needs
+# to count the rows a filter matches (they are not declared here: SQLAlchemy has no
+# construct for them).
 sa.Index(
     "ix_image_properties_name_md5_value",
     image_properties.c.name,
