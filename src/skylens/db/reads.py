@@ -31,6 +31,8 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import pq
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import LRUCache
 
 from skylens.db.image_rows import (
     ATTRIBUTES,
@@ -55,14 +57,29 @@ _CHECKOUT_TIMEOUT_SECONDS = 30.0
 T = TypeVar("T")
 
 
+# Compiled lists by the shape of their statement (SQLAlchemy's cache key: the same
+# for the same filters, sort and marker, whatever their values), as the engine
+# keeps them: compiling costs twice what building the statement does.
+_COMPILED: LRUCache[Any, SQLCompiler] = LRUCache(500)
+
+
 def _compiled(statement: sa.Select[Any]) -> tuple[str, dict[str, Any]]:
     """`statement` as SQL for psycopg and its bound values."""
-    compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-    return str(compiled), compiled.params
+    # `_generate_cache_key` is what SQLAlchemy's own caching (and its documented
+    # caching recipes) build on; `construct_params` maps a cached compilation's
+    # parameters onto this statement's values through it.
+    key = statement._generate_cache_key()
+    assert key is not None, "every statement built here is cacheable"
+    compiled = _COMPILED.get(key.key)
+    if compiled is None:
+        compiled = _COMPILED[key.key] = statement.compile(dialect=_DIALECT, cache_key=key)
+    params = compiled.construct_params(extracted_parameters=key.bindparams)
+    expanded = compiled.construct_expanded_state(params)  # IN lists, as many as given
+    return expanded.statement, dict(expanded.parameters)
 
 
-_GET_SQL, _ = _compiled(GET)
-_MEMBERSHIP_SQL, _ = _compiled(MEMBERSHIP)
+_GET_SQL = str(GET.compile(dialect=_DIALECT))
+_MEMBERSHIP_SQL = str(MEMBERSHIP.compile(dialect=_DIALECT))
 
 
 class ConnectionPool:
