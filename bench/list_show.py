@@ -2,11 +2,13 @@
 
     .venv/bin/python -m bench.list_show [--images 100000] [--backend sqlite|postgresql]
                                         [--requests 200] [--seconds 10]
+                                        [--workers 1,2,4] [--keep-database]
 
 Seeds a fresh database, starts one worker on it and prints latency (p50/p95),
 show throughput at 16 connections and the worker's resident memory next to the
-targets and Glance 33's baseline. It prints figures; it never judges a run by
-failing. See bench/README.md.
+targets and Glance 33's baseline; with `--workers`, show throughput again with
+each number of workers, and the CPU the workers and PostgreSQL spent. It prints
+figures; it never judges a run by failing. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -17,14 +19,23 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from bench.load import Result, Throughput, best_throughput, latency
 from bench.seed import ADMIN_PROJECT, MEMBER_PROJECT, Seeded, seed
-from bench.server import Memory, RunningServer, bench_server, fresh_database, memory
+from bench.server import (
+    Memory,
+    RunningServer,
+    bench_server,
+    fresh_database,
+    kept_database,
+    memory,
+)
 from skylens.db.engine import create_engine, upgrade
+from skylens.db.tables import image_members, image_properties, image_tags, images
 
 IDENTITIES = {
     "admin": {
@@ -58,16 +69,40 @@ class Figures:
     load_average: tuple[float, float]  # 1-minute, before and after measuring
 
 
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """Show throughput with one number of workers, and who spent the CPU."""
+
+    workers: int
+    throughput: dict[str, Result]  # identity -> result
+    server_cpu_seconds: float  # the workers and their parent
+    database_cpu_seconds: float  # every PostgreSQL process (other users' too)
+    wall_seconds: float
+    load_average: float  # 1-minute, after the run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     generator = best_throughput()
-    with fresh_database(args.backend) as (url, scratch):
+    workers = [int(n) for n in args.workers.split(",")]
+    if args.keep_database and args.backend == "postgresql":
+        database = kept_database(f"skylens_bench_{args.images}")
+    else:
+        database = fresh_database(args.backend)
+    with database as (url, scratch):
         started = time.perf_counter()
-        seeded = _prepare(url, args.images)
+        seeded, reused = _prepare(url, args.images)
         seed_seconds = time.perf_counter() - started
         with bench_server(scratch, url, args.backend) as server:
             figures = _measure(server, generator, seeded, args)
-    _report(args, generator, seeded, seed_seconds, figures)
+        scaling = [
+            _scale(scratch, url, args, generator, seeded, count)
+            for count in workers
+            if workers != [1]
+        ]
+    _report(args, generator, seeded, "reused" if reused else f"{seed_seconds:.1f} s", figures)
+    if scaling:
+        _report_scaling(args, scaling)
     return 0
 
 
@@ -80,17 +115,60 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seconds", type=float, default=10, help="duration of each throughput run")
     parser.add_argument("--connections", type=int, default=16, help="for the throughput run")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="comma-separated worker counts to measure show throughput with (e.g. 1,2,4)",
+    )
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="PostgreSQL: keep the seeded database skylens_bench_<images> and reuse it",
+    )
     return parser
 
 
-def _prepare(url: str, count: int) -> Seeded:
+def _prepare(url: str, count: int) -> tuple[Seeded, bool]:
+    """The seeded catalogue, and whether it was already there (a kept database)."""
     engine = create_engine(url, pool_size=1)
     upgrade(engine)
+    with engine.connect() as connection:
+        present = connection.execute(sa.select(sa.func.count()).select_from(images)).scalar()
+    if present:
+        engine.dispose()
+        if present != count:
+            raise SystemExit(f"the kept database holds {present:,} images, not {count:,}")
+        return _counted(url), True
     seeded = seed(engine, count)
     if engine.dialect.name == "postgresql":
         # What autovacuum would do shortly after a bulk load; measure the steady state.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(sa.text("VACUUM ANALYZE"))
+    engine.dispose()
+    return seeded, False
+
+
+def _counted(url: str) -> Seeded:
+    """What `seed` reports, read back from a database it seeded earlier."""
+    engine = create_engine(url, pool_size=1)
+    with engine.connect() as connection:
+
+        def rows(table: sa.Table) -> int:
+            return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+        visible = connection.execute(
+            sa.select(images.c.id)
+            .where(sa.or_(images.c.visibility == "public", images.c.owner == MEMBER_PROJECT))
+            .order_by(images.c.id)
+            .limit(2000)
+        ).scalars()
+        seeded = Seeded(
+            rows(images),
+            rows(image_properties),
+            rows(image_tags),
+            rows(image_members),
+            tuple(visible),
+        )
     engine.dispose()
     return seeded
 
@@ -110,8 +188,8 @@ def _cases(seeded: Seeded) -> list[Case]:
         Case(
             "list os_distro=ubuntu (25)",
             ["/v2/images?os_distro=ubuntu"],
-            "p50 < 10 ms",
-            10,
+            "p50 < 20 ms",
+            20,
             "~70 ms",
         ),
         Case("show /v2/images/{id}", shows, "-", None, "~5 ms"),
@@ -149,17 +227,80 @@ def _measure(
     )
 
 
+def _scale(
+    scratch: Path,
+    url: str,
+    args: argparse.Namespace,
+    generator: Throughput,
+    seeded: Seeded,
+    workers: int,
+) -> Scaling:
+    shows = _cases(seeded)[-1].paths
+    with bench_server(scratch / f"workers-{workers}", url, args.backend, workers=workers) as server:
+        for headers in IDENTITIES.values():  # every worker warm: more requests than workers
+            generator.run("127.0.0.1", server.port, shows, headers, args.connections, 1)
+        server_before, database_before = _cpu_seconds(server.pid), _database_cpu_seconds()
+        started = time.perf_counter()
+        throughput = {
+            identity: generator.run(
+                "127.0.0.1", server.port, shows, headers, args.connections, args.seconds
+            )
+            for identity, headers in IDENTITIES.items()
+        }
+        wall = time.perf_counter() - started
+        server_cpu = _cpu_seconds(server.pid) - server_before
+        database_cpu = _database_cpu_seconds() - database_before
+    return Scaling(workers, throughput, server_cpu, database_cpu, wall, os.getloadavg()[0])
+
+
+def _process_cpu(stat: str) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) from a /proc/<pid>/stat line."""
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> Iterator[tuple[int, str, str]]:
+    """(pid, command name, stat line) of every process."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield (
+                    int(entry.name),
+                    (entry / "comm").read_text().strip(),
+                    (entry / "stat").read_text(),
+                )
+            except OSError:
+                continue  # gone meanwhile
+
+
+def _cpu_seconds(root: int) -> float:
+    """CPU spent so far by `root` and its children (uvicorn's workers)."""
+    total = 0.0
+    for pid, _name, stat in _processes():
+        parent, seconds = _process_cpu(stat)
+        if root in (pid, parent):
+            total += seconds
+    return total
+
+
+def _database_cpu_seconds() -> float:
+    """CPU spent so far by the PostgreSQL processes of this machine."""
+    return sum(
+        _process_cpu(stat)[1] for _pid, name, stat in _processes() if name.startswith("postgres")
+    )
+
+
 def _report(
     args: argparse.Namespace,
     generator: Throughput,
     seeded: Seeded,
-    seed_seconds: float,
+    seeding: str,
     figures: Figures,
 ) -> None:
     print(
         f"skylens list/show benchmark: backend={args.backend}, images={seeded.images:,} "
         f"(properties {seeded.properties:,}, tags {seeded.tags:,}, members {seeded.members:,}; "
-        f"seeded in {seed_seconds:.1f} s)"
+        f"seeding: {seeding})"
     )
     print(
         f"latency: {args.requests} sequential requests per figure (raw-socket keep-alive "
@@ -204,6 +345,44 @@ def _report(
     )
     _print_table(rows)
     errors = sum(r.errors for r in [*figures.latencies.values(), *figures.throughput.values()])
+    if errors:
+        print(f"\nWARNING: {errors} requests failed (non-2xx or socket errors)")
+
+
+def _report_scaling(args: argparse.Namespace, scaling: Sequence[Scaling]) -> None:
+    print(
+        f"\nshow throughput by workers ({args.connections} connections x {args.seconds:g} s "
+        f"per identity); CPU over both runs, in cores (PostgreSQL: all its processes on "
+        f"this machine, {os.cpu_count()} CPUs)\n"
+    )
+    rows = [
+        (
+            "workers",
+            "admin req/s",
+            "member req/s",
+            "per worker",
+            "target",
+            "workers' CPU",
+            "PostgreSQL CPU",
+            "load after",
+        )
+    ]
+    for run in scaling:
+        rates = [result.per_second for result in run.throughput.values()]
+        rows.append(
+            (
+                str(run.workers),
+                f"{run.throughput['admin'].per_second:,.0f}",
+                f"{run.throughput['member'].per_second:,.0f}",
+                f"{min(rates) / run.workers:,.0f}",
+                ">= 2,000 req/s per worker",
+                f"{run.server_cpu_seconds / run.wall_seconds:.2f}",
+                f"{run.database_cpu_seconds / run.wall_seconds:.2f}",
+                f"{run.load_average:.1f}",
+            )
+        )
+    _print_table(rows)
+    errors = sum(r.errors for run in scaling for r in run.throughput.values())
     if errors:
         print(f"\nWARNING: {errors} requests failed (non-2xx or socket errors)")
 

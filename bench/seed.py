@@ -81,29 +81,81 @@ class Seeded:
     member_visible_ids: tuple[str, ...]  # a sample the member project may show
 
 
+_TABLES = (
+    (images, "images"),
+    (image_properties, "properties"),
+    (image_tags, "tags"),
+    (image_members, "members"),
+)
+
+
 def seed(engine: sa.Engine, count: int, *, batch: int = 5000, rng_seed: int = 42) -> Seeded:
-    """Insert `count` images (with children) in batches of executemany INSERTs."""
+    """Insert `count` images (with children), in one transaction: on PostgreSQL
+    with COPY (a million images in a few minutes), elsewhere in batches of
+    executemany INSERTs. The same `rng_seed` seeds the same catalogue on both."""
     rng = random.Random(rng_seed)
     totals = {"images": 0, "properties": 0, "tags": 0, "members": 0}
     visible: list[str] = []
     with engine.begin() as connection:
+        postgresql = connection.dialect.name == "postgresql"
+        write = _copy if postgresql else _insert
+        rebuild = _drop_secondary_indexes(connection) if postgresql else []
         for rows in _batches(rng, count, batch):
-            for table, key in (
-                (images, "images"),
-                (image_properties, "properties"),
-                (image_tags, "tags"),
-                (image_members, "members"),
-            ):
+            for table, key in _TABLES:
                 if rows[key]:
-                    connection.execute(table.insert(), rows[key])
+                    write(connection, table, rows[key])
                     totals[key] += len(rows[key])
             visible.extend(
                 row["id"]
                 for row in rows["images"]
                 if row["visibility"] == "public" or row["owner"] == MEMBER_PROJECT
             )
+        for definition in rebuild:
+            connection.exec_driver_sql(definition)
     sample = tuple(rng.sample(visible, min(len(visible), 2000)))
     return Seeded(**totals, member_visible_ids=sample)
+
+
+def _drop_secondary_indexes(connection: sa.Connection) -> list[str]:
+    """Drop the seeded tables' indexes other than their keys; the statements that
+    make them again. One index built over a million rows at the end takes a
+    fraction of the time of a million insertions into it."""
+    connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    superuser = connection.exec_driver_sql(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).scalar()
+    if superuser:
+        # The rows are consistent by construction: skip the foreign-key checks
+        # (two thirds of the load's time). Only a superuser may.
+        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    found = connection.execute(
+        sa.text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(:tables) "
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+        ),
+        {"tables": [table.name for table, _ in _TABLES]},
+    ).all()
+    for name, _definition in found:
+        connection.exec_driver_sql(f'DROP INDEX "{name}"')
+    return [definition for _name, definition in found]
+
+
+def _insert(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    connection.execute(table.insert(), rows)
+
+
+def _copy(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """`rows` into `table` with PostgreSQL's COPY: a tenth of the INSERTs' time."""
+    names = list(rows[0])
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[name] for name in names])
 
 
 def _batches(rng: random.Random, count: int, batch: int) -> Iterator[dict[str, list[Any]]]:

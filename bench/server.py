@@ -14,9 +14,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.servers import RunningServer, postgres_database, skylens_server
+import sqlalchemy as sa
+from tests.support.servers import (
+    POSTGRES_URL,
+    RunningServer,
+    postgres_admin,
+    postgres_database,
+    skylens_server,
+)
 
-__all__ = ["Memory", "RunningServer", "bench_server", "fresh_database", "memory"]
+__all__ = ["Memory", "RunningServer", "bench_server", "fresh_database", "kept_database", "memory"]
 
 
 @contextlib.contextmanager
@@ -34,16 +41,36 @@ def fresh_database(backend: str, name: str = "skylens_bench") -> Iterator[tuple[
 
 
 @contextlib.contextmanager
+def kept_database(name: str) -> Iterator[tuple[str, Path]]:
+    """(URL, scratch directory) for the PostgreSQL database `name`, created if it
+    does not exist and kept afterwards, to measure again without seeding again."""
+    with postgres_admin() as connection:
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if found.fetchone() is None:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    scratch = Path(tempfile.mkdtemp(prefix="skylens-bench-"))
+    try:
+        yield url, scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def bench_server(
-    data_dir: Path, database_url: str, backend: str, extra_args: tuple[str, ...] = ()
+    data_dir: Path,
+    database_url: str,
+    backend: str,
+    extra_args: tuple[str, ...] = (),
+    workers: int = 1,
 ) -> Iterator[RunningServer]:
-    """The test harness's real server, with one worker and quiet logs."""
+    """The test harness's real server, with one worker (or `workers`) and quiet logs."""
     with skylens_server(
         data_dir,
         database_url,
         backend,
         extra_env={"SKYLENS_SERVER_LOG_LEVEL": "warning"},
-        extra_args=("--workers", "1", *extra_args),
+        extra_args=("--workers", str(workers), *extra_args),
     ) as server:
         yield server
 

@@ -30,6 +30,7 @@ from skylens.services.image_data import ImageDataService, UploadLimits
 from skylens.services.images import ImageService, NewImage
 from skylens.services.members import MemberService
 from skylens.services.quotas import QuotaService
+from skylens.services.reads import OffloadedReads
 from skylens.services.sweep import OrphanSweep
 from skylens.storage.keys import (
     image_data_key,
@@ -158,8 +159,9 @@ def build_services(
     policy = BuiltinPolicy()
     clock = Clock()
     quota_service = QuotaService(repository, source)
-    images = ImageService(repository, limits, policy, quota_service, clock=clock)
     threads = InThreads(anyio.CapacityLimiter(2))
+    reads = OffloadedReads(repository, threads)
+    images = ImageService(repository, limits, policy, quota_service, clock=clock, reads=reads)
     data = ImageDataService(
         images=images,
         repository=repository,

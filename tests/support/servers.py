@@ -42,29 +42,29 @@ def free_port() -> int:
         return port
 
 
-@contextlib.contextmanager
-def postgres_database(name: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database; dropped afterwards."""
+def postgres_admin() -> psycopg.Connection[Any]:
+    """An autocommit connection to the maintenance database of the test PostgreSQL
+    server (`SKYLENS_TEST_POSTGRES_URL`), to create and drop databases."""
     admin = sa.make_url(POSTGRES_URL)
-    with psycopg.connect(
+    return psycopg.connect(
         host=admin.host,
         port=admin.port,
         dbname=admin.database,
         user=admin.username,
         autocommit=True,
-    ) as connection:
+    )
+
+
+@contextlib.contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database; dropped afterwards."""
+    with postgres_admin() as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
+        yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(
-            host=admin.host,
-            port=admin.port,
-            dbname=admin.database,
-            user=admin.username,
-            autocommit=True,
-        ) as connection:
+        with postgres_admin() as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

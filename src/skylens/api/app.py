@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -72,8 +72,10 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     check_metrics_path(settings.server.metrics_path)
     metrics = Metrics() if settings.server.metrics_path else None
     if metrics is not None:
-        # create_engine's pools: pool_size connections, and as many more in overflow.
-        metrics.watch_pool(engine, 2 * settings.database.pool_size)
+        # create_engine's pools: pool_size connections, and as many more in overflow;
+        # on PostgreSQL show and list have a pool of up to pool_size of their own.
+        pools = 3 if engine.dialect.name == "postgresql" else 2
+        metrics.watch_pool(engine, pools * settings.database.pool_size)
     parts = components(settings, engine, metrics.observers() if metrics else None)
     schemas = load_schemas(ims_profile=settings.images.ims_profile)
     image_api = _image_api(settings, parts, schemas)
@@ -90,7 +92,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         patch_operations=settings.images.patch_operations_max,
     )
     in_flight = InFlight()
-    image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
+    closing = _Closing(engine, in_flight, parts.close_reads)
+    image_app = _image_app(image_api, parts, settings, limits, closing)
     own_paths = (settings.server.metrics_path,) if metrics_here else ()
     versions = image_api_versions(cache=bool(settings.image_cache.dir))
     served: ASGIApp = VersionNegotiation(
@@ -213,6 +216,7 @@ class _Closing:
 
     engine: sa.Engine
     in_flight: InFlight
+    close_reads: Callable[[], Awaitable[None]] | None
 
 
 def _lifespan(
@@ -238,6 +242,8 @@ def _lifespan(
                     await task
             if not await closing.in_flight.drained(_UNDO_SECONDS):
                 log.warning("%d request(s) still running at exit", closing.in_flight.count)
+            if closing.close_reads is not None:
+                await closing.close_reads()
             await asyncio.to_thread(close_database, closing.engine)
 
     return lifespan

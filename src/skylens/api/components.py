@@ -9,7 +9,7 @@ import dataclasses
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -41,6 +41,7 @@ from skylens.db.engine import (
     upgrade,
 )
 from skylens.db.metadefs import SqlMetadefRepository
+from skylens.db.reads import ConnectionPool, PostgresImageReads, conninfo_of
 from skylens.db.repository import SqlImageRepository
 from skylens.db.tasks import SqlTaskRepository
 from skylens.domain.changes import ImageLimits
@@ -59,6 +60,7 @@ from skylens.services.imports import ImportService
 from skylens.services.members import MemberService
 from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
+from skylens.services.reads import OffloadedReads
 from skylens.services.staging import StagingService
 from skylens.services.sweep import OrphanSweep
 from skylens.services.tasks import TaskOutcomes, TaskRunner, TaskService
@@ -96,6 +98,8 @@ class Components:
     sweep: OrphanSweep
     runner: TaskRunner
     checks: tuple[Check, ...]  # readiness
+    # Closes what show and list await on PostgreSQL (its connection pool), at exit.
+    close_reads: Callable[[], Awaitable[None]] | None = None
 
 
 def components(
@@ -113,14 +117,22 @@ def components(
         members=images.member_quota,
         property_value_length=images.property_value_max_length,
     )
-    service = ImageService(repository, limits, policy, quotas, protections=_protections(settings))
-    stores = configured_stores(settings)
     # Reads and everything else on threads of their own, within the pool's connections
     # (more threads would only queue for connections): a queue of writes (90 PATCHes
     # of one image wait their turn on its row) never holds up a list or a show.
     read_threads, write_threads = database_threads(settings.database.pool_size)
     reads = InThreads(anyio.CapacityLimiter(read_threads))
     threads = InThreads(anyio.CapacityLimiter(write_threads))
+    # On PostgreSQL, shows and lists run on the event loop over psycopg's async
+    # connections (no thread hop); SQLite's stay on the read threads.
+    read_pool = _read_pool(settings, engine)
+    image_reads = (
+        OffloadedReads(repository, reads) if read_pool is None else PostgresImageReads(read_pool)
+    )
+    service = ImageService(
+        repository, limits, policy, quotas, protections=_protections(settings), reads=image_reads
+    )
+    stores = configured_stores(settings)
     storage = InThreads(anyio.CapacityLimiter(settings.storage.io_threads))
     # An upload, a staging or an import runs at most two ingest jobs at once (its two
     # streams); a worker runs `max_uploads` uploads and `tasks.concurrency` imports.
@@ -208,6 +220,19 @@ def components(
         sweep=orphan_sweep(settings, repository, stores, staging),
         runner=runner,
         checks=readiness_checks(settings, engine, stores),
+        close_reads=None if read_pool is None else read_pool.close,
+    )
+
+
+def _read_pool(settings: Settings, engine: sa.Engine) -> ConnectionPool | None:
+    """On PostgreSQL, the connections show and list await (the engine's pool size
+    again); None on SQLite, whose reads run on the engine's threads."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return ConnectionPool(
+        conninfo_of(engine.url),
+        settings.database.pool_size,
+        statement_timeout_ms=settings.database.statement_timeout_ms,
     )
 
 

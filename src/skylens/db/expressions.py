@@ -7,6 +7,8 @@
   stopping after `limit` rows is a thousand times cheaper. The documented way to
   say so is a unary `+` (a no-op on any value, keeping the column's collation).
   PostgreSQL plans from statistics and gets the plain column.
+- `value_equals(column, value)`: `column = value`, said so that PostgreSQL can use
+  its index of the column's md5 (`ix_image_properties_name_md5_value`).
 - `json_object_agg(key, value)` and `json_array_agg(value)`: the rows of a
   child table as one JSON text, so an image comes back as one row whatever its
   number of properties and tags.
@@ -73,3 +75,23 @@ def _json_array_agg(element: json_array_agg, compiler: SQLCompiler, **kw: Any) -
 @compiles(json_array_agg, "sqlite")
 def _json_array_agg_sqlite(element: json_array_agg, compiler: SQLCompiler, **kw: Any) -> str:
     return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+class value_equals(FunctionElement[bool]):  # noqa: N801
+    """`column = value`; on PostgreSQL also `md5(column) = md5(value)`, the form
+    its btree index of long text values can answer."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(value_equals)
+def _value_equals(element: value_equals, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(md5({column}) = md5({value}) AND {column} = {value})"
+
+
+@compiles(value_equals, "sqlite")
+def _value_equals_sqlite(element: value_equals, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"{column} = {value}"

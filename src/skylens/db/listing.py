@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
 from skylens.db import ims, visibility
+from skylens.db.expressions import value_equals
 from skylens.db.tables import image_properties, image_tags, images
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import InvalidFilter
@@ -53,7 +55,10 @@ def filter_conditions(context: RequestContext, query: ListQuery) -> list[sa.Colu
 
 def _property_conditions(query: ListQuery) -> list[sa.ColumnElement[bool]]:
     matches = [
-        sa.and_(image_properties.c.name == name, image_properties.c.value == value)
+        sa.and_(
+            image_properties.c.name == name,
+            value_equals(image_properties.c.value, sa.literal(value, sa.Text)),
+        )
         for name, value in query.properties.items()
     ]
     return _all_of(image_properties, matches)
@@ -121,7 +126,7 @@ def order_by(
     return clauses
 
 
-def after_marker(sort: tuple[SortKey, ...], marker: sa.Row[Any]) -> sa.ColumnElement[bool]:
+def after_marker(sort: tuple[SortKey, ...], marker: Mapping[Any, Any]) -> sa.ColumnElement[bool]:
     """Rows strictly after `marker` in `sort` order, with NULL as the smallest value.
 
     Nested from the last key out, `a > x OR (a = x AND (b > y OR (b = y AND ...)))`,
@@ -129,7 +134,7 @@ def after_marker(sort: tuple[SortKey, ...], marker: sa.Row[Any]) -> sa.ColumnEle
     condition: sa.ColumnElement[bool] | None = None
     for key in reversed(sort):
         column = images.c[key.attribute]
-        value = marker._mapping[key.attribute]
+        value = marker[key.attribute]
         nullable = key.attribute in _NULLABLE_SORT_KEYS
         after, equal = _after_and_equal(column, value, key.direction, nullable)
         condition = after if condition is None else sa.or_(after, sa.and_(equal, condition))

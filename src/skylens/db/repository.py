@@ -6,12 +6,18 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
-from skylens.db import ims, listing, quotas, visibility
+from skylens.db import ims, quotas
 from skylens.db.engine import autocommit_reads, connected, transaction
-from skylens.db.expressions import json_array_agg, json_object_agg
+from skylens.db.image_rows import (
+    ATTRIBUTES,
+    GET,
+    MEMBERSHIP,
+    image_of,
+    marker_statement,
+    page_statement,
+)
 from skylens.db.tables import (
     image_members,
     image_properties,
@@ -22,39 +28,14 @@ from skylens.db.tables import (
 )
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter, MemberLimitExceeded
-from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility, utc_now
+from skylens.domain.images import Image, ImageStatus, MemberStatus, utc_now
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
 from skylens.domain.quotas import QuotaClaim, Resource
 
-_COLUMNS = tuple(column for column in images.c if column.name != "version")
-_ATTRIBUTES = tuple(column.name for column in _COLUMNS)
-_UPDATABLE = tuple(name for name in _ATTRIBUTES if name not in ("id", "created_at"))
+_UPDATABLE = tuple(name for name in ATTRIBUTES if name not in ("id", "created_at"))
 _MEMBER_COLUMN_NAMES = ("image_id", "member", "status", "created_at", "updated_at")
 _MEMBER_COLUMNS = tuple(image_members.c[name] for name in _MEMBER_COLUMN_NAMES)
-
-
-def _children(image_id: sa.ColumnElement[str]) -> tuple[sa.Label[str], sa.Label[str]]:
-    """An image's properties and tags as two JSON columns, so one row is one image."""
-    properties = (
-        sa.select(json_object_agg(image_properties.c.name, image_properties.c.value))
-        .where(image_properties.c.image_id == image_id)
-        .scalar_subquery()
-    )
-    tags = (
-        sa.select(json_array_agg(image_tags.c.value))
-        .where(image_tags.c.image_id == image_id)
-        .scalar_subquery()
-    )
-    return properties.label("properties"), tags.label("tags")
-
-
-# Built once: executing a ready statement skips its construction and cache key.
-_GET = sa.select(*_COLUMNS, *_children(images.c.id)).where(images.c.id == sa.bindparam("image_id"))
-_MEMBERSHIP = sa.select(image_members.c.status).where(
-    image_members.c.image_id == sa.bindparam("image_id"),
-    image_members.c.member == sa.bindparam("member"),
-)
 
 
 class SqlImageRepository:
@@ -119,7 +100,7 @@ class SqlImageRepository:
     def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
         with connected(self._reader) as connection:
             status = connection.execute(
-                _MEMBERSHIP, {"image_id": image_id, "member": project_id}
+                MEMBERSHIP, {"image_id": image_id, "member": project_id}
             ).scalar()
         return MemberStatus(status) if status else None
 
@@ -130,39 +111,18 @@ class SqlImageRepository:
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         if query.limit <= 0:
             return ImagePage(images=(), next_marker=None)
-        conditions = listing.filter_conditions(context, query)
         with connected(self._reader) as connection:
+            marker = None
             if query.marker is not None:
-                conditions.append(self._after_marker(connection, context, query))
-            dialect = self._engine.dialect.name
-            page = (
-                sa.select(*_COLUMNS)
-                .where(*conditions)
-                .order_by(*listing.order_by(query.sort, dialect))
-                .limit(query.limit)
-                .subquery("page")
-            )
-            # The children of the page's rows only: selected around the page, their
-            # subqueries run once per row of it, after the filtering and the limit.
-            statement = sa.select(page, *_children(page.c.id)).order_by(
-                *listing.order_by(query.sort, dialect, page.c)
-            )
+                found = connection.execute(marker_statement(context, query.marker)).first()
+                if found is None:
+                    raise InvalidFilter(f"No image found with ID {query.marker}")
+                marker = found._mapping
+            statement = page_statement(context, query, self._engine.dialect.name, marker)
             rows = connection.execute(statement).all()
-        found = [_image_of(row, row.properties, row.tags) for row in rows]
-        next_marker = found[-1].id if len(found) == query.limit else None
-        return ImagePage(images=tuple(found), next_marker=next_marker)
-
-    def _after_marker(
-        self, connection: sa.Connection, context: RequestContext, query: ListQuery
-    ) -> sa.ColumnElement[bool]:
-        assert query.marker is not None
-        statement = sa.select(*_COLUMNS).where(
-            images.c.id == query.marker, visibility.visible(context)
-        )
-        marker = connection.execute(statement).first()
-        if marker is None:
-            raise InvalidFilter(f"No image found with ID {query.marker}")
-        return listing.after_marker(query.sort, marker)
+        found_images = [image_of(row, row.properties, row.tags) for row in rows]
+        next_marker = found_images[-1].id if len(found_images) == query.limit else None
+        return ImagePage(images=tuple(found_images), next_marker=next_marker)
 
     # -- writes ----------------------------------------------------------------
 
@@ -392,10 +352,10 @@ class SqlImageRepository:
 
     @staticmethod
     def _load(connection: sa.Connection, image_id: str) -> Image | None:
-        row = connection.execute(_GET, {"image_id": image_id}).first()
+        row = connection.execute(GET, {"image_id": image_id}).first()
         if row is None:
             return None
-        return _image_of(row, row.properties, row.tags)
+        return image_of(row, row.properties, row.tags)
 
 
 def _member_of(row: Sequence[Any]) -> ImageMember:
@@ -404,21 +364,8 @@ def _member_of(row: Sequence[Any]) -> ImageMember:
 
 
 def _columns_of(image: Image) -> dict[str, Any]:
-    values = {name: getattr(image, name) for name in _ATTRIBUTES}
+    values = {name: getattr(image, name) for name in ATTRIBUTES}
     values["status"] = image.status.value
     values["visibility"] = image.visibility.value
     values["stores"] = ",".join(image.stores) or None
     return values
-
-
-def _image_of(row: Sequence[Any], properties: str | None, tags: str | None) -> Image:
-    """An image from its `_COLUMNS` (first in `row`) and its children's JSON."""
-    values = dict(zip(_ATTRIBUTES, row, strict=False))
-    values["status"] = ImageStatus(values["status"])
-    values["visibility"] = Visibility(values["visibility"])
-    values["stores"] = tuple(values["stores"].split(",")) if values["stores"] else ()
-    return Image(
-        **values,
-        tags=frozenset(orjson.loads(tags)) if tags else frozenset(),
-        properties=orjson.loads(properties) if properties else {},
-    )

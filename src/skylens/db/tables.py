@@ -67,11 +67,19 @@ image_properties = sa.Table(
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("value", sa.Text),  # NULL where the schema allows it (kernel_id: null)
 )
-# Property filters look rows up by value. PostgreSQL's btree cannot index
-# arbitrarily long text, so it gets a hash index (equality is all we need).
-sa.Index("ix_image_properties_value", image_properties.c.value, postgresql_using="hash").ddl_if(
-    dialect="postgresql"
-)
+# Property filters look rows up by name and value. PostgreSQL's btree cannot index
+# arbitrarily long text, so it indexes the value's md5 (`expressions.value_equals`
+# compares both). Not a hash index on the value: each insertion of a common value
+# (os_type=linux: most images) walks that value's whole bucket chain, thousands of
+# pages at a million images, and building one took over 20 minutes. Migration 0007
+# also creates statistics over (name, md5(value), value), which the planner needs
+# to count the rows a filter matches (they are not declared here: SQLAlchemy has no
+# construct for them).
+sa.Index(
+    "ix_image_properties_name_md5_value",
+    image_properties.c.name,
+    sa.func.md5(image_properties.c.value),
+).ddl_if(dialect="postgresql")
 sa.Index(
     "ix_image_properties_name_value", image_properties.c.name, image_properties.c.value
 ).ddl_if(dialect="sqlite")

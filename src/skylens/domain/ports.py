@@ -130,6 +130,21 @@ class ImageRepository(Protocol):
         that died after their image went."""
 
 
+class ImageReads(Protocol):
+    """The catalogue's hot reads (show, list), awaited where the request runs.
+
+    As `ImageRepository`'s methods of the same names. An implementation never
+    blocks the event loop: it awaits an asynchronous driver, or runs the
+    repository where an `Offload` runs it.
+    """
+
+    async def get(self, image_id: str) -> Image | None: ...
+
+    async def membership(self, image_id: str, project_id: str) -> MemberStatus | None: ...
+
+    async def list(self, context: RequestContext, query: ListQuery) -> ImagePage: ...
+
+
 class TaskRepository(Protocol):
     """Task rows, and the leases workers hold on them while they work."""
 

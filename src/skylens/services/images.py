@@ -21,6 +21,7 @@ from skylens.domain.errors import (
 from skylens.domain.images import (
     Image,
     ImageStatus,
+    MemberStatus,
     Visibility,
     check_minimums,
     check_property_name,
@@ -29,7 +30,7 @@ from skylens.domain.images import (
 from skylens.domain.ims import ImageType, image_type
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.policy import authorize
-from skylens.domain.ports import ImageRepository, Policy, PropertyProtections
+from skylens.domain.ports import ImageReads, ImageRepository, Policy, PropertyProtections
 from skylens.domain.protections import PropertyOperation, PropertyRules, restore_hidden
 from skylens.domain.quotas import QuotaClaim, Resource
 from skylens.services.quotas import QuotaService
@@ -54,8 +55,11 @@ class ImageService:
         quotas: QuotaService,
         clock: Callable[[], Any] = utc_now,
         protections: PropertyProtections | None = None,
+        *,
+        reads: ImageReads,
     ) -> None:
         self._repository = repository
+        self._reads = reads  # the hot reads (show, list), awaited
         self._limits = limits
         self._policy = policy
         self._quotas = quotas
@@ -66,6 +70,26 @@ class ImageService:
 
     def get(self, context: RequestContext, image_id: str) -> Image:
         return as_seen_by(self.visible(context, image_id, ImageNotFound), context)
+
+    async def show(self, context: RequestContext, image_id: str) -> Image:
+        """`get` on the hot path: the reads awaited through `ImageReads`, no thread."""
+        image = self._shown(context, await self._reads.get(image_id), image_id, ImageNotFound)
+        membership = None
+        if _needs_membership(context, image):
+            assert context.project_id is not None
+            membership = await self._reads.membership(image_id, context.project_id)
+        image = _checked_visible(context, image, membership, ImageNotFound)
+        if not self._policy.allows(context, Action.GET_IMAGE, image):
+            raise ImageNotFound(image_id)
+        return as_seen_by(image, context)
+
+    async def page(self, context: RequestContext, query: ListQuery) -> ImagePage:
+        """`list` on the hot path: the reads awaited through `ImageReads`, no thread."""
+        authorize(self._policy, context, Action.GET_IMAGES)
+        rules = self._rules()
+        if _matches_nothing(context, query, rules):
+            return ImagePage((), None)
+        return _page_shown(context, await self._reads.list(context, query), rules)
 
     def visible(
         self, context: RequestContext, image_id: str, missing: Callable[[str], NotFound]
@@ -80,12 +104,9 @@ class ImageService:
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
         authorize(self._policy, context, Action.GET_IMAGES)
         rules = self._rules()
-        if rules is not None and not rules.readable(context, query.properties):
-            # To this caller no image has the property: nothing matches the filter.
+        if _matches_nothing(context, query, rules):
             return ImagePage((), None)
-        page = self._repository.list(context, query)
-        shown = (i if rules is None else rules.shown(context, i) for i in page.images)
-        return ImagePage(tuple(as_seen_by(i, context) for i in shown), page.next_marker)
+        return _page_shown(context, self._repository.list(context, query), rules)
 
     def image_types(self, images: Sequence[Image]) -> dict[str, ImageType]:
         """The IMS `__imagetype` of each of `images` (already shown to the caller)."""
@@ -251,23 +272,25 @@ class ImageService:
         image_id: str,
         missing: Callable[[str], NotFound] = ImageNotFound,
     ) -> Image:
-        image = self._repository.get(image_id)
+        image = self._shown(context, self._repository.get(image_id), image_id, missing)
+        membership = None
+        if _needs_membership(context, image):
+            assert context.project_id is not None
+            membership = self._repository.membership(image_id, context.project_id)
+        return _checked_visible(context, image, membership, missing)
+
+    def _shown(
+        self,
+        context: RequestContext,
+        image: Image | None,
+        image_id: str,
+        missing: Callable[[str], NotFound],
+    ) -> Image:
         if image is None:
             raise missing(image_id)
         rules = self._rules()
-        if rules is not None:
-            # As Glance: every use of the image sees only the properties the caller may read.
-            image = rules.shown(context, image)
-        membership = None
-        if (
-            image.visibility is Visibility.SHARED
-            and context.project_id is not None
-            and image.owner != context.project_id
-        ):
-            membership = self._repository.membership(image_id, context.project_id)
-        if not is_visible(image, context, membership):
-            raise missing(image_id)
-        return image
+        # As Glance: every use of the image sees only the properties the caller may read.
+        return image if rules is None else rules.shown(context, image)
 
     def _writable(
         self,
@@ -307,3 +330,36 @@ def _missing_for_delete(image_id: str) -> NotFound:
 
 def _missing_for_tags(image_id: str) -> NotFound:
     return NotFound(f"Image {image_id} not found.")
+
+
+def _needs_membership(context: RequestContext, image: Image) -> bool:
+    """Whether the caller's membership decides if it may see `image`."""
+    return (
+        image.visibility is Visibility.SHARED
+        and context.project_id is not None
+        and image.owner != context.project_id
+    )
+
+
+def _checked_visible(
+    context: RequestContext,
+    image: Image,
+    membership: MemberStatus | None,
+    missing: Callable[[str], NotFound],
+) -> Image:
+    if not is_visible(image, context, membership):
+        raise missing(image.id)
+    return image
+
+
+def _matches_nothing(
+    context: RequestContext, query: ListQuery, rules: PropertyRules | None
+) -> bool:
+    """To this caller no image has a property the query filters on."""
+    return rules is not None and not rules.readable(context, query.properties)
+
+
+def _page_shown(context: RequestContext, page: ImagePage, rules: PropertyRules | None) -> ImagePage:
+    """The page as the caller sees it: only the properties it may read."""
+    shown = (image if rules is None else rules.shown(context, image) for image in page.images)
+    return ImagePage(tuple(as_seen_by(image, context) for image in shown), page.next_marker)

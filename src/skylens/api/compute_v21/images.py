@@ -43,7 +43,6 @@ def project_scoped(handler: Handler) -> Handler:
 class ComputeImageHandlers:
     images: ImageService
     data: ImageDataService
-    reads: Offload
     writes: Offload
     prefix: str = ""  # the path before `/v2.1`
     # `maximum`: the longest page, and the page an unlimited list gets.
@@ -71,7 +70,7 @@ class ComputeImageHandlers:
     async def _list(self, request: Request, context: RequestContext, *, detailed: bool) -> Response:
         params = request.query_params.multi_items()
         parsed = parse_compute_query(params, self.list_limits)
-        page = await self.reads(self.images.list, context, parsed.query)
+        page = await self.images.page(context, parsed.query)
         body = views.list_view(
             page.images,
             self._links(request),
@@ -82,7 +81,7 @@ class ComputeImageHandlers:
         return json_response(body)
 
     async def show(self, request: Request, context: RequestContext) -> Response:
-        image = await self.reads(self.images.get, context, request.path_params["image_id"])
+        image = await self.images.show(context, request.path_params["image_id"])
         return json_response({"image": views.detail_view(image, self._links(request))})
 
     async def delete(self, request: Request, context: RequestContext) -> Response:
@@ -93,7 +92,7 @@ class ComputeImageHandlers:
     # -- metadata --------------------------------------------------------------
 
     async def list_metadata(self, request: Request, context: RequestContext) -> Response:
-        image = await self.reads(self.images.get, context, request.path_params["image_id"])
+        image = await self.images.show(context, request.path_params["image_id"])
         return json_response(views.metadata_view(image))
 
     async def merge_metadata(self, request: Request, context: RequestContext) -> Response:
@@ -117,7 +116,7 @@ class ComputeImageHandlers:
         return json_response({"metadata": items})
 
     async def show_item(self, request: Request, context: RequestContext) -> Response:
-        image = await self.reads(self.images.get, context, request.path_params["image_id"])
+        image = await self.images.show(context, request.path_params["image_id"])
         key = request.path_params["key"]
         if key not in image.properties:
             raise NotFound("The resource could not be found.")

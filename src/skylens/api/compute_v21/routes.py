@@ -42,7 +42,6 @@ def compute_v21_resources(
     handlers = ComputeImageHandlers(
         images=use_cases.images,
         data=use_cases.data,
-        reads=use_cases.reads,
         writes=use_cases.writes,
         prefix=prefix,
         list_limits=list_limits,

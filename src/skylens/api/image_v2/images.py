@@ -42,8 +42,7 @@ class ImageHandlers:
     service: ImageService
     schemas: ImageSchemas
     list_limits: ListLimits
-    reads: Offload  # runs the service's reads
-    writes: Offload  # runs everything else
+    writes: Offload  # runs what may block (show and list are awaited reads)
     profile: ImageProfile  # Glance's, or the Huawei Cloud IMS profile
     public_endpoint: str = ""
     store_ids: tuple[str, ...] = ()  # announced on create, as Glance does with multi-store
@@ -94,7 +93,7 @@ class ImageHandlers:
 
     async def index(self, request: Request, context: RequestContext) -> Response:
         query = self.profile.list_query(request, self.list_limits)
-        page = await self.reads(self.service.list, context, query)
+        page = await self.service.page(context, query)
         view = await self.profile.viewer(request, page.images)
         params = request.query_params.multi_items()
         return json_response(views.images_view(page.images, params, page.next_marker, view))
@@ -105,7 +104,7 @@ class ImageHandlers:
         return view(image)
 
     async def show(self, request: Request, context: RequestContext) -> Response:
-        image = await self.reads(self.service.get, context, request.path_params["image_id"])
+        image = await self.service.show(context, request.path_params["image_id"])
         return json_response(await self._view(request, image))
 
     async def update(self, request: Request, context: RequestContext) -> Response:
@@ -129,7 +128,7 @@ class ImageHandlers:
                 add_replaces=parsed.add_replaces,
             )
         else:
-            image = await self.reads(self.service.get, context, image_id)
+            image = await self.service.show(context, image_id)
         return json_response(await self._view(request, image))
 
     async def deactivate(self, request: Request, context: RequestContext) -> Response:

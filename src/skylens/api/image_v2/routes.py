@@ -49,7 +49,6 @@ def image_v2_resources(
         service=use_cases.images,
         schemas=schemas,
         list_limits=list_limits,
-        reads=reads,
         writes=writes,
         public_endpoint=public_endpoint,
         store_ids=store_ids,

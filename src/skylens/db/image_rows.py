@@ -1,0 +1,88 @@
+"""An image as one row: the statements that read images, and the row -> `Image`.
+
+Shared by the repository (SQLAlchemy, either backend) and the PostgreSQL fast
+reads (`db/reads.py`), so both read exactly the same columns the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from skylens.db import listing, visibility
+from skylens.db.expressions import json_array_agg, json_object_agg
+from skylens.db.tables import image_members, image_properties, image_tags, images
+from skylens.domain.access import RequestContext
+from skylens.domain.images import Image, ImageStatus, Visibility
+from skylens.domain.listing import ListQuery
+
+COLUMNS = tuple(column for column in images.c if column.name != "version")
+ATTRIBUTES = tuple(column.name for column in COLUMNS)
+
+
+def children(image_id: sa.ColumnElement[str]) -> tuple[sa.Label[str], sa.Label[str]]:
+    """An image's properties and tags as two JSON columns, so one row is one image."""
+    properties = (
+        sa.select(json_object_agg(image_properties.c.name, image_properties.c.value))
+        .where(image_properties.c.image_id == image_id)
+        .scalar_subquery()
+    )
+    tags = (
+        sa.select(json_array_agg(image_tags.c.value))
+        .where(image_tags.c.image_id == image_id)
+        .scalar_subquery()
+    )
+    return properties.label("properties"), tags.label("tags")
+
+
+# Built once: executing a ready statement skips its construction and cache key.
+GET = sa.select(*COLUMNS, *children(images.c.id)).where(images.c.id == sa.bindparam("image_id"))
+MEMBERSHIP = sa.select(image_members.c.status).where(
+    image_members.c.image_id == sa.bindparam("image_id"),
+    image_members.c.member == sa.bindparam("member"),
+)
+
+
+def marker_statement(context: RequestContext, marker_id: str) -> sa.Select[Any]:
+    """The columns of a list's marker image, if the caller may see it."""
+    return sa.select(*COLUMNS).where(images.c.id == marker_id, visibility.visible(context))
+
+
+def page_statement(
+    context: RequestContext,
+    query: ListQuery,
+    dialect: str,
+    marker: Mapping[Any, Any] | None,
+) -> sa.Select[Any]:
+    """One page of a list: the filtered, ordered, limited images as a subquery, and
+    around it the children of its rows only (their subqueries run once per row of
+    the page, after the filtering and the limit)."""
+    conditions = listing.filter_conditions(context, query)
+    if marker is not None:
+        conditions.append(listing.after_marker(query.sort, marker))
+    page = (
+        sa.select(*COLUMNS)
+        .where(*conditions)
+        .order_by(*listing.order_by(query.sort, dialect))
+        .limit(query.limit)
+        .subquery("page")
+    )
+    return sa.select(page, *children(page.c.id)).order_by(
+        *listing.order_by(query.sort, dialect, page.c)
+    )
+
+
+def image_of(row: Sequence[Any], properties: str | None, tags: str | None) -> Image:
+    """An image from its `COLUMNS` (first in `row`) and its children's JSON."""
+    values = dict(zip(ATTRIBUTES, row, strict=False))
+    values["status"] = ImageStatus(values["status"])
+    values["visibility"] = Visibility(values["visibility"])
+    values["stores"] = tuple(values["stores"].split(",")) if values["stores"] else ()
+    return Image(
+        **values,
+        tags=frozenset(orjson.loads(tags)) if tags else frozenset(),
+        properties=orjson.loads(properties) if properties else {},
+    )

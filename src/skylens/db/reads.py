@@ -1,0 +1,252 @@
+"""The catalogue's hot reads on PostgreSQL, awaited on the event loop.
+
+A show through SQLAlchemy's engine on a worker thread costs about 500 us of CPU:
+the pool's checkout (its pre-ping is a round trip of its own), the execution
+context, the thread hop and the GIL the threads then fight over. The same
+statement on psycopg's asyncio connection costs about 70 us. So `show` and
+`list` run the statements `db/image_rows.py` builds (compiled by SQLAlchemy,
+once for a show) straight on psycopg's `AsyncConnection`s, kept in a small pool
+of their own, and nothing else does. Writes, and every read on SQLite (which
+has no asynchronous driver and must stay off the event loop), keep the engine.
+
+What the engine's connections do, these do too: the statement timeout and
+`plan_cache_mode` are set as each connection opens; a cancelled statement is
+`StatementTimedOut`; a database that cannot be reached is `DatabaseUnavailable`,
+logged in one line; a connection the server closed (a restart) is replaced and
+the read retried once, unseen by the caller. A request cancelled mid-statement
+(its client went away) cancels the statement on the server, and its connection
+is dropped rather than reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import pq
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import LRUCache
+
+from skylens.db.image_rows import (
+    ATTRIBUTES,
+    GET,
+    MEMBERSHIP,
+    image_of,
+    marker_statement,
+    page_statement,
+)
+from skylens.domain.access import RequestContext
+from skylens.domain.errors import DatabaseUnavailable, InvalidFilter, StatementTimedOut
+from skylens.domain.images import Image, MemberStatus
+from skylens.domain.listing import ImagePage, ListQuery
+
+log = logging.getLogger("skylens.db")
+
+# (Its constructor carries no annotations.)
+_DIALECT: sa.Dialect = psycopg_dialect.dialect()  # type: ignore[no-untyped-call]
+# How long a read waits for a connection when all `size` are busy (the engine's too).
+_CHECKOUT_TIMEOUT_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+# Compiled lists by the shape of their statement (SQLAlchemy's cache key: the same
+# for the same filters, sort and marker, whatever their values), as the engine
+# keeps them: compiling costs twice what building the statement does.
+_COMPILED: LRUCache[Any, SQLCompiler] = LRUCache(500)
+
+
+def _compiled(statement: sa.Select[Any]) -> tuple[str, dict[str, Any]]:
+    """`statement` as SQL for psycopg and its bound values."""
+    # `_generate_cache_key` is what SQLAlchemy's own caching (and its documented
+    # caching recipes) build on; `construct_params` maps a cached compilation's
+    # parameters onto this statement's values through it.
+    key = statement._generate_cache_key()
+    assert key is not None, "every statement built here is cacheable"
+    compiled = _COMPILED.get(key.key)
+    if compiled is None:
+        compiled = _COMPILED[key.key] = statement.compile(dialect=_DIALECT, cache_key=key)
+    params = compiled.construct_params(extracted_parameters=key.bindparams)
+    expanded = compiled.construct_expanded_state(params)  # IN lists, as many as given
+    return expanded.statement, dict(expanded.parameters)
+
+
+_GET_SQL = str(GET.compile(dialect=_DIALECT))
+_MEMBERSHIP_SQL = str(MEMBERSHIP.compile(dialect=_DIALECT))
+
+
+class ConnectionPool:
+    """At most `size` autocommit connections to `conninfo`, opened as needed.
+
+    Unlike psycopg_pool's, a checkout fails at once when the database cannot be
+    reached (rather than waiting for it to come back): a request then answers 503
+    straight away, as with the engine's pool.
+    """
+
+    def __init__(self, conninfo: str, size: int, *, statement_timeout_ms: int = 0) -> None:
+        self._conninfo = conninfo
+        self._size = size
+        # Sent with the connection request: no round trip of their own. psycopg
+        # prepares statements it sees repeatedly; a list filtered on a common
+        # property value must not run the generic plan made for a rare one.
+        self._options = (
+            f"-c statement_timeout={max(statement_timeout_ms, 0):d} "
+            "-c plan_cache_mode=force_custom_plan"
+        )
+        self._idle: collections.deque[psycopg.AsyncConnection[Any]] = collections.deque()
+        self._opened = 0  # idle and in use
+        self._returned = asyncio.Condition()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        connection = await self._checkout()
+        try:
+            yield connection
+        finally:
+            await self._checkin(connection)
+
+    async def _checkout(self) -> psycopg.AsyncConnection[Any]:
+        while True:
+            if self._idle:
+                return self._idle.pop()
+            if self._opened < self._size:
+                self._opened += 1
+                try:
+                    return await psycopg.AsyncConnection.connect(
+                        self._conninfo, autocommit=True, options=self._options
+                    )
+                except BaseException:
+                    self._opened -= 1
+                    raise
+            async with self._returned:
+                await asyncio.wait_for(self._returned.wait(), _CHECKOUT_TIMEOUT_SECONDS)
+
+    async def _checkin(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        if connection.closed or connection.info.transaction_status != pq.TransactionStatus.IDLE:
+            # Lost, or cut off mid-statement (the request was cancelled): not reusable.
+            self._opened -= 1
+            await connection.close()
+        else:
+            self._idle.append(connection)
+        async with self._returned:
+            self._returned.notify()
+
+    def discard_idle(self) -> None:
+        """Forget the idle connections (after one was found closed by the server,
+        the others likely were too)."""
+        self._opened -= len(self._idle)
+        self._idle.clear()
+
+    async def close(self) -> None:
+        while self._idle:
+            self._opened -= 1
+            await self._idle.pop().close()
+
+
+class PostgresImageReads:
+    """`ImageReads` on PostgreSQL: show, membership and list without a thread."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    async def get(self, image_id: str) -> Image | None:
+        row = await self._run(_one, _GET_SQL, {"image_id": image_id})
+        return None if row is None else image_of(row, row[-2], row[-1])
+
+    async def membership(self, image_id: str, project_id: str) -> MemberStatus | None:
+        row = await self._run(_one, _MEMBERSHIP_SQL, {"image_id": image_id, "member": project_id})
+        return MemberStatus(row[0]) if row is not None and row[0] else None
+
+    async def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
+        if query.limit <= 0:
+            return ImagePage(images=(), next_marker=None)
+
+        async def page(connection: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            marker = None
+            if query.marker is not None:
+                found = await _one(connection, *_compiled(marker_statement(context, query.marker)))
+                if found is None:
+                    raise InvalidFilter(f"No image found with ID {query.marker}")
+                marker = dict(zip(ATTRIBUTES, found, strict=True))
+            statement = page_statement(context, query, "postgresql", marker)
+            return await _all(connection, *_compiled(statement))
+
+        rows = await self._attempt(page)
+        found_images = [image_of(row, row[-2], row[-1]) for row in rows]
+        next_marker = found_images[-1].id if len(found_images) == query.limit else None
+        return ImagePage(images=tuple(found_images), next_marker=next_marker)
+
+    async def _run(
+        self,
+        fetch: Callable[[psycopg.AsyncConnection[Any], str, dict[str, Any]], Any],
+        sql: str,
+        params: dict[str, Any],
+    ) -> Any:
+        return await self._attempt(lambda connection: fetch(connection, sql, params))
+
+    async def _attempt(self, work: Callable[[psycopg.AsyncConnection[Any]], Any]) -> Any:
+        """`work` on a pooled connection; once more on a new one if the server had
+        closed it (a restart since it was last used)."""
+        for retry in (True, False):
+            try:
+                async with self._pool.connection() as connection:
+                    try:
+                        return await work(connection)
+                    except psycopg.errors.QueryCanceled as error:
+                        raise StatementTimedOut() from error
+                    except psycopg.OperationalError:
+                        if retry and connection.closed:
+                            self._pool.discard_idle()
+                            continue
+                        raise
+            except (psycopg.OperationalError, TimeoutError) as error:
+                raise _unavailable(error) from error
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+async def _one(
+    connection: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    cursor = await connection.execute(sql, params)
+    return await cursor.fetchone()
+
+
+async def _all(
+    connection: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    cursor = await connection.execute(sql, params)
+    return await cursor.fetchall()
+
+
+def _unavailable(error: BaseException) -> DatabaseUnavailable:
+    """As the engine's: one log line, no traceback."""
+    lines = str(error).strip().splitlines()
+    reason = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    log.warning("database unavailable: %s", reason)
+    return DatabaseUnavailable(reason)
+
+
+def conninfo_of(url: str | sa.URL) -> str:
+    """The libpq connection string for a SQLAlchemy PostgreSQL URL."""
+    parsed = sa.make_url(url)
+    parts = {
+        "host": parsed.host,
+        "port": parsed.port,
+        "dbname": parsed.database,
+        "user": parsed.username,
+        "password": parsed.password,
+        **{key: value for key, value in parsed.query.items() if isinstance(value, str)},
+    }
+    return psycopg.conninfo.make_conninfo(
+        **{key: str(value) for key, value in parts.items() if value is not None}
+    )
+
+
+__all__: Sequence[str] = ("ConnectionPool", "PostgresImageReads", "conninfo_of")
