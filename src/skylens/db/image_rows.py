@@ -60,7 +60,7 @@ def page_statement(
     """One page of a list: the filtered, ordered, limited images as a subquery, and
     around it the children of its rows only (their subqueries run once per row of
     the page, after the filtering and the limit)."""
-    conditions = listing.filter_conditions(context, query)
+    conditions = listing.filter_conditions(context, query, dialect)
     if marker is not None:
         conditions.append(listing.after_marker(query.sort, marker))
     page = (

@@ -12,7 +12,7 @@ from skylens.db.expressions import value_equals
 from skylens.db.tables import image_properties, image_tags, images
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import InvalidFilter
-from skylens.domain.images import ImageStatus
+from skylens.domain.images import ImageStatus, Visibility
 from skylens.domain.listing import (
     AttributeFilter,
     ListQuery,
@@ -34,9 +34,21 @@ _COMPARATORS = {
 }
 
 
-def filter_conditions(context: RequestContext, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+def filter_conditions(
+    context: RequestContext, query: ListQuery, dialect: str
+) -> list[sa.ColumnElement[bool]]:
+    # PostgreSQL probes memberships per row (see `visibility._member`), except
+    # when only shared images are asked for: then most rows walked are shared, and
+    # for a project member of few images one hash beats 200,000 probes (1.8 s vs
+    # 2.5 s at a million images, both walking every shared image).
+    per_row = dialect == "postgresql" and query.visibility is not Visibility.SHARED
     conditions = [
-        visibility.listed(context, query.member_status, query.visibility_filter_given),
+        visibility.listed(
+            context,
+            query.member_status,
+            query.visibility_filter_given,
+            per_row_membership=per_row,
+        ),
         images.c.os_hidden == query.os_hidden,
         # Killed images are never listed (they can still be shown), as in Glance.
         images.c.status != ImageStatus.KILLED.value,

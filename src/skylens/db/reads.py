@@ -95,10 +95,14 @@ class ConnectionPool:
         self._size = size
         # Sent with the connection request: no round trip of their own. psycopg
         # prepares statements it sees repeatedly; a list filtered on a common
-        # property value must not run the generic plan made for a rare one.
+        # property value must not run the generic plan made for a rare one. No JIT:
+        # a list of 1,000 is costed above jit_above_cost (its per-row subqueries
+        # count as if the whole index were walked), and compiling its expressions
+        # took 49 ms of a 158 ms statement at a million images; these statements
+        # are short, JIT pays off on long analytic ones.
         self._options = (
             f"-c statement_timeout={max(statement_timeout_ms, 0):d} "
-            "-c plan_cache_mode=force_custom_plan"
+            "-c plan_cache_mode=force_custom_plan -c jit=off"
         )
         self._idle: collections.deque[psycopg.AsyncConnection[Any]] = collections.deque()
         self._opened = 0  # idle and in use
