@@ -84,7 +84,12 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     in_flight = InFlight()
     image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
     own_paths = (settings.server.metrics_path,) if metrics else ()
-    served: ASGIApp = VersionNegotiation(image_app, settings.server.public_endpoint, own_paths)
+    served: ASGIApp = VersionNegotiation(
+        image_app,
+        settings.server.public_endpoint,
+        own_paths,
+        locations_api=settings.images.locations_api,
+    )
     if compute_api:
         compute_app = compute_v21_app(compute_api, parts.authenticator, limits)
         served = ComputeMount(served, compute_app, settings.compute.prefix)
@@ -121,7 +126,7 @@ def _image_api(settings: Settings, parts: Components, schemas: ImageSchemas) -> 
     images = settings.images
     list_limits = _list_limits(settings)
     return [
-        *version_resources(settings.server.public_endpoint),
+        *version_resources(settings.server.public_endpoint, images.locations_api),
         *image_v2_resources(
             parts.use_cases,
             schemas,

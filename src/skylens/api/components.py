@@ -18,6 +18,7 @@ from skylens.api.health import Check, NotReady
 from skylens.api.import_components import (
     import_methods,
     import_plugins,
+    location_fetcher,
     staging_store,
     task_runner,
     upload_limits,
@@ -47,6 +48,8 @@ from skylens.policy_files.protections import InvalidProtectionsFile, Protections
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
+from skylens.services.location_import import LocationImport
+from skylens.services.locations import LOCATION_IMPORT_TASK, LocationOptions, LocationService
 from skylens.services.members import MemberService
 from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
@@ -128,6 +131,36 @@ def components(
     plugins = import_plugins(settings)  # one set: the runner's, and the request's injection
     task_repository = SqlTaskRepository(engine)
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    locations = LocationService(
+        service,
+        repository,
+        task_repository,
+        stores,
+        image_data_key,
+        policy,
+        LocationOptions(
+            shown=images.show_multiple_locations,
+            direct_url=images.show_image_direct_url,
+            api=images.locations_api,
+            do_secure_hash=images.do_secure_hash,
+        ),
+        hash_algo=images.hashing_algorithm,
+        database=threads,
+        storage=storage,
+        creator=worker,
+        lease_seconds=settings.tasks.lease_seconds,
+    )
+    location_import = LocationImport(
+        repository,
+        locations,
+        stores,
+        OsloFormatInspector,
+        upload_limits(settings),
+        do_secure_hash=images.do_secure_hash,
+        database=threads,
+        storage=storage,
+        ingest_jobs=ingest_jobs,
+    )
     runner = task_runner(
         settings,
         repository,
@@ -139,6 +172,7 @@ def components(
         (threads, storage, ingest_jobs),
         observers.task_outcomes,
         plugins,
+        {LOCATION_IMPORT_TASK: location_import},
     )
     use_cases = UseCases(
         images=service,
@@ -172,6 +206,7 @@ def components(
             ingest_jobs=ingest_jobs,
         ),
         tasks=TaskService(task_repository, policy),
+        locations=locations,
         wake_runner=runner.wake,
         metadefs=metadef_service(settings, engine, policy=policy),
         reads=threads,
@@ -287,7 +322,11 @@ def _outside_image_api(path: str) -> bool:
     if not path:
         return True
     first = path.lstrip("/").split("/", 1)[0]
-    owned = {*allowed_prefixes(), "versions", *(p.lstrip("/") for p in UNVERSIONED_PREFIXES)}
+    owned = {
+        *allowed_prefixes(locations_api=True),  # every version any setting serves
+        "versions",
+        *(p.lstrip("/") for p in UNVERSIONED_PREFIXES),
+    }
     return not (
         not path.startswith("/")
         or path.endswith("/")
@@ -326,13 +365,18 @@ def configured_stores(settings: Settings) -> dict[str, ConfiguredStore]:
     options = settings.store_settings()
     options.pop(settings.storage.staging_store, None)
     try:
-        stores = build_stores(options)
+        stores = build_stores(options, location_fetcher(settings))
     except InvalidStoreSettings as error:
         raise ConfigError(str(error)) from error
-    if settings.storage.default_store not in stores:
+    default = stores.get(settings.storage.default_store)
+    if default is None:
         raise ConfigError(
             f"storage.default_store {settings.storage.default_store!r} names no store "
             f"(configured: {', '.join(stores)})"
+        )
+    if default.key_of_url is not None:
+        raise ConfigError(
+            f"storage.default_store {default.id!r} is an http store, which is read-only"
         )
     return stores
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from skylens.api.offload import Offload
@@ -38,7 +38,7 @@ from skylens.services.import_plugins import (
 )
 from skylens.services.import_run import ImportHandler
 from skylens.services.quotas import QuotaService
-from skylens.services.tasks import RunnerSettings, TaskOutcomes, TaskRunner
+from skylens.services.tasks import RunnerSettings, TaskHandler, TaskOutcomes, TaskRunner
 from skylens.storage.keys import image_data_key, staging_key
 from skylens.storage.registry import InvalidStoreSettings, build_store
 
@@ -57,7 +57,9 @@ def task_runner(
     offloads: tuple[Offload, Offload, Offload],
     outcomes: TaskOutcomes,
     plugins: ImportPlugins,
+    others: Mapping[str, TaskHandler] = {},
 ) -> TaskRunner:
+    """The runner of import tasks, and of `others` (task type -> handler)."""
     database, storage, ingest_jobs = offloads  # as ImageDataService's
     handler = ImportHandler(
         repository,
@@ -75,7 +77,7 @@ def task_runner(
     options = settings.tasks
     return TaskRunner(
         tasks,
-        {IMPORT_TASK: handler},
+        {IMPORT_TASK: handler, **others},
         RunnerSettings(
             holder=worker,
             lease_seconds=options.lease_seconds,
@@ -132,6 +134,17 @@ def import_plugins(settings: Settings) -> ImportPlugins:
 def web_download(settings: Settings) -> WebDownload:
     """web-download: the URI filter ([import_filtering]) checks requests, and the
     fetcher ([web_download]) fetches through the same filter."""
+    uri_filter, fetcher = _filtered_fetcher(settings)
+    return WebDownload(uri_filter, fetcher, settings.images.image_size_cap)
+
+
+def location_fetcher(settings: Settings) -> HttpFetcher:
+    """What the http stores fetch location URLs with: web-download's filter and
+    fetcher settings, so a location reaches nothing a web-download could not."""
+    return _filtered_fetcher(settings)[1]
+
+
+def _filtered_fetcher(settings: Settings) -> tuple[UriFilter, HttpFetcher]:
     filtering, download = settings.import_filtering, settings.web_download
     uri_filter = UriFilter(**dataclasses.asdict(filtering))  # the same options
     options = FetchOptions(
@@ -145,7 +158,7 @@ def web_download(settings: Settings) -> WebDownload:
         fetcher = HttpFetcher(uri_filter, options)
     except OSError as error:  # the CA bundle
         raise ConfigError(f"web_download.cafile: {error}") from error
-    return WebDownload(uri_filter, fetcher, settings.images.image_size_cap)
+    return uri_filter, fetcher
 
 
 def staging_store(settings: Settings) -> ConfiguredStore:

@@ -13,6 +13,7 @@ from skylens.api.offload import Offload
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
+from skylens.services.locations import LocationService
 from skylens.services.members import MemberService
 from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
@@ -29,6 +30,7 @@ class UseCases:
     imports: ImportService
     staging: StagingService
     tasks: TaskService
+    locations: LocationService
     wake_runner: Callable[[], None]  # a task was created: this process's runner looks now
     metadefs: MetadefService
     reads: Offload  # the services' reads: on threads sized to the database pool

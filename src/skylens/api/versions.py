@@ -16,7 +16,8 @@ from skylens.api.routing import PublicOperation, Resource
 # (version, status) in the order the document lists them. Every version here is
 # implemented; optional features that are off behave as in a Glance with them off.
 # As a Glance without an image cache lists them, up to 2.15 (store detail): 2.14 is
-# the cache API and 2.16-2.17 the location API, which Skylens does not serve.
+# the cache API, and 2.17 the locations API, listed with `images.locations_api`
+# (`image_api_versions`).
 IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.15", "CURRENT"),
     ("2.13", "SUPPORTED"),  # quota usage
@@ -34,21 +35,36 @@ IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.1", "SUPPORTED"),
     ("2.0", "SUPPORTED"),
 )
+# The locations API (2.17) is CURRENT where Glance without a cache lists it.
+_WITH_LOCATIONS_API: Sequence[tuple[str, str]] = (
+    ("2.15", "SUPPORTED"),
+    *IMAGE_API_VERSIONS[1:7],
+    ("2.17", "CURRENT"),
+    *IMAGE_API_VERSIONS[7:],
+)
 _VENDOR_MEDIA_TYPE = "application/vnd.openstack.images-"
+
+
+def image_api_versions(locations_api: bool = False) -> Sequence[tuple[str, str]]:
+    """The versions the document lists, as Glance lists them with these features."""
+    return _WITH_LOCATIONS_API if locations_api else IMAGE_API_VERSIONS
+
+
 # Paths that live outside the versioned API.
 UNVERSIONED_PREFIXES = ("/healthcheck", "/openapi.json")
 
 
-def allowed_prefixes() -> frozenset[str]:
-    return frozenset({"v2", *(f"v{version}" for version, _ in IMAGE_API_VERSIONS)})
+def allowed_prefixes(locations_api: bool = False) -> frozenset[str]:
+    versions = image_api_versions(locations_api)
+    return frozenset({"v2", *(f"v{version}" for version, _ in versions)})
 
 
-def versions_document(base: str) -> dict[str, Any]:
+def versions_document(base: str, locations_api: bool = False) -> dict[str, Any]:
     href = f"{base}/v2/"
     return {
         "versions": [
             {"id": f"v{version}", "status": status, "links": [{"rel": "self", "href": href}]}
-            for version, status in IMAGE_API_VERSIONS
+            for version, status in image_api_versions(locations_api)
         ]
     }
 
@@ -61,11 +77,16 @@ class VersionNegotiation:
     """
 
     def __init__(
-        self, app: ASGIApp, public_endpoint: str = "", unversioned: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        public_endpoint: str = "",
+        unversioned: tuple[str, ...] = (),
+        locations_api: bool = False,
     ) -> None:
         self.app = app
         self.public_endpoint = public_endpoint
-        self.allowed = allowed_prefixes()
+        self.locations_api = locations_api
+        self.allowed = allowed_prefixes(locations_api)
         # Paths of the service's own besides UNVERSIONED_PREFIXES (the metrics').
         self.unversioned = frozenset(unversioned)
 
@@ -97,7 +118,9 @@ class VersionNegotiation:
         await self.app(scope, receive, send)
 
     async def _versions(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
-        response = versions_response(Request(scope), self.public_endpoint, status)
+        response = versions_response(
+            Request(scope), self.public_endpoint, status, self.locations_api
+        )
         await response(scope, receive, send)
 
 
@@ -120,16 +143,19 @@ VERSIONS_SCHEMA: dict[str, Any] = {
 }
 
 
-def versions_response(request: Request, public_endpoint: str, status: int) -> Response:
-    return json_response(versions_document(base_url(request, public_endpoint)), status=status)
+def versions_response(
+    request: Request, public_endpoint: str, status: int, locations_api: bool = False
+) -> Response:
+    document = versions_document(base_url(request, public_endpoint), locations_api)
+    return json_response(document, status=status)
 
 
-def version_resources(public_endpoint: str) -> list[Resource]:
+def version_resources(public_endpoint: str, locations_api: bool = False) -> list[Resource]:
     async def choices(request: Request) -> Response:
-        return versions_response(request, public_endpoint, 300)
+        return versions_response(request, public_endpoint, 300, locations_api)
 
     async def versions(request: Request) -> Response:
-        return versions_response(request, public_endpoint, 200)
+        return versions_response(request, public_endpoint, 200, locations_api)
 
     return [
         Resource(

@@ -22,7 +22,14 @@ from skylens.db.tables import (
 )
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter, MemberLimitExceeded
-from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility, utc_now
+from skylens.domain.images import (
+    Image,
+    ImageStatus,
+    Location,
+    MemberStatus,
+    Visibility,
+    utc_now,
+)
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
 from skylens.domain.quotas import QuotaClaim, Resource
@@ -406,6 +413,7 @@ def _columns_of(image: Image) -> dict[str, Any]:
     values["status"] = image.status.value
     values["visibility"] = image.visibility.value
     values["stores"] = ",".join(image.stores) or None
+    values["locations"] = _locations_column(image.locations)
     return values
 
 
@@ -415,8 +423,26 @@ def _image_of(row: Sequence[Any], properties: str | None, tags: str | None) -> I
     values["status"] = ImageStatus(values["status"])
     values["visibility"] = Visibility(values["visibility"])
     values["stores"] = tuple(values["stores"].split(",")) if values["stores"] else ()
+    values["locations"] = _locations_of(values["locations"])
     return Image(
         **values,
         tags=frozenset(orjson.loads(tags)) if tags else frozenset(),
         properties=orjson.loads(properties) if properties else {},
+    )
+
+
+def _locations_column(locations: Sequence[Location]) -> str | None:
+    if not locations:
+        return None
+    rows = [
+        {"url": loc.url, "store": loc.store, "metadata": dict(loc.metadata)} for loc in locations
+    ]
+    return orjson.dumps(rows).decode()
+
+
+def _locations_of(column: str | None) -> tuple[Location, ...]:
+    if not column:
+        return ()
+    return tuple(
+        Location(row["url"], row["store"], row["metadata"]) for row in orjson.loads(column)
     )

@@ -207,8 +207,9 @@ class RemoteBody(BodySource, Protocol):
 class RemoteSource(Protocol):
     """Opens web sources, through the import URI filter."""
 
-    async def open(self, uri: str, size_cap: int) -> RemoteBody:
-        """Connect, following redirects, until the body of `uri` starts; raise
+    async def open(self, uri: str, size_cap: int, start: int = 0) -> RemoteBody:
+        """Connect, following redirects, until the body of `uri` starts (from byte
+        `start`, asked for with `Range`, when above 0); raise
         `ImportUriRefused` if the filter refuses the URI or any hop, `RemoteSourceFailed`
         if it cannot be fetched, `ImageTooLarge` if it announces more than `size_cap`."""
         ...

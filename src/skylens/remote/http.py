@@ -80,14 +80,17 @@ class HttpFetcher:
         self._resolve = resolver
         self._tls = ssl.create_default_context(cafile=options.cafile or None)
 
-    async def open(self, uri: str, size_cap: int) -> HttpBody:
+    async def open(self, uri: str, size_cap: int, start: int = 0) -> HttpBody:
+        """`start` > 0 asks for the body from that byte on (`Range`), which the server
+        must grant (206 with the matching `Content-Range`)."""
         source = self._filter.check(uri)
+        ranged = [("Range", f"bytes={start}-")] if start > 0 else []
         redirects = 0
         while True:
             addresses = await self._addresses(source)
             exchange = await self.connect(source, addresses)
             try:
-                response = await exchange.request(source)
+                response = await exchange.request(source, ranged)
             except _DROPPED as error:
                 exchange.close()
                 raise RemoteSourceFailed(source.uri, _describe(error)) from error
@@ -99,11 +102,14 @@ class HttpFetcher:
             if redirects > self.options.max_redirects:
                 raise RemoteSourceFailed(uri, f"more than {self.options.max_redirects} redirects")
             source = self._filter.check(source.join(location))
-        if response.status_code != 200:
+        if response.status_code != (206 if start > 0 else 200):
             exchange.close()
             reason = f"the server answered {response.status_code}"
             raise RemoteSourceFailed(source.uri, reason)
-        body = HttpBody(self, source, addresses, exchange, response, size_cap)
+        if start > 0 and not _starts_at(response, start):
+            exchange.close()
+            raise RemoteSourceFailed(source.uri, f"the server did not send bytes={start}-")
+        body = HttpBody(self, source, addresses, exchange, response, size_cap, start)
         if body.size is not None and body.size > size_cap:
             exchange.close()
             raise ImageTooLarge()
@@ -222,8 +228,10 @@ class HttpBody:
         exchange: Exchange,
         response: h11.Response,
         size_cap: int,
+        offset: int = 0,
     ) -> None:
         self._fetcher = fetcher
+        self._offset = offset  # where in the entity the body starts
         self.source = source  # after redirects
         self._addresses = addresses
         self._exchange = exchange
@@ -315,7 +323,7 @@ class HttpBody:
                 continue
             try:
                 response = await exchange.request(
-                    self.source, [("Range", f"bytes={self.received}-")]
+                    self.source, [("Range", f"bytes={self._offset + self.received}-")]
                 )
             except _DROPPED as failure:
                 exchange.close()
@@ -338,15 +346,19 @@ class HttpBody:
         if found is None:
             return "no valid Content-Range"
         first, last, total = found.groups()
-        size = self.size
-        if int(first) != self.received or (
-            size is not None and (total != str(size) or int(last) != size - 1)
-        ):
-            return f"the server sent {found.group(0)} for bytes={self.received}-"
+        at = self._offset + self.received
+        end = None if self.size is None else self._offset + self.size
+        if int(first) != at or (end is not None and (total != str(end) or int(last) != end - 1)):
+            return f"the server sent {found.group(0)} for bytes={at}-"
         for name, before in (("etag", self.etag), ("last-modified", self.last_modified)):
             if before is not None and _header(response, name) != before:
                 return "the source changed"
         return None
+
+
+def _starts_at(response: h11.Response, start: int) -> bool:
+    found = _CONTENT_RANGE.fullmatch(_header(response, "content-range") or "")
+    return found is not None and int(found.group(1)) == start
 
 
 def _header(response: h11.Response, name: str) -> str | None:

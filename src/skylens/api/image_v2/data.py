@@ -50,8 +50,12 @@ class DataHandlers:
         return no_content()
 
     async def download(self, request: Request, context: RequestContext) -> Response:
+        prefer = request.query_params.get("prefer", "")
         found = await self.reads(
-            self.service.open_download, context, request.path_params["image_id"]
+            self.service.open_download,
+            context,
+            request.path_params["image_id"],
+            [name.strip() for name in prefer.split(",") if name.strip()],
         )
         if found is None:
             return Response(status_code=204)  # no data yet: a bare 204, as in Glance
@@ -60,6 +64,9 @@ class DataHandlers:
         if found.image.checksum:
             headers["Content-MD5"] = found.image.checksum
         byte_range = requested_range(request.headers.get("range"), size)
+        if "range" not in request.headers:
+            # Glance still honours the (deprecated) Content-Range request header.
+            byte_range = content_range(request.headers.get("content-range"), size)
         status, start, end = 200, 0, size
         if byte_range is not None:
             status, (start, end) = 206, byte_range
@@ -131,6 +138,27 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise RangeNotSatisfiable(size)
     return start, min(end, size)
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def content_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The half-open byte range of a `Content-Range` request header (`bytes 1-4/*`),
+    which Glance reads when there is no `Range`; 416 for a malformed or
+    unsatisfiable one."""
+    if header is None:
+        return None
+    match = _CONTENT_RANGE.fullmatch(header.strip())
+    if match is None:
+        raise RangeNotSatisfiable(size)
+    first, last, length = match.groups()
+    start, stop = _position(first), _position(last) + 1
+    if stop <= start or (length != "*" and stop > _position(length)):
+        raise RangeNotSatisfiable(size)  # as webob, which refuses to parse it
+    if (length == "*" and stop > size) or start >= size:
+        raise RangeNotSatisfiable(size)
+    return start, min(stop, size)
 
 
 def _position(digits: str) -> int:
