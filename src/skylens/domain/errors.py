@@ -341,3 +341,7 @@ class RemoteSourceFailed(StorageUnavailable):
         super().__init__(f"Could not fetch {uri}: {reason}")
         self.uri = uri
         self.reason = reason
+
+
+class RemoteSourceMissing(RemoteSourceFailed):
+    """The web source answered that there is nothing at the URL (404 or 410)."""

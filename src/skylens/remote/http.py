@@ -30,7 +30,7 @@ from types import TracebackType
 import h11
 
 from skylens import __version__
-from skylens.domain.errors import ImageTooLarge, RemoteSourceFailed
+from skylens.domain.errors import ImageTooLarge, RemoteSourceFailed, RemoteSourceMissing
 from skylens.domain.uris import IPAddress, SourceUri, UriFilter
 
 CHUNK_SIZE = 1 << 16  # the most read from a socket at once, and so held at once
@@ -105,7 +105,8 @@ class HttpFetcher:
         if response.status_code != (206 if start > 0 else 200):
             exchange.close()
             reason = f"the server answered {response.status_code}"
-            raise RemoteSourceFailed(source.uri, reason)
+            missing = response.status_code in (404, 410)
+            raise (RemoteSourceMissing if missing else RemoteSourceFailed)(source.uri, reason)
         if start > 0 and not _starts_at(response, start):
             exchange.close()
             raise RemoteSourceFailed(source.uri, f"the server did not send bytes={start}-")

@@ -20,7 +20,12 @@ from collections.abc import Collection, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from skylens.domain.errors import BlobNotFound, RemoteSourceFailed, StoreAddDisabled
+from skylens.domain.errors import (
+    BlobNotFound,
+    RemoteSourceFailed,
+    RemoteSourceMissing,
+    StoreAddDisabled,
+)
 from skylens.domain.ports import BlobWriter, RemoteBody, RemoteSource
 from skylens.storage.keys import url_of_location_key
 
@@ -50,7 +55,10 @@ class HttpStore:
         url = _url(key)
         if end is not None and end <= start:
             return iter(())
-        body = self._run(self._remote.open(url, self._size_cap, start))
+        try:
+            body = self._run(self._remote.open(url, self._size_cap, start))
+        except RemoteSourceMissing:
+            raise BlobNotFound(key) from None
         return self._chunks(body, None if end is None else end - start)
 
     def _chunks(self, body: RemoteBody, length: int | None) -> Iterator[bytes]:
