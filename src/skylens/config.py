@@ -200,6 +200,8 @@ class ImageSettings:
     # is read in the background and activated only once its checksum, secure hash
     # (matching `validation_data`, if given) and format are known and safe.
     do_secure_hash: bool = True
+    # Glance's image_location_quota: most locations per image (negative: unlimited).
+    location_quota: int = 10
 
 
 @dataclasses.dataclass(frozen=True)

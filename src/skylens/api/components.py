@@ -143,6 +143,7 @@ def components(
             direct_url=images.show_image_direct_url,
             api=images.locations_api,
             do_secure_hash=images.do_secure_hash,
+            quota=images.location_quota,
         ),
         hash_algo=images.hashing_algorithm,
         database=threads,

@@ -16,7 +16,13 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 
-from skylens.domain.errors import Conflict, DuplicateLocation, Forbidden, InvalidRequest
+from skylens.domain.errors import (
+    Conflict,
+    DuplicateLocation,
+    Forbidden,
+    InvalidRequest,
+    LimitExceeded,
+)
 from skylens.domain.images import Image, ImageStatus, Location
 
 # Glance's add-location API (2.17) accepts these algorithms in validation_data.
@@ -42,6 +48,8 @@ class LocationEditor:
 
     own_url: Callable[[str, str], str]
     hash_algo: str = "sha512"
+    # Glance's image_location_quota: most locations per image (negative: no limit).
+    quota: int = 10
 
     def locations(self, image: Image) -> list[Location]:
         own = [Location(self.own_url(name, image.id), name, {}, own=True) for name in image.stores]
@@ -60,6 +68,7 @@ class LocationEditor:
         if any(_same(existing, new.location) for existing in current):
             raise DuplicateLocation(new.location.url)
         current.insert(index, new.location)
+        self._check_quota(len(current))
         return self._with(image, current, [new], values, now)
 
     def replace(self, image: Image, new: Sequence[NewLocation], now: dt.datetime) -> Image:
@@ -70,6 +79,7 @@ class LocationEditor:
         values = check_validation_data(image, [n.validation for n in new], self.hash_algo)
         current = self.locations(image)
         wanted = [n.location for n in new]
+        self._check_quota(len(wanted))
         same_urls = sorted(loc.url for loc in current) == sorted(loc.url for loc in wanted)
         if current and not same_urls:
             shown = [loc.shown() for loc in current]
@@ -101,6 +111,13 @@ class LocationEditor:
             raise InvalidRequest("Invalid position for removing a location.")
         removed = current.pop(index)
         return self._with(image, current, [], {}, now), removed
+
+    def _check_quota(self, attempted: int) -> None:
+        if 0 <= self.quota < attempted:
+            raise LimitExceeded(
+                "The limit has been exceeded on the number of allowed image locations. "
+                f"Attempted: {attempted}, Maximum: {self.quota}"
+            )
 
     def _with(
         self,

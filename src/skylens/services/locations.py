@@ -45,6 +45,7 @@ class LocationOptions:
     direct_url: bool = False  # images.show_image_direct_url
     api: bool = False  # images.locations_api: POST/GET .../locations
     do_secure_hash: bool = True
+    quota: int = 10  # images.location_quota
 
 
 class LocationService:
@@ -71,7 +72,7 @@ class LocationService:
         self._key_of = key_of
         self._policy = policy
         self.options = options
-        self.editor = LocationEditor(self._own_url, hash_algo)
+        self.editor = LocationEditor(self._own_url, hash_algo, options.quota)
         self._database = database
         self._storage = storage
         self._starter = TaskStarter(tasks, creator, dt.timedelta(seconds=lease_seconds))

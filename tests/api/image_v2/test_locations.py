@@ -444,3 +444,18 @@ def test_the_versions_document_lists_2_17(api: httpx.Client) -> None:
     assert versions["v2.17"] == "CURRENT"
     assert versions["v2.15"] == "SUPPORTED"
     assert api.get("/v2.17/images").status_code == 200
+
+
+def test_more_locations_than_the_quota_are_refused(api: httpx.Client, web_files: WebSource) -> None:
+    image_id = located(api, published(web_files))
+    for _ in range(9):  # the default images.location_quota, 10
+        assert patch(api, image_id, add(published(web_files))).status_code == 200
+
+    response = patch(api, image_id, add(published(web_files)))
+
+    assert_error(
+        response,
+        413,
+        "The limit has been exceeded on the number of allowed image locations. "
+        "Attempted: 11, Maximum: 10",
+    )
