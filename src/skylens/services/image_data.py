@@ -266,17 +266,24 @@ class ImageDataService:
                     "It's not allowed to remove image data from store if image status is not "
                     "'active'"
                 )
-            if len(image.stores) == 1:
+            if len(image.stores) + len(image.locations) == 1:
                 raise Forbidden(
                     "Cannot delete image data from the only store containing it. Consider "
                     "deleting the image instead."
                 )
-            if store_id not in image.stores:
+            if store_id in image.stores:
+                remaining = tuple(name for name in image.stores if name != store_id)
+                return image.with_changes(self._clock(), stores=remaining)
+            # A URL in a read-only store: its first location there goes (not the data).
+            urls = [location.store for location in image.locations]
+            if store_id not in urls:
                 raise NotFound(f"Image {image_id} is not stored in store {store_id}.")
-            remaining = tuple(name for name in image.stores if name != store_id)
-            return image.with_changes(self._clock(), stores=remaining)
+            index = urls.index(store_id)
+            kept = image.locations[:index] + image.locations[index + 1 :]
+            return image.with_changes(self._clock(), locations=kept)
 
-        # The record first, so no download picks the copy that is going away.
+        # The record first, so no download picks the copy that is going away. (An
+        # http store deletes nothing: its data is not the service's.)
         self._images.change(
             context, image_id, Action.DELETE_IMAGE_LOCATION, without_copy, _missing_for_store
         )

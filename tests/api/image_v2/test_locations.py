@@ -459,3 +459,27 @@ def test_more_locations_than_the_quota_are_refused(api: httpx.Client, web_files:
         "The limit has been exceeded on the number of allowed image locations. "
         "Attempted: 11, Maximum: 10",
     )
+
+
+def test_deleting_from_the_http_store_drops_the_url(
+    http: ClientFactory, admin: Identity, web_files: WebSource
+) -> None:
+    api = http(admin)
+    image_id = new_image(api)
+    api.put(f"/v2/images/{image_id}/file", content=DATA, headers=OCTET)
+    url = published(web_files)
+    patch(api, image_id, add(url))
+
+    response = api.delete(f"/v2/stores/web/{image_id}")
+
+    assert response.status_code == 204
+    image = api.get(f"/v2/images/{image_id}").json()
+    assert (image["stores"], len(image["locations"])) == ("local", 1)
+    assert web_files.files[url.rsplit("/", 1)[1]] == DATA  # the web server's file stays
+    only = api.delete(f"/v2/stores/local/{image_id}")
+    assert_error(
+        only,
+        403,
+        "Cannot delete image data from the only store containing it. Consider deleting the "
+        "image instead.",
+    )

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from starlette.concurrency import iterate_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -78,7 +78,9 @@ class DataHandlers:
         if path is not None:
             file = _open_blob(path, found.key)
             return FileRangeResponse(file, start, end, status_code=status, headers=headers)
-        chunks = iterate_in_threadpool(found.store.read(found.key, start, end))
+        # Opening may wait on the network (object stores, a location's web server).
+        opened = await run_in_threadpool(found.store.read, found.key, start, end)
+        chunks = iterate_in_threadpool(opened)
         return StreamingResponse(chunks, status_code=status, headers=headers)
 
 
