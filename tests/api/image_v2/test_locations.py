@@ -483,3 +483,54 @@ def test_deleting_from_the_http_store_drops_the_url(
         "Cannot delete image data from the only store containing it. Consider deleting the "
         "image instead.",
     )
+
+
+def test_post_locations_policy_and_lock_paths(
+    http: ClientFactory,
+    member: Identity,
+    reader: Identity,
+    stranger: Identity,
+    service: Identity,
+    web_files: WebSource,
+) -> None:
+    api = http(member)
+    image_id = new_image(api)
+    path = f"/v2/images/{image_id}/locations"
+    url = published(web_files)
+
+    assert_error(
+        http(reader).post(path, json={"url": url}),
+        403,
+        "You are not authorized to complete add_image_location action.",
+    )
+    assert http(stranger).post(path, json={"url": url}).status_code == 404
+    assert http(stranger).get(path).status_code == 404
+    # A big enough source keeps the first task busy while the second asks.
+    slow = published(web_files, DATA * 64)
+    assert api.post(path, json={"url": slow}).status_code == 202
+    second = api.post(path, json={"url": url})
+    assert second.status_code == 409, second.text
+    # Locked to the first task; or, if that one already ended, active.
+    assert second.json()["message"].split("<br")[0] in (
+        f"New operation on image '{image_id}' is not permitted as prior operation is still "
+        "in progress",
+        "It's not allowed to add locations if image status is active.",
+    )
+    finished(api, image_id)
+
+
+def test_validation_data_must_match_an_active_images_hashes(
+    api: httpx.Client, web_files: WebSource
+) -> None:
+    image_id = new_image(api)
+    api.put(f"/v2/images/{image_id}/file", content=DATA, headers=OCTET)
+    operation = add(published(web_files))
+    other = {"os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(b"x").hexdigest()}
+    operation["value"]["validation_data"] = other
+
+    assert_error(
+        patch(api, image_id, operation), 409, "os_hash_value is already set with a different value"
+    )
+    same = {"os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(DATA).hexdigest()}
+    operation["value"]["validation_data"] = same
+    assert patch(api, image_id, operation).status_code == 200
