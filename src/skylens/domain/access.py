@@ -70,6 +70,7 @@ class Action(StrEnum):
     REACTIVATE = "reactivate"
     UPLOAD_IMAGE = "upload_image"
     DOWNLOAD_IMAGE = "download_image"
+    DOWNLOAD_FROM_STORE = "download_from_store"
     ADD_MEMBER = "add_member"
     GET_MEMBER = "get_member"
     GET_MEMBERS = "get_members"

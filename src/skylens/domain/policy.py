@@ -56,6 +56,7 @@ DEFAULT_CHECK_STRINGS: Mapping[Action, str] = {
     Action.REACTIVATE: _ADMIN_OR_PROJECT_MEMBER,
     Action.UPLOAD_IMAGE: _ADMIN_OR_PROJECT_MEMBER,
     Action.DOWNLOAD_IMAGE: f"rule:context_is_admin or (role:member and ({_ANY_VISIBLE}))",
+    Action.DOWNLOAD_FROM_STORE: f"rule:context_is_admin or (role:member and ({_ANY_VISIBLE}))",
     Action.ADD_MEMBER: _ADMIN_OR_PROJECT_MEMBER,
     Action.GET_MEMBER: _ADMIN_OR_MEMBER_READER,
     Action.GET_MEMBERS: _ADMIN_OR_MEMBER_READER,
@@ -167,7 +168,7 @@ class BuiltinPolicy:
 
         if action in _NEEDS_PROJECT_MEMBER:
             return MEMBER in roles and is_caller("project_id")
-        if action in (Action.GET_IMAGE, Action.DOWNLOAD_IMAGE):
+        if action in (Action.GET_IMAGE, Action.DOWNLOAD_IMAGE, Action.DOWNLOAD_FROM_STORE):
             role = READER if action is Action.GET_IMAGE else MEMBER
             return role in roles and (
                 is_caller("project_id")

@@ -282,6 +282,9 @@ class ImageDataService:
             kept = image.locations[:index] + image.locations[index + 1 :]
             return image.with_changes(self._clock(), locations=kept)
 
+        # Glance checks get_image_location first, then delete_image_location.
+        seen = self._images.visible(context, image_id, _missing_for_store)
+        authorize(self._access, context, Action.GET_IMAGE_LOCATION, seen)
         # The record first, so no download picks the copy that is going away. (An
         # http store deletes nothing: its data is not the service's.)
         self._images.change(
@@ -296,15 +299,17 @@ class ImageDataService:
         read is the first in a `prefer`red store (`?prefer=store1,store2`, Glance's
         store selection), else the heaviest store's; a location URL's store (the http
         store) weighs as configured too."""
-        for name in prefer:
-            if name not in self._stores:
-                raise InvalidRequest(f"Store '{name}' is not configured.")
         image = self._images.get(context, image_id)
         authorize(self._access, context, Action.DOWNLOAD_IMAGE, image)
         if image.status is ImageStatus.DEACTIVATED and not context.is_admin:
             raise Forbidden(
                 "The requested image has been deactivated. Image data download is forbidden."
             )
+        if prefer:
+            authorize(self._access, context, Action.DOWNLOAD_FROM_STORE, image)
+        for name in prefer:
+            if name not in self._stores:
+                raise InvalidRequest(f"Store '{name}' is not configured.")
         if not image.stores and not image.locations:
             return None
         copies = self._copies(image)

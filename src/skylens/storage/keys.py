@@ -82,6 +82,8 @@ def url_of_location_key(key: str) -> str | None:
         return None
     text = "".join(part[1:] for part in parts[1:])
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
+        url = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        canonical = location_key(url)
+    except (ValueError, UnicodeDecodeError, InvalidBlobKey):
         return None
+    return url if canonical == key else None  # only the key it writes

@@ -534,3 +534,15 @@ def test_validation_data_must_match_an_active_images_hashes(
     same = {"os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(DATA).hexdigest()}
     operation["value"]["validation_data"] = same
     assert patch(api, image_id, operation).status_code == 200
+
+
+def test_deleting_a_copy_checks_get_image_location_first(
+    http: ClientFactory, admin: Identity, stranger: Identity
+) -> None:
+    api = http(admin)
+    image_id = new_image(api, visibility="public")
+    api.put(f"/v2/images/{image_id}/file", content=DATA, headers=OCTET)
+
+    response = http(stranger).delete(f"/v2/stores/local/{image_id}")
+
+    assert_error(response, 403, "You are not authorized to complete get_image_location action.")
