@@ -106,6 +106,13 @@ class LocationService:
         if not self.options.shown:
             return tuple(changes)  # refused with Glance's 403s when applied
         current = await self._database(self._images.get, context, image_id)
+        if not all(
+            self._policy.allows(context, action, current)
+            for action in (Action.MODIFY_IMAGE, Action.SET_IMAGE_LOCATION)
+        ):
+            # Nothing is fetched for a caller who may not add locations: the change
+            # is refused with the policy's 403 when applied.
+            return tuple(changes)
         known = {loc.url for loc in self.editor.locations(current)}
         prepared = []
         for change in changes:

@@ -546,3 +546,16 @@ def test_deleting_a_copy_checks_get_image_location_first(
     response = http(stranger).delete(f"/v2/stores/local/{image_id}")
 
     assert_error(response, 403, "You are not authorized to complete get_image_location action.")
+
+
+def test_a_reader_cannot_make_the_service_fetch_a_url(
+    http: ClientFactory, member: Identity, reader: Identity, web_files: WebSource
+) -> None:
+    image_id = new_image(http(member))
+    url = published(web_files)
+    name = url.rsplit("/", 1)[1]
+
+    response = patch(http(reader), image_id, add(url))
+
+    assert_error(response, 403, "You are not authorized to complete modify_image action.")
+    assert not [seen for seen in web_files.requests if name in seen.path]
