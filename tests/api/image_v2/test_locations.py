@@ -67,6 +67,15 @@ def located(api: httpx.Client, url: str) -> str:
     return image_id
 
 
+def uploaded_and_located(api: httpx.Client, files: WebSource) -> tuple[str, str]:
+    """A new image with its data in `local` and a copy at a URL; its id and the URL."""
+    image_id = new_image(api)
+    assert api.put(f"/v2/images/{image_id}/file", content=DATA, headers=OCTET).status_code == 204
+    url = published(files)
+    assert patch(api, image_id, add(url)).status_code == 200
+    return image_id, url
+
+
 def test_adding_a_location_to_a_queued_image_activates_it(
     api: httpx.Client, web_files: WebSource
 ) -> None:
@@ -302,10 +311,7 @@ def test_prefer_chooses_the_copy_served(
     http: ClientFactory, admin: Identity, web_files: WebSource
 ) -> None:
     api = http(admin)
-    image_id = new_image(api)
-    api.put(f"/v2/images/{image_id}/file", content=DATA, headers=OCTET)
-    url = published(web_files)
-    patch(api, image_id, add(url))
+    image_id, url = uploaded_and_located(api, web_files)
     name = url.rsplit("/", 1)[1]
     before = sum(name in r.path for r in web_files.requests)
 
@@ -465,10 +471,7 @@ def test_deleting_from_the_http_store_drops_the_url(
     http: ClientFactory, admin: Identity, web_files: WebSource
 ) -> None:
     api = http(admin)
-    image_id = new_image(api)
-    api.put(f"/v2/images/{image_id}/file", content=DATA, headers=OCTET)
-    url = published(web_files)
-    patch(api, image_id, add(url))
+    image_id, url = uploaded_and_located(api, web_files)
 
     response = api.delete(f"/v2/stores/web/{image_id}")
 
