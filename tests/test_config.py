@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -253,6 +254,9 @@ def test_choices_are_typed() -> None:
             "quotas.projects.alpha.image_size_total: not an integer: 'lots'",
         ),
         ("[storage]\nsweep_grace_seconds = 0\n", "storage.sweep_grace_seconds must be at least 1"),
+        ("[server]\nworkers = 0\n", "server.workers must be at least 1"),
+        ("[database]\npool_size = 0\n", "database.pool_size must be at least 1"),
+        ("[server]\nbody_read_timeout_seconds = 0\n", "server.body_read_timeout_seconds must be"),
     ],
 )
 def test_choices_and_what_they_need_are_checked_on_load(
@@ -314,6 +318,17 @@ def test_import_plugins_as_glance_names_them(tmp_path: Path) -> None:
     assert load(environ={}).image_import.plugins == ()
 
 
+def test_glance_download_copies_glances_property_prefixes_by_default(tmp_path: Path) -> None:
+    default = load(environ={}).glance_download_properties.extra_properties
+    text = '[glance_download_properties]\nextra_properties = ["hw_", "os_"]\n'
+
+    assert default == ("hw_", "trait:", "os_distro", "os_secure_boot", "os_type")
+    assert load(_file(tmp_path, text), environ={}).glance_download_properties.extra_properties == (
+        "hw_",
+        "os_",
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -323,8 +338,62 @@ def test_import_plugins_as_glance_names_them(tmp_path: Path) -> None:
             "[inject_metadata_properties]\ninject = { os_glance_x = 1 }",
             "'os_glance_x' is not a property an import may set",
         ),
+        (
+            '[glance_download_properties]\nextra_properties = ["hw_", "os_glance"]',
+            "'os_glance' is not a prefix of properties an import may set",
+        ),
     ],
 )
 def test_import_plugin_options_are_checked(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
+        load(_file(tmp_path, text), environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nmetrics_port = 70000", "server.metrics_port must be 0 to 65535"),
+        ("[server]\nport = 9000\nmetrics_port = 9000", "must differ from server.port"),
+        ('[server]\nmetrics_port = 9100\nmetrics_path = ""', "needs server.metrics_path"),
+    ],
+)
+def test_the_metrics_port_is_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(_file(tmp_path, text), environ={})
+    server = load(_file(tmp_path, "[server]\nmetrics_port = 9100"), environ={}).server
+    assert (server.metrics_port, server.metrics_host, server.metrics_path) == (
+        9100,
+        "127.0.0.1",
+        "/metrics",
+    )
+
+
+def test_image_cache_as_glance_names_it(tmp_path: Path) -> None:
+    text = (
+        '[image_cache]\ndir = "/var/cache/skylens"\nmax_size = 1024\n'
+        'stall_time_seconds = 60\nnode_reference = "http://node-1:9292"\n'
+    )
+    settings = load(_file(tmp_path, text), environ={"SKYLENS_IMAGE_CACHE_POLL_SECONDS": "0.5"})
+
+    cache = settings.image_cache
+    assert (cache.dir, cache.max_size, cache.stall_time_seconds) == ("/var/cache/skylens", 1024, 60)
+    assert cache.node() == "http://node-1:9292"
+    assert cache.poll_seconds == 0.5
+    defaults = load(environ={}).image_cache
+    assert defaults.dir == ""  # no cache
+    assert defaults.max_size == 10 << 30
+    assert defaults.node() == socket.gethostname()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[image_cache]\nmax_size = -1\n",
+        "[image_cache]\nstall_time_seconds = 0\n",
+        "[image_cache]\npoll_seconds = 0\n",
+        f'[image_cache]\nnode_reference = "{"n" * 256}"\n',
+    ],
+)
+def test_image_cache_options_are_checked(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="image_cache"):
         load(_file(tmp_path, text), environ={})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -131,9 +132,13 @@ class ServerSettings:
     shutdown_timeout_seconds: int = 30
     # Longest a readiness check (GET /healthcheck/ready) waits for each dependency.
     readiness_timeout_seconds: int = 5
-    # Where Prometheus scrapes the metrics (on the API's port, no credentials; they
-    # name no project, user or image); empty: no metrics endpoint.
+    # Where Prometheus scrapes the metrics (no credentials; they name no project,
+    # user or image); empty: no metrics endpoint.
     metrics_path: str = "/metrics"
+    # 0: the metrics are served on the API's port. Otherwise on this port of
+    # metrics_host, by the `serve` process (every worker's values), and not on the API's.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +187,9 @@ class ImageSettings:
     ims_profile: bool = False
     # The interoperable import methods served (`GET /v2/info/import`); any other is
     # refused as Glance refuses a disabled one. Known: glance-direct, web-download
-    # (what it may fetch: [import_filtering]), copy-image. Glance 33's default.
+    # (what it may fetch: [import_filtering]), copy-image, glance-download (only with
+    # auth.mode = "keystone": it finds the other region in the caller's catalogue;
+    # otherwise it stays disabled). Glance 33's default.
     enabled_import_methods: tuple[str, ...] = ("glance-direct", "web-download", "copy-image")
     # Glance's show_multiple_locations: image bodies show `locations`, which PATCH
     # may add to, replace and remove from, and the locations API (2.17,
@@ -237,6 +244,30 @@ class TaskSettings:
     max_attempts: int = 3
     # How long a finished task is kept (Glance's task_time_to_live), in hours.
     time_to_live_hours: int = 48
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageCacheSettings:
+    """The node's image cache, in front of the stores without local files (S3, Swift,
+    HTTP). Glance's image_cache_dir, image_cache_max_size, image_cache_stall_time and
+    worker_self_reference_url."""
+
+    # The cache directory; empty: no cache (the cache API answers 404).
+    dir: str = ""
+    # Bytes the cache may hold; beyond, least recently accessed images go first.
+    max_size: int = 10 << 30
+    # A fill that saw no write for this long, and whose process is gone, is removed.
+    stall_time_seconds: int = 86400
+    # This node's name in the shared cache index (`GET /v2/cache/nodes/{id}` lists
+    # them); empty: the host name. Every process of a node (its workers) shares it,
+    # and the directory.
+    node_reference: str = ""
+    # How often an idle node looks for images queued for it (`PUT /v2/cache/{id}`
+    # wakes the process that received it at once).
+    poll_seconds: float = 5.0
+
+    def node(self) -> str:
+        return self.node_reference or socket.gethostname()
 
 
 def default_stores() -> dict[str, dict[str, Any]]:
@@ -346,6 +377,20 @@ class WebDownloadSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class GlanceDownloadPropertiesSettings:
+    """Glance's [glance_download_properties]: which properties of the source image
+    glance-download sets on the image, by prefix of their names (never os_glance_*)."""
+
+    extra_properties: tuple[str, ...] = (
+        "hw_",
+        "trait:",
+        "os_distro",
+        "os_secure_boot",
+        "os_type",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class ImageImportSettings:
     """Glance's [image_import_opts]: the plugins every import (copy-image excepted)
     runs, in this order: image_decompression, image_conversion, inject_image_metadata."""
@@ -427,10 +472,14 @@ class Settings:
     compute: ComputeSettings = ComputeSettings()
     import_filtering: ImportFilteringSettings = ImportFilteringSettings()
     web_download: WebDownloadSettings = WebDownloadSettings()
+    glance_download_properties: GlanceDownloadPropertiesSettings = (
+        GlanceDownloadPropertiesSettings()
+    )
     image_import: ImageImportSettings = ImageImportSettings()
     image_conversion: ImageConversionSettings = ImageConversionSettings()
     inject_metadata_properties: InjectMetadataSettings = InjectMetadataSettings()
     tasks: TaskSettings = TaskSettings()
+    image_cache: ImageCacheSettings = ImageCacheSettings()
     metadefs: MetadefSettings = MetadefSettings()
     cors: CorsSettings = CorsSettings()
     # Store name -> its options ([stores.<name>] tables); see skylens.storage.registry.
@@ -516,6 +565,11 @@ def _check(settings: Settings) -> None:
     if auth.mode is AuthMode.TRUSTED_HEADERS and not auth.default_project:
         raise ConfigError("auth.default_project must name a project")
     for option, value in (
+        ("server.workers", settings.server.workers),
+        ("server.max_uploads", settings.server.max_uploads),
+        ("server.header_timeout_seconds", settings.server.header_timeout_seconds),
+        ("server.body_read_timeout_seconds", settings.server.body_read_timeout_seconds),
+        ("database.pool_size", settings.database.pool_size),
         ("storage.sweep_grace_seconds", settings.storage.sweep_grace_seconds),
         ("server.max_request_body_size", settings.server.max_request_body_size),
         ("keystone.validation_threads", settings.keystone.validation_threads),
@@ -528,10 +582,28 @@ def _check(settings: Settings) -> None:
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1")
+    cache = settings.image_cache
+    if cache.max_size < 0 or cache.stall_time_seconds < 1 or cache.poll_seconds <= 0:
+        raise ConfigError(
+            "image_cache.max_size must be >= 0, image_cache.stall_time_seconds >= 1 "
+            "and image_cache.poll_seconds > 0"
+        )
+    if len(cache.node()) > 255:
+        raise ConfigError("image_cache.node_reference: at most 255 characters")
     if settings.tasks.concurrency < 0 or settings.tasks.poll_seconds <= 0:
         raise ConfigError("tasks.concurrency must be >= 0 and tasks.poll_seconds > 0")
+    _check_metrics_port(settings.server)
     _check_web_download(settings)
     _check_import_plugins(settings)
+
+
+def _check_metrics_port(server: ServerSettings) -> None:
+    if not 0 <= server.metrics_port <= 65535:
+        raise ConfigError(f"server.metrics_port must be 0 to 65535, not {server.metrics_port}")
+    if server.metrics_port and server.metrics_port == server.port:
+        raise ConfigError("server.metrics_port must differ from server.port (0: on the API's port)")
+    if server.metrics_port and not server.metrics_path:
+        raise ConfigError("server.metrics_port needs server.metrics_path (empty: no metrics)")
 
 
 # Glance's plugin names (glance/async_/flows/plugins), and the conversion targets.
@@ -548,6 +620,12 @@ def _check_import_plugins(settings: Settings) -> None:
         raise ConfigError(
             "image_conversion.output_format must be one of " + ", ".join(CONVERSION_FORMATS)
         )
+    for prefix in settings.glance_download_properties.extra_properties:
+        if not 0 < len(prefix) <= 255 or prefix.startswith("os_glance"):
+            raise ConfigError(
+                f"glance_download_properties.extra_properties: {prefix!r} is not a prefix "
+                "of properties an import may set (1 to 255 characters, not os_glance)"
+            )
     for key in settings.inject_metadata_properties.inject:
         if not 0 < len(key) <= 255 or key.startswith("os_glance"):
             raise ConfigError(

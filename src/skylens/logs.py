@@ -39,6 +39,7 @@ class RequestFacts:
     project: str | None = None
     user: str | None = None
     credential: str | None = None  # a static token's name, never the token
+    store: str | None = None  # the configured store image data went to or came from
 
 
 _current: contextvars.ContextVar[RequestFacts | None] = contextvars.ContextVar(
@@ -71,6 +72,13 @@ def note_identity(project: str | None, user: str | None) -> None:
     facts = _current.get()
     if facts is not None:
         facts.project, facts.user = project, user
+
+
+def note_store(store_id: str) -> None:
+    """The configured store the request's image data goes to or comes from."""
+    facts = _current.get()
+    if facts is not None:
+        facts.store = store_id
 
 
 def note_credential(name: str) -> None:

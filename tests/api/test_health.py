@@ -77,6 +77,24 @@ def test_an_unmigrated_database_makes_the_service_not_ready(tmp_path: Path, back
         }
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_newer_releases_schema_leaves_the_service_ready(tmp_path: Path, backend: str) -> None:
+    # A rolling upgrade: `skylens db upgrade` of the next release ran, this host's
+    # processes are still the old release and keep serving.
+    with dedicated_server(tmp_path, backend) as server:
+        engine = sa.create_engine(
+            server.database_url.replace("postgresql://", "postgresql+psycopg://")
+        )
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999_next'"))
+        engine.dispose()
+
+        ready = _readiness(server)
+
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["database"] == "ok"
+
+
 def test_a_database_that_went_away_makes_the_service_not_ready(tmp_path: Path) -> None:
     with dedicated_server(tmp_path, "postgresql") as server:
         with database_away(server):

@@ -186,6 +186,40 @@ def test_a_redirect_to_an_allowed_host_is_followed(source: WebSource) -> None:
     assert source.requests[-1].host == f"localhost:{source.port}"
 
 
+def fetch_with_token(client: HttpFetcher, uri: str) -> bytes:
+    async def run() -> bytes:
+        return await read_all(await client.open(uri, CAP, headers=[("X-Auth-Token", "secret")]))
+
+    return asyncio.run(run())
+
+
+def test_credentials_go_with_every_request_to_their_origin_resumptions_too(
+    source: WebSource,
+) -> None:
+    data = fetch_with_token(fetcher(source), source.url("/files/a.img?drop=400000"))
+
+    assert digest(data) == digest(DATA)
+    assert [(seen.range, seen.auth_token) for seen in source.requests] == [
+        (None, "secret"), ("bytes=400000-", "secret"), ("bytes=800000-", "secret"),
+    ]  # fmt: skip
+
+
+def test_credentials_never_follow_a_redirect_to_another_origin(source: WebSource) -> None:
+    """glance-download's token is for the image service the catalogue names: a redirect
+    elsewhere (here another host name of the same server) is followed without it, and
+    a redirect back to the first origin gets it again."""
+    client = fetcher(source, hosts=("127.0.0.1", "localhost"))
+    back = source.url("/files/a.img")
+    away = f"http://localhost:{source.port}/redirect?to={back}"
+
+    assert digest(fetch_with_token(client, source.url(f"/redirect?to={away}"))) == digest(DATA)
+    assert [(seen.host, seen.auth_token) for seen in source.requests] == [
+        (f"127.0.0.1:{source.port}", "secret"),
+        (f"localhost:{source.port}", None),
+        (f"127.0.0.1:{source.port}", "secret"),
+    ]
+
+
 @pytest.mark.parametrize("uri", INTERNAL)
 def test_every_refused_spelling_is_refused_before_connecting(source: WebSource, uri: str) -> None:
     """The server's own port is allowed, so a spelling of loopback that got through

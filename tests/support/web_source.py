@@ -5,6 +5,8 @@ request, counts the connections it accepts and records what each request said.
 asks for trouble:
 - `drop=N`: send at most N bytes of the body, then close the connection;
 - `stall=N`: send N bytes, then send nothing more until the server stops;
+- `stall_first=N`: the same for the first request of this URL only (a source that
+  hung once, then serves the file whole to whoever asks again);
 - `ranges=no`: ignore `Range` (200 and the whole file) and say nothing of ranges;
 - `etag=changing`: a new ETag on every request;
 - `validators=no`: neither ETag nor Last-Modified.
@@ -32,6 +34,7 @@ class SeenRequest:
     host: str | None
     range: str | None
     sni: str | None
+    auth_token: str | None = None  # X-Auth-Token
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -64,7 +67,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sni = getattr(self.connection, "sni", None)
         with source.lock:
             source.requests.append(
-                SeenRequest(self.path, self.headers["Host"], self.headers["Range"], sni)
+                SeenRequest(
+                    self.path,
+                    self.headers["Host"],
+                    self.headers["Range"],
+                    sni,
+                    self.headers["X-Auth-Token"],
+                )
             )
             serial = len(source.requests)
         if url.path == "/redirect":
@@ -77,6 +86,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 f"/chain/{more - 1}/{name}{after}" if more > 1 else f"/files/{name}{after}"
             )
         elif url.path.startswith("/files/") and url.path[7:] in source.files:
+            if "stall_first" in query:
+                with source.lock:
+                    first = [seen.path for seen in source.requests].count(self.path) == 1
+                if first:
+                    query["stall"] = query["stall_first"]
             self._file(source.files[url.path[7:]], query, serial)
         else:
             self._answer(404, [], b"not here")

@@ -46,7 +46,13 @@ from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
 from skylens.api.responses import json_response
 from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource
-from skylens.api.versions import VERSIONS_SCHEMA, VersionNegotiation, version_resources
+from skylens.api.versions import (
+    VERSIONS_SCHEMA,
+    VersionNegotiation,
+    Versions,
+    image_api_versions,
+    version_resources,
+)
 from skylens.config import AuthMode, Settings
 from skylens.db.engine import close_database, create_engine, upgrade
 from skylens.domain.errors import SkylensError
@@ -67,12 +73,15 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     check_metrics_path(settings.server.metrics_path)
     metrics = Metrics() if settings.server.metrics_path else None
     if metrics is not None:
-        metrics.watch_pool(engine)
+        # create_engine's pools: pool_size connections, and as many more in overflow.
+        metrics.watch_pool(engine, 2 * settings.database.pool_size)
     parts = components(settings, engine, metrics.observers() if metrics else None)
     schemas = load_schemas(ims_profile=settings.images.ims_profile)
     image_api = _image_api(settings, parts, schemas)
     compute_api = _compute_api(settings, parts) if settings.compute.enabled else []
-    if metrics is not None:
+    # On server.metrics_port, `skylens serve` serves them itself (MetricsServer).
+    metrics_here = metrics is not None and not settings.server.metrics_port
+    if metrics is not None and metrics_here:
         image_api.append(metrics.resource(settings.server.metrics_path))
     image_api += service_resources(
         parts, [*image_api, *compute_api], schemas, settings.server.readiness_timeout_seconds
@@ -83,12 +92,10 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     in_flight = InFlight()
     image_app = _image_app(image_api, parts, settings, limits, _Closing(engine, in_flight))
-    own_paths = (settings.server.metrics_path,) if metrics else ()
+    own_paths = (settings.server.metrics_path,) if metrics_here else ()
+    versions = _versions(settings)
     served: ASGIApp = VersionNegotiation(
-        image_app,
-        settings.server.public_endpoint,
-        own_paths,
-        locations_api=settings.images.locations_api,
+        image_app, settings.server.public_endpoint, own_paths, versions
     )
     if compute_api:
         compute_app = compute_v21_app(compute_api, parts.authenticator, limits)
@@ -122,11 +129,18 @@ def _list_limits(settings: Settings) -> ListLimits:
     )
 
 
+def _versions(settings: Settings) -> Versions:
+    """The versions listed and negotiated: the cache's and the locations API's."""
+    return image_api_versions(
+        cache=bool(settings.image_cache.dir), locations_api=settings.images.locations_api
+    )
+
+
 def _image_api(settings: Settings, parts: Components, schemas: ImageSchemas) -> list[Resource]:
     images = settings.images
     list_limits = _list_limits(settings)
     return [
-        *version_resources(settings.server.public_endpoint, images.locations_api),
+        *version_resources(settings.server.public_endpoint, _versions(settings)),
         *image_v2_resources(
             parts.use_cases,
             schemas,
@@ -218,6 +232,8 @@ def _lifespan(
             asyncio.create_task(_sweep_periodically(parts.sweep, interval)),
             asyncio.create_task(parts.runner.run_forever()),
         ]
+        if parts.use_cases.cache is not None:
+            running.append(asyncio.create_task(parts.use_cases.cache.run_forever()))
         try:
             yield
         finally:

@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import sqlalchemy as sa
@@ -26,13 +27,20 @@ from skylens.api.import_components import (
 from skylens.api.metadef_files import first_start_catalogue
 from skylens.api.offload import InThreads, Offload
 from skylens.api.use_cases import UseCases
-from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes
+from skylens.api.versions import UNVERSIONED_PREFIXES, allowed_prefixes, image_api_versions
 from skylens.auth.keystone import KeystoneAuthenticator, ServiceCredentials, keystone_answers
 from skylens.auth.keystone_limits import KeystoneLimits
 from skylens.auth.tokens import InvalidTokenFile, StaticTokenAuthenticator
 from skylens.auth.trusted_headers import TrustedHeadersAuthenticator
 from skylens.config import AuthMode, ConfigError, QuotaSource, Settings
-from skylens.db.engine import create_engine, head_revision, revision_of, upgrade
+from skylens.db.cache import SqlCacheIndex
+from skylens.db.engine import (
+    create_engine,
+    head_revision,
+    is_past_revision,
+    revision_of,
+    upgrade,
+)
 from skylens.db.metadefs import SqlMetadefRepository
 from skylens.db.repository import SqlImageRepository
 from skylens.db.tasks import SqlTaskRepository
@@ -45,6 +53,7 @@ from skylens.domain.quotas import Resource as QuotaResource
 from skylens.domain.stores import ConfiguredStore, StagingArea
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.policy_files.protections import InvalidProtectionsFile, ProtectionsFile
+from skylens.services.image_cache import CacheLimits, ImageCache, NoCache
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
@@ -56,6 +65,7 @@ from skylens.services.quotas import QuotaService
 from skylens.services.staging import StagingService
 from skylens.services.sweep import OrphanSweep
 from skylens.services.tasks import TaskOutcomes, TaskRunner, TaskService
+from skylens.storage.cache_dir import CacheDirectory
 from skylens.storage.keys import (
     image_data_key,
     image_id_of_key,
@@ -71,11 +81,14 @@ def _ignore(*_args: object) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Observers:
-    """What the services tell the metrics: the uploads this process receives (their
-    count, at each change) and each task's end (its type and outcome)."""
+    """What the services tell the metrics: the uploads this process receives and the
+    tasks it runs (their counts, at each change), and each task's end (its type and
+    outcome)."""
 
     uploads_under_way: Callable[[int], None] = _ignore
     task_outcomes: TaskOutcomes = _ignore
+    tasks_under_way: Callable[[int], None] = _ignore
+    cache_lookups: Callable[[str], None] = _ignore  # "hit" or "miss", per download
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +127,8 @@ def components(
         anyio.CapacityLimiter(2 * (settings.server.max_uploads + settings.tasks.concurrency))
     )
     staging = staging_store(settings)
+    # This process, as task and upload leases name it.
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     data = _data_service(
         settings,
         service,
@@ -126,11 +141,11 @@ def components(
         ingest_jobs,
         staging=_staging_area(staging),
         uploads_under_way=observers.uploads_under_way,
+        holder=worker,
     )
-    methods = import_methods(settings, stores, staging)
+    methods = import_methods(settings, stores, staging, _catalogue_credentials(settings))
     plugins = import_plugins(settings)  # one set: the runner's, and the request's injection
     task_repository = SqlTaskRepository(engine)
-    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     locations = LocationService(
         service,
         repository,
@@ -173,8 +188,10 @@ def components(
         (threads, storage, ingest_jobs),
         observers.task_outcomes,
         plugins,
+        observers.tasks_under_way,
         {LOCATION_IMPORT_TASK: location_import},
     )
+    cache = image_cache(settings, engine, service, data, repository, policy, observers)
     use_cases = UseCases(
         images=service,
         data=data,
@@ -205,6 +222,7 @@ def components(
             database=threads,
             storage=storage,
             ingest_jobs=ingest_jobs,
+            holder=worker,
         ),
         tasks=TaskService(task_repository, policy),
         locations=locations,
@@ -212,6 +230,8 @@ def components(
         metadefs=metadef_service(settings, engine, policy=policy),
         reads=threads,
         writes=threads,
+        cache=cache,
+        cache_api=cache or NoCache(service, policy),
     )
     return Components(
         use_cases=use_cases,
@@ -220,6 +240,36 @@ def components(
         sweep=orphan_sweep(settings, repository, stores, staging),
         runner=runner,
         checks=readiness_checks(settings, engine, stores),
+    )
+
+
+def image_cache(
+    settings: Settings,
+    engine: sa.Engine,
+    images: ImageService,
+    data: ImageDataService,
+    repository: SqlImageRepository,
+    policy: Policy,
+    observers: Observers,
+) -> ImageCache | None:
+    """The node's image cache (`[image_cache]`), or None without a directory."""
+    cache = settings.image_cache
+    if not cache.dir:
+        return None
+    try:
+        files = CacheDirectory(Path(cache.dir))
+    except OSError as error:
+        raise ConfigError(f"image_cache.dir: {error}") from error
+    return ImageCache(
+        cache.node(),
+        files,
+        SqlCacheIndex(engine),
+        images,
+        data,
+        repository,
+        policy,
+        CacheLimits(cache.max_size, cache.stall_time_seconds, cache.poll_seconds),
+        lookups=observers.cache_lookups,
     )
 
 
@@ -260,7 +310,10 @@ def readiness_checks(
                 current = revision_of(connection)
         except (sa.exc.SQLAlchemyError, OSError) as error:
             raise NotReady("unreachable", f"the database does not answer: {error}") from None
-        if current != head_revision():
+        # A revision this release does not know is a newer release's: migrations
+        # only add (docs/development.md), so this release still works on it and a
+        # schema upgrade can roll host by host.
+        if current != head_revision() and is_past_revision(current):
             raise NotReady(f"schema at revision {current or 'none'}, expected {head_revision()}")
 
     def store(blob: ConfiguredStore) -> Callable[[], None]:
@@ -275,7 +328,7 @@ def readiness_checks(
     checks = [Check("database", database)]
     checks += [Check(f"store {name}", store(blob)) for name, blob in stores.items()]
     if settings.auth.mode is AuthMode.KEYSTONE or settings.quotas.source is QuotaSource.KEYSTONE:
-        credentials = _service_credentials(settings)
+        credentials = service_credentials(settings)
 
         def keystone() -> None:
             try:
@@ -295,7 +348,7 @@ def check_settings(settings: Settings) -> None:
     _policy(settings)
     _protections(settings)
     stores = configured_stores(settings)
-    import_methods(settings, stores, staging_store(settings))
+    import_methods(settings, stores, staging_store(settings), _catalogue_credentials(settings))
     check_compute_prefix(settings.compute.prefix)
     check_metrics_path(settings.server.metrics_path)
 
@@ -324,7 +377,9 @@ def _outside_image_api(path: str) -> bool:
         return True
     first = path.lstrip("/").split("/", 1)[0]
     owned = {
-        *allowed_prefixes(locations_api=True),  # every version any setting serves
+        # every version any setting serves
+        *allowed_prefixes(image_api_versions(cache=True)),
+        *allowed_prefixes(image_api_versions(locations_api=True)),
         "versions",
         *(p.lstrip("/") for p in UNVERSIONED_PREFIXES),
     }
@@ -395,6 +450,7 @@ def _data_service(
     *,
     staging: StagingArea,
     uploads_under_way: Callable[[int], None],
+    holder: str,
 ) -> ImageDataService:
     return ImageDataService(
         images=images,
@@ -411,6 +467,7 @@ def _data_service(
         ingest_jobs=ingest_jobs,
         staging=staging,
         uploads_under_way=uploads_under_way,
+        holder=holder,
     )
 
 
@@ -442,7 +499,7 @@ def _limit_source(settings: Settings) -> LimitSource:
             return ConfiguredLimits(defaults, projects)
         case QuotaSource.KEYSTONE:
             return KeystoneLimits(
-                _service_credentials(settings),
+                service_credentials(settings),
                 settings.keystone.endpoint_id,
                 cache_seconds=quotas.cache_seconds,
             )
@@ -474,7 +531,7 @@ def _authenticator(settings: Settings) -> Authenticator:
                 raise ConfigError(f"auth.token_file: {error}") from error
         case AuthMode.KEYSTONE:
             return KeystoneAuthenticator(
-                _service_credentials(settings),
+                service_credentials(settings),
                 www_authenticate_uri=settings.keystone.www_authenticate_uri,
                 cache_seconds=settings.keystone.cache_seconds,
                 negative_cache_seconds=settings.keystone.negative_cache_seconds,
@@ -482,7 +539,15 @@ def _authenticator(settings: Settings) -> Authenticator:
             )
 
 
-def _service_credentials(settings: Settings) -> ServiceCredentials:
+def _catalogue_credentials(settings: Settings) -> ServiceCredentials | None:
+    """How to read the callers' service catalogues (glance-download): only callers
+    with Keystone tokens have one."""
+    if settings.auth.mode is not AuthMode.KEYSTONE:
+        return None
+    return service_credentials(settings)
+
+
+def service_credentials(settings: Settings) -> ServiceCredentials:
     """The service user's [keystone] credentials (`skylens.config` checked that the
     options which need them have them)."""
     keystone = settings.keystone

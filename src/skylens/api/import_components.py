@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from skylens.api.offload import Offload
+from skylens.auth.catalogue import KeystoneCatalogue
+from skylens.auth.keystone import ServiceCredentials
 from skylens.config import ConfigError, Settings
 from skylens.db.repository import SqlImageRepository
 from skylens.db.tasks import SqlTaskRepository
@@ -19,10 +22,12 @@ from skylens.domain.uris import UriFilter
 from skylens.inspection.formats import OsloFormatInspector
 from skylens.inspection.qemu_img import QemuImg
 from skylens.remote.http import FetchOptions, HttpFetcher
+from skylens.services.glance_download import GlanceDownload
 from skylens.services.image_data import UploadLimits
 from skylens.services.import_methods import (
     COPY_IMAGE,
     GLANCE_DIRECT,
+    GLANCE_DOWNLOAD,
     WEB_DOWNLOAD,
     CopyImage,
     GlanceDirect,
@@ -42,6 +47,8 @@ from skylens.services.tasks import RunnerSettings, TaskHandler, TaskOutcomes, Ta
 from skylens.storage.keys import image_data_key, staging_key
 from skylens.storage.registry import InvalidStoreSettings, build_store
 
+log = logging.getLogger(__name__)
+
 # The name of the built-in staging store (Glance's reserved store name).
 STAGING_STORE = "os_glance_staging_store"
 
@@ -57,6 +64,7 @@ def task_runner(
     offloads: tuple[Offload, Offload, Offload],
     outcomes: TaskOutcomes,
     plugins: ImportPlugins,
+    running: Callable[[int], None] = lambda _count: None,
     others: Mapping[str, TaskHandler] = {},
 ) -> TaskRunner:
     """The runner of import tasks, and of `others` (task type -> handler)."""
@@ -88,17 +96,24 @@ def task_runner(
         ),
         database=database,
         outcomes=outcomes,
+        running=running,
     )
 
 
 def import_methods(
-    settings: Settings, stores: dict[str, ConfiguredStore], staging: ConfiguredStore
+    settings: Settings,
+    stores: dict[str, ConfiguredStore],
+    staging: ConfiguredStore,
+    credentials: ServiceCredentials | None = None,
 ) -> dict[str, ImportMethod]:
-    """The registry of import methods: the enabled ones, by name."""
+    """The registry of import methods: the enabled ones, by name. glance-download
+    needs the callers' service catalogues: with `credentials` (auth.mode = "keystone")
+    only; otherwise it is left out, as a Glance with the method disabled."""
     available: dict[str, Callable[[], ImportMethod]] = {
         GLANCE_DIRECT: lambda: GlanceDirect(staging.blob, staging_key),
         WEB_DOWNLOAD: lambda: web_download(settings),
         COPY_IMAGE: lambda: CopyImage(stores, image_data_key),
+        GLANCE_DOWNLOAD: lambda: glance_download(settings, credentials),
     }
     methods = {}
     for name in settings.images.enabled_import_methods:
@@ -107,8 +122,27 @@ def import_methods(
                 f"images.enabled_import_methods: {name!r} is not available "
                 f"(available: {', '.join(available)})"
             )
+        if name == GLANCE_DOWNLOAD and credentials is None:
+            log.warning(
+                'glance-download stays disabled: it needs auth.mode = "keystone" (it finds '
+                "the other region in the caller's service catalogue)"
+            )
+            continue
         methods[name] = available[name]()
     return methods
+
+
+def glance_download(settings: Settings, credentials: ServiceCredentials | None) -> GlanceDownload:
+    """glance-download: the catalogue read with the caller's token, through Keystone;
+    the remote image service fetched as web-download fetches ([import_filtering],
+    [web_download])."""
+    assert credentials is not None
+    return GlanceDownload(
+        KeystoneCatalogue(credentials),
+        _fetcher(settings),
+        settings.images.image_size_cap,
+        settings.glance_download_properties.extra_properties,
+    )
 
 
 def import_plugins(settings: Settings) -> ImportPlugins:
@@ -134,19 +168,21 @@ def import_plugins(settings: Settings) -> ImportPlugins:
 def web_download(settings: Settings) -> WebDownload:
     """web-download: the URI filter ([import_filtering]) checks requests, and the
     fetcher ([web_download]) fetches through the same filter."""
-    uri_filter, fetcher = _filtered_fetcher(settings)
-    return WebDownload(uri_filter, fetcher, settings.images.image_size_cap)
+    return WebDownload(_uri_filter(settings), _fetcher(settings), settings.images.image_size_cap)
 
 
 def location_fetcher(settings: Settings) -> HttpFetcher:
     """What the http stores fetch location URLs with: web-download's filter and
     fetcher settings, so a location reaches nothing a web-download could not."""
-    return _filtered_fetcher(settings)[1]
+    return _fetcher(settings)
 
 
-def _filtered_fetcher(settings: Settings) -> tuple[UriFilter, HttpFetcher]:
-    filtering, download = settings.import_filtering, settings.web_download
-    uri_filter = UriFilter(**dataclasses.asdict(filtering))  # the same options
+def _uri_filter(settings: Settings) -> UriFilter:
+    return UriFilter(**dataclasses.asdict(settings.import_filtering))  # the same options
+
+
+def _fetcher(settings: Settings) -> HttpFetcher:
+    download = settings.web_download
     options = FetchOptions(
         connect_timeout=download.connect_timeout_seconds,
         read_timeout=download.read_timeout_seconds,
@@ -155,10 +191,9 @@ def _filtered_fetcher(settings: Settings) -> tuple[UriFilter, HttpFetcher]:
         cafile=download.cafile,
     )
     try:
-        fetcher = HttpFetcher(uri_filter, options)
+        return HttpFetcher(_uri_filter(settings), options)
     except OSError as error:  # the CA bundle
         raise ConfigError(f"web_download.cafile: {error}") from error
-    return uri_filter, fetcher
 
 
 def staging_store(settings: Settings) -> ConfiguredStore:

@@ -2,22 +2,33 @@
 
 Counted per request (from the access log's exchanges): requests and their
 duration by method, route *template* (`/v2/images/{image_id}`, never a path with an
-id in it; `unmatched` when no route matched) and status, and the bytes received
-and sent by route. Counted by the services: uploads under way, import tasks ended
-by type and outcome. Counted by the database pool: connections checked out.
+id in it; `unmatched` when no route matched) and status, the bytes received and
+sent by route, and image data uploaded to and downloaded from each configured
+store, with each upload's outcome. Counted by the services: uploads and tasks under
+way, tasks ended by type and outcome, image cache hits and misses. Counted by the
+database pool: connections checked out, and how many the pools may open.
 
-Labels carry no project, user, image or token: the endpoint is public.
+Labels carry no project, user, image or token: the endpoint is public. A store
+label is always a configured store's id, never a name a client sent.
 
 `skylens serve` sets `PROMETHEUS_MULTIPROC_DIR` before its workers start (see
 `skylens.cli.main`): each worker then writes its values to files there and a
-scrape, served by whichever worker gets it, adds up every worker's. Without it
-(an app built in a test's process) the values live in this app's own registry.
+scrape, served by whichever worker gets it (or by the `serve` process itself on
+`server.metrics_port`, `MetricsServer`), adds up every worker's. The "under way"
+gauges of a worker that died without a word (SIGKILL, OOM) are dropped at the next
+scrape, so they never count work nobody does. Without it (an app built in a test's
+process) the values live in this app's own registry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
+import socket
+import threading
+import urllib.parse
+from pathlib import Path
 
 import sqlalchemy as sa
 from prometheus_client import (
@@ -28,13 +39,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.requests import Request
 from starlette.responses import Response
 
 from skylens.api.components import Observers
 from skylens.api.middleware import Exchange
 from skylens.api.routing import PublicOperation, Resource
+from skylens.config import ConfigError
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "unmatched"
@@ -75,12 +87,49 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=own,
         )
+        self.uploaded = Counter(
+            "skylens_image_uploaded_bytes",
+            "Image data bytes stored by uploads, by store",
+            ["store"],
+            registry=own,
+        )
+        self.downloaded = Counter(
+            "skylens_image_downloaded_bytes",
+            "Image data bytes sent by downloads, by the store they came from",
+            ["store"],
+            registry=own,
+        )
+        self.uploads_ended = Counter(
+            "skylens_uploads_ended",
+            "Uploads ended, by store and outcome (success, refused: 4xx, failed: 5xx)",
+            ["store", "outcome"],
+            registry=own,
+        )
         self.tasks = Counter(
             "skylens_tasks_ended", "Tasks run to their end", ["type", "outcome"], registry=own
+        )
+        self.tasks_running = Gauge(
+            "skylens_tasks_in_flight",
+            "Tasks (image imports) being run",
+            multiprocess_mode="livesum",
+            registry=own,
+        )
+        self.cache = Counter(
+            "skylens_image_cache_lookups",
+            "Downloads of images from stores without local files, by whether the node's "
+            "image cache held them",
+            ["result"],
+            registry=own,
         )
         self.pool = Gauge(
             "skylens_database_connections_checked_out",
             "Database connections in use (checked out of the pools)",
+            multiprocess_mode="livesum",
+            registry=own,
+        )
+        self.pool_capacity = Gauge(
+            "skylens_database_connections_max",
+            "Database connections the pools may open at most",
             multiprocess_mode="livesum",
             registry=own,
         )
@@ -94,24 +143,57 @@ class Metrics:
             self.received.labels(route).inc(exchange.bytes_in)
         if exchange.bytes_out:
             self.sent.labels(route).inc(exchange.bytes_out)
+        store = exchange.facts.store if exchange.facts else None
+        if store is not None:
+            self._image_data(exchange, store)
+
+    def _image_data(self, exchange: Exchange, store: str) -> None:
+        # Image data only: not the bytes of an upload that was not stored, nor an
+        # error body sent instead of the data.
+        status = exchange.status
+        if exchange.method == "PUT":
+            outcome = "success" if status < 400 else "refused" if status < 500 else "failed"
+            self.uploads_ended.labels(store, outcome).inc()
+            if outcome == "success":
+                self.uploaded.labels(store).inc(exchange.bytes_in)
+        elif status < 300 and exchange.bytes_out:
+            self.downloaded.labels(store).inc(exchange.bytes_out)
 
     def observers(self) -> Observers:
         return Observers(
             uploads_under_way=self.uploads.set,
             task_outcomes=lambda kind, outcome: self.tasks.labels(kind, outcome).inc(),
+            tasks_under_way=self.tasks_running.set,
+            cache_lookups=lambda result: self.cache.labels(result).inc(),
         )
 
-    def watch_pool(self, engine: sa.Engine) -> None:
-        sa.event.listen(engine, "checkout", lambda *_: self.pool.inc())
-        sa.event.listen(engine, "checkin", lambda *_: self.pool.dec())
+    def watch_pool(self, engine: sa.Engine, capacity: int) -> None:
+        """Follow `engine`'s pool, which opens at most `capacity` connections.
+
+        The gauge is set from the pool's own count at each checkout and checkin, not
+        counted up and down: when the database goes away, connections that failed
+        their ping are checked in without a checkout, and a count drifts below zero.
+        """
+        self.pool_capacity.set(capacity)
+        pool = engine.pool
+        if not isinstance(pool, sa.pool.QueuePool):
+            return
+
+        def checked_out(*_: object) -> None:
+            self.pool.set(pool.checkedout())
+
+        def checked_in(*_: object) -> None:
+            # The pool counts the connection back in just after this event.
+            self.pool.set(max(pool.checkedout() - 1, 0))
+
+        sa.event.listen(engine, "checkout", checked_out)
+        sa.event.listen(engine, "checkin", checked_in)
 
     def exposition(self) -> bytes:
         """The text a scrape gets (blocking: it reads every worker's files)."""
-        registry = self._registry
-        if registry is None:
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
+        if self._registry is None:
+            return multiprocess_exposition()
+        return generate_latest(self._registry)
 
     def resource(self, path: str) -> Resource:
         async def metrics(_request: Request) -> Response:
@@ -121,3 +203,85 @@ class Metrics:
 
         operation = PublicOperation("GET", metrics, "Metrics in Prometheus' text format")
         return Resource(path, [operation], tag="service")
+
+
+def multiprocess_exposition() -> bytes:
+    """Every worker process's values, added up, from `PROMETHEUS_MULTIPROC_DIR`."""
+    _forget_dead_workers(Path(os.environ[MULTIPROCESS_ENV]))
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def _forget_dead_workers(directory: Path) -> None:
+    """Drop the "under way" gauges (`livesum`) of worker processes no longer alive:
+    a worker killed mid-upload must not count that upload for ever. Their counters
+    stay: what they counted happened."""
+    for path in directory.glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            mark_process_dead(int(pid), str(directory))  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class MetricsServer:
+    """`GET <path>` on a port of its own (`server.metrics_port`), answered by the
+    `serve` process from a thread: every worker's values, whichever worker is busy.
+    Any other path is 404."""
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        handler = _handler(path)
+        server_class = _V6Server if ":" in host else http.server.ThreadingHTTPServer
+        try:
+            self._server = server_class((host, port), handler)
+        except OSError as error:
+            raise ConfigError(
+                f"server.metrics_port: cannot listen on {host}:{port}: {error.strerror}"
+            ) from None
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="skylens-metrics", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _V6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _handler(path: str) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "skylens"
+        sys_version = ""
+
+        def do_GET(self) -> None:
+            if urllib.parse.urlsplit(self.path).path != path:
+                self._answer(404, b"Not Found\n", "text/plain; charset=utf-8")
+                return
+            self._answer(200, multiprocess_exposition(), CONTENT_TYPE_PLAIN_0_0_4)
+
+        def _answer(self, status: int, body: bytes, media_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", media_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None  # scrapes every few seconds would drown the log
+
+    return Handler

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable
 
 from skylens.api.offload import Offload
+from skylens.services.image_cache import CacheApi, ImageCache
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
@@ -35,3 +36,5 @@ class UseCases:
     metadefs: MetadefService
     reads: Offload  # the services' reads: on threads sized to the database pool
     writes: Offload  # everything else: on threads sized to the database pool
+    cache_api: CacheApi  # the cache API: `cache`, or `NoCache` (Glance's 404s)
+    cache: ImageCache | None = None  # the node's image cache, if configured

@@ -15,9 +15,8 @@ from skylens.api.routing import PublicOperation, Resource
 
 # (version, status) in the order the document lists them. Every version here is
 # implemented; optional features that are off behave as in a Glance with them off.
-# As a Glance without an image cache lists them, up to 2.15 (store detail): 2.14 is
-# the cache API, and 2.17 the locations API, listed with `images.locations_api`
-# (`image_api_versions`).
+# As a Glance without an image cache lists them, up to 2.15 (store detail): 2.14-2.18
+# come with an image cache and 2.17 with `images.locations_api` (`image_api_versions`).
 IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.15", "CURRENT"),
     ("2.13", "SUPPORTED"),  # quota usage
@@ -35,36 +34,50 @@ IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.1", "SUPPORTED"),
     ("2.0", "SUPPORTED"),
 )
+Versions = Sequence[tuple[str, str]]
 # The locations API (2.17) is CURRENT where Glance without a cache lists it.
-_WITH_LOCATIONS_API: Sequence[tuple[str, str]] = (
+_WITH_LOCATIONS_API: Versions = (
     ("2.15", "SUPPORTED"),
     *IMAGE_API_VERSIONS[1:7],
     ("2.17", "CURRENT"),
     *IMAGE_API_VERSIONS[7:],
 )
+# With an image cache, as Glance with image_cache_dir set: 2.14-2.18 on top, which
+# lists 2.17 there (SUPPORTED) whether or not the locations API is on.
+CACHE_API_VERSIONS: Sequence[tuple[str, str]] = (
+    ("2.18", "CURRENT"),  # cache clean and prune
+    ("2.17", "SUPPORTED"),
+    ("2.16", "SUPPORTED"),  # PUT /v2/cache/{id} answers 202
+    ("2.15", "SUPPORTED"),
+    ("2.14", "SUPPORTED"),  # the cache API
+)
 _VENDOR_MEDIA_TYPE = "application/vnd.openstack.images-"
-
-
-def image_api_versions(locations_api: bool = False) -> Sequence[tuple[str, str]]:
-    """The versions the document lists, as Glance lists them with these features."""
-    return _WITH_LOCATIONS_API if locations_api else IMAGE_API_VERSIONS
-
-
 # Paths that live outside the versioned API.
 UNVERSIONED_PREFIXES = ("/healthcheck", "/openapi.json")
 
 
-def allowed_prefixes(locations_api: bool = False) -> frozenset[str]:
-    versions = image_api_versions(locations_api)
+def image_api_versions(cache: bool = False, locations_api: bool = False) -> Versions:
+    """The versions the document lists, as Glance 33 lists them with these features.
+
+    An image cache puts 2.14-2.18 on top with 2.18 CURRENT, locations API or not;
+    without a cache the locations API lists 2.17 as CURRENT below 2.8 and 2.15
+    turns SUPPORTED; with neither, 2.15 is CURRENT.
+    """
+    if cache:
+        return (*CACHE_API_VERSIONS, *IMAGE_API_VERSIONS[1:])
+    return _WITH_LOCATIONS_API if locations_api else IMAGE_API_VERSIONS
+
+
+def allowed_prefixes(versions: Versions = IMAGE_API_VERSIONS) -> frozenset[str]:
     return frozenset({"v2", *(f"v{version}" for version, _ in versions)})
 
 
-def versions_document(base: str, locations_api: bool = False) -> dict[str, Any]:
+def versions_document(base: str, versions: Versions = IMAGE_API_VERSIONS) -> dict[str, Any]:
     href = f"{base}/v2/"
     return {
         "versions": [
             {"id": f"v{version}", "status": status, "links": [{"rel": "self", "href": href}]}
-            for version, status in image_api_versions(locations_api)
+            for version, status in versions
         ]
     }
 
@@ -81,12 +94,12 @@ class VersionNegotiation:
         app: ASGIApp,
         public_endpoint: str = "",
         unversioned: tuple[str, ...] = (),
-        locations_api: bool = False,
+        versions: Versions = IMAGE_API_VERSIONS,
     ) -> None:
         self.app = app
         self.public_endpoint = public_endpoint
-        self.locations_api = locations_api
-        self.allowed = allowed_prefixes(locations_api)
+        self.versions = versions
+        self.allowed = allowed_prefixes(versions)
         # Paths of the service's own besides UNVERSIONED_PREFIXES (the metrics').
         self.unversioned = frozenset(unversioned)
 
@@ -118,9 +131,7 @@ class VersionNegotiation:
         await self.app(scope, receive, send)
 
     async def _versions(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
-        response = versions_response(
-            Request(scope), self.public_endpoint, status, self.locations_api
-        )
+        response = versions_response(Request(scope), self.public_endpoint, status, self.versions)
         await response(scope, receive, send)
 
 
@@ -144,18 +155,20 @@ VERSIONS_SCHEMA: dict[str, Any] = {
 
 
 def versions_response(
-    request: Request, public_endpoint: str, status: int, locations_api: bool = False
+    request: Request, public_endpoint: str, status: int, versions: Versions = IMAGE_API_VERSIONS
 ) -> Response:
-    document = versions_document(base_url(request, public_endpoint), locations_api)
+    document = versions_document(base_url(request, public_endpoint), versions)
     return json_response(document, status=status)
 
 
-def version_resources(public_endpoint: str, locations_api: bool = False) -> list[Resource]:
+def version_resources(
+    public_endpoint: str, implemented: Versions = IMAGE_API_VERSIONS
+) -> list[Resource]:
     async def choices(request: Request) -> Response:
-        return versions_response(request, public_endpoint, 300, locations_api)
+        return versions_response(request, public_endpoint, 300, implemented)
 
     async def versions(request: Request) -> Response:
-        return versions_response(request, public_endpoint, 200, locations_api)
+        return versions_response(request, public_endpoint, 200, implemented)
 
     return [
         Resource(

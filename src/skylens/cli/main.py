@@ -1,20 +1,24 @@
-"""`skylens serve | sweep | db upgrade | db current | --version`."""
+"""`skylens serve | sweep | db upgrade | db downgrade | db current | config check |
+images stuck | --version`."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging.config
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skylens import __version__
+from skylens.cli.checks import config_check_command
 from skylens.cli.metadefs import add_metadefs_commands
+from skylens.cli.stuck import add_images_commands
 from skylens.config import ConfigError, Settings, load
 from skylens.logs import log_config
 
@@ -75,9 +79,31 @@ def _parser() -> argparse.ArgumentParser:
     db_upgrade = db_commands.add_parser("upgrade", help="apply all migrations")
     _common(db_upgrade)
     db_upgrade.set_defaults(handler=db_upgrade_command)
+    db_downgrade = db_commands.add_parser(
+        "downgrade",
+        help="undo migrations down to REVISION (default: the previous one; base: empty)",
+        description=(
+            "Undo migrations down to REVISION: a revision id, `base` (no tables), or "
+            "-N (N steps back). Data in what is removed is lost. Stop every server first."
+        ),
+    )
+    db_downgrade.add_argument("revision", metavar="REVISION", nargs="?", default="-1")
+    _common(db_downgrade)
+    db_downgrade.set_defaults(handler=db_downgrade_command, positionals=("revision",))
     db_current = db_commands.add_parser("current", help="print the schema revision")
     _common(db_current)
     db_current.set_defaults(handler=db_current_command)
+
+    config = commands.add_parser("config", help="configuration administration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = config_commands.add_parser(
+        "check",
+        help="print the resolved settings (secrets hidden) and test the database, "
+        "stores and Keystone",
+    )
+    _common(check)
+    check.set_defaults(handler=config_check_command)
+    add_images_commands(commands, _common)
     add_metadefs_commands(commands, _common)
     return parser
 
@@ -95,6 +121,16 @@ def db_upgrade_command(settings: Settings) -> int:
         engine = create_engine(settings.database_url, pool_size=1)
         upgrade(engine)
         print(f"database at revision {current_revision(engine)}")
+    return 0
+
+
+def db_downgrade_command(settings: Settings, revision: str) -> int:
+    from skylens.db.engine import create_engine, current_revision, downgrade, setup_errors
+
+    with setup_errors(settings.database_url):
+        engine = create_engine(settings.database_url, pool_size=1)
+        downgrade(engine, revision)
+        print(f"database at revision {current_revision(engine) or 'none (empty)'}")
     return 0
 
 
@@ -165,8 +201,6 @@ def _alive(pid: int) -> bool:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
-
     from skylens.api.components import check_settings
     from skylens.db.engine import redacted
     from skylens.server.launch import http_serving
@@ -188,6 +222,37 @@ def _serve(settings: Settings) -> int:
     )
     if serving.warning is not None:
         print(f"skylens: warning: {serving.warning}", file=sys.stderr)
+    with _metrics_server(settings):
+        _run_uvicorn(settings, serving.uvicorn_options)
+    return 0
+
+
+@contextlib.contextmanager
+def _metrics_server(settings: Settings) -> Iterator[None]:
+    """With `server.metrics_port`, this process answers the scrapes on that port, from
+    a thread, for as long as the workers run."""
+    server = settings.server
+    if not (server.metrics_port and server.metrics_path):
+        yield
+        return
+    from skylens.api.metrics import MetricsServer
+
+    metrics = MetricsServer(server.metrics_host, server.metrics_port, server.metrics_path)
+    metrics.start()
+    print(
+        f"skylens metrics on http://{_url_host(server.metrics_host)}:{server.metrics_port}"
+        f"{server.metrics_path}",
+        file=sys.stderr,
+    )
+    try:
+        yield
+    finally:
+        metrics.stop()
+
+
+def _run_uvicorn(settings: Settings, uvicorn_options: dict[str, Any]) -> None:
+    import uvicorn
+
     uvicorn.run(
         "skylens.cli.main:worker_app",
         factory=True,
@@ -201,9 +266,8 @@ def _serve(settings: Settings) -> int:
         server_header=False,
         timeout_graceful_shutdown=settings.server.shutdown_timeout_seconds,
         loop="uvloop",
-        **serving.uvicorn_options,
+        **uvicorn_options,
     )
-    return 0
 
 
 def _prepare_database(settings: Settings) -> None:

@@ -223,6 +223,22 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Take the schema down to `revision` (`base`: empty; `-N`: N steps back).
+    A revision that does not exist, or is not below the current one, is
+    `DatabaseSetupError` naming it."""
+    from alembic.util.exc import CommandError
+
+    current = current_revision(engine)
+    try:
+        command.downgrade(alembic_config(engine), revision)
+    except CommandError as error:
+        raise DatabaseSetupError(
+            f"cannot downgrade {redacted(engine.url)} from revision {current or 'none'} "
+            f"to {revision}: {_first_line(error)}"
+        ) from None
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as connection:
         return revision_of(connection)
@@ -243,6 +259,19 @@ def head_revision() -> str:
     head = ScriptDirectory(str(_MIGRATIONS)).get_current_head()
     assert head is not None
     return head
+
+
+def is_past_revision(revision: str | None) -> bool:
+    """Whether `revision` is this release's head or one before it (None: an empty
+    database), which `upgrade` can bring to the head; False for one it does not know
+    (a newer release's)."""
+    from alembic.script import ScriptDirectory
+
+    if revision is None:
+        return True
+    return any(
+        script.revision == revision for script in ScriptDirectory(str(_MIGRATIONS)).walk_revisions()
+    )
 
 
 class DatabaseSetupError(ConfigError):

@@ -272,16 +272,18 @@ class SqlImageRepository:
 
     # -- upload leases -----------------------------------------------------------
 
-    def renew_upload(self, image_id: str, now: dt.datetime) -> None:
+    def renew_upload(self, image_id: str, now: dt.datetime, holder: str | None = None) -> None:
         with transaction(self._engine) as connection:
             renewed = connection.execute(
                 sa.update(image_uploads)
                 .where(image_uploads.c.image_id == image_id)
-                .values(renewed_at=now)
+                .values(renewed_at=now, holder=holder)
             )
             if renewed.rowcount == 0:
                 connection.execute(
-                    sa.insert(image_uploads).values(image_id=image_id, renewed_at=now)
+                    sa.insert(image_uploads).values(
+                        image_id=image_id, renewed_at=now, holder=holder
+                    )
                 )
 
     def end_upload(self, image_id: str) -> None:

@@ -122,6 +122,9 @@ image_uploads = sa.Table(
     metadata,
     sa.Column("image_id", sa.String(36), primary_key=True),
     sa.Column("renewed_at", sa.DateTime, nullable=False),
+    # The process holding the lease (host:pid:instance), for an operator; NULL when
+    # taken by a release before this column existed.
+    sa.Column("holder", sa.String(255)),
 )
 
 # Tasks (Glance's `api_image_import`): durable records of work done after the request
@@ -148,11 +151,39 @@ tasks = sa.Table(
     sa.Column("lease_expires_at", sa.DateTime),
     # How many workers have claimed it: a task that kills its workers is given up.
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # The creator's token while a task that acts as its creator runs (glance-download);
+    # NULL once it ended. Never shown.
+    sa.Column("auth_token", sa.Text),
 )
 sa.Index("ix_tasks_status_lease_expires_at", tasks.c.status, tasks.c.lease_expires_at)
 sa.Index("ix_tasks_image_id", tasks.c.image_id)
 sa.Index("ix_tasks_created_at_id", tasks.c.created_at, tasks.c.id)
 sa.Index("ix_tasks_expires_at", tasks.c.expires_at)
+
+# The image cache's index: what each node holds in its cache directory, and what
+# it is asked to fetch. Keyed by node (`image_cache.node_reference`), in the shared
+# database, so any node can say which nodes hold an image.
+cached_images = sa.Table(
+    "cached_images",
+    metadata,
+    sa.Column("node", sa.String(255), primary_key=True),
+    sa.Column("image_id", sa.String(36), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("hits", sa.Integer, nullable=False, default=0),
+    sa.Column("last_accessed", sa.DateTime, nullable=False),
+    sa.Column("last_modified", sa.DateTime, nullable=False),
+    sa.Column("checksum", sa.String(128)),
+    sa.Column("fingerprint", sa.String(100), nullable=False),
+)
+sa.Index("ix_cached_images_image_id", cached_images.c.image_id)
+
+cache_queue = sa.Table(
+    "cache_queue",
+    metadata,
+    sa.Column("node", sa.String(255), primary_key=True),
+    sa.Column("image_id", sa.String(36), primary_key=True),
+    sa.Column("queued_at", sa.DateTime, nullable=False),
+)
 
 # -- metadata definitions (metadefs) ------------------------------------------------
 # A namespace's children name it by its surrogate id, so renaming a namespace is one

@@ -91,6 +91,7 @@ class SqlTaskRepository:
             connection.execute(
                 tasks.insert().values(
                     **_columns_of(task),
+                    auth_token=task.auth_token,
                     lease_holder=None if lease is None else lease.holder,
                     lease_expires_at=None if lease is None else lease.expires_at,
                     attempts=0,
@@ -131,11 +132,12 @@ class SqlTaskRepository:
                     lease_expires_at=expires_at,
                     attempts=tasks.c.attempts + 1,
                 )
-                .returning(*_COLUMNS, tasks.c.attempts)
+                .returning(*_COLUMNS, tasks.c.attempts, tasks.c.auth_token)
             ).first()
         if claimed is None:
             return None  # another worker got there first (SQLite)
-        return _task_of(claimed), Lease(claimed.id, holder, expires_at, claimed.attempts)
+        task = dataclasses.replace(_task_of(claimed), auth_token=claimed.auth_token)
+        return task, Lease(claimed.id, holder, expires_at, claimed.attempts)
 
     def renew(
         self, lease: Lease, now: dt.datetime, lease_for: dt.timedelta, message: str | None = None
@@ -152,14 +154,15 @@ class SqlTaskRepository:
 
     def save(self, lease: Lease, task: Task) -> bool:
         """Store the task's new status, result and message while holding `lease`;
-        a finished task's lease ends. False (nothing stored) if the lease was lost."""
+        a finished task's lease ends, and so does its creator's token. False (nothing
+        stored) if the lease was lost."""
         values: dict[str, Any] = {
             name: value
             for name, value in _columns_of(task).items()
             if name in ("status", "result", "message", "expires_at", "updated_at")
         }
         if task.status in FINISHED:
-            values.update(lease_holder=None, lease_expires_at=None)
+            values.update(lease_holder=None, lease_expires_at=None, auth_token=None)
         with transaction(self._engine) as connection:
             saved = connection.execute(tasks.update().where(*_held(lease)).values(**values))
         return bool(saved.rowcount == 1)

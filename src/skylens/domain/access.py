@@ -84,6 +84,12 @@ class Action(StrEnum):
     STORES_INFO_DETAIL = "stores_info_detail"
     COPY_IMAGE = "copy_image"
     TASKS_API_ACCESS = "tasks_api_access"
+    CACHE_IMAGE = "cache_image"
+    CACHE_LIST = "cache_list"
+    CACHE_DELETE = "cache_delete"
+    CACHE_CLEAN = "cache_clean"
+    CACHE_PRUNE = "cache_prune"
+    LIST_CACHED_NODES = "list_cached_nodes"
 
 
 def as_seen_by(image: Image, context: RequestContext) -> Image:

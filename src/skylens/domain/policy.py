@@ -74,6 +74,13 @@ DEFAULT_CHECK_STRINGS: Mapping[Action, str] = {
     Action.STORES_INFO_DETAIL: "rule:context_is_admin or rule:service_api",
     Action.COPY_IMAGE: "rule:context_is_admin",
     Action.TASKS_API_ACCESS: "rule:context_is_admin",
+    # The image cache (glance/policies/cache.py, and image.py's list_cached_nodes).
+    Action.CACHE_IMAGE: "rule:context_is_admin",
+    Action.CACHE_LIST: "rule:context_is_admin",
+    Action.CACHE_DELETE: "rule:context_is_admin",
+    Action.CACHE_CLEAN: "rule:context_is_admin",
+    Action.CACHE_PRUNE: "rule:context_is_admin",
+    Action.LIST_CACHED_NODES: "rule:context_is_admin",
 }
 
 # Glance enforces every image rule for project-scoped tokens only.
@@ -191,7 +198,8 @@ class BuiltinPolicy:
             return SERVICE in roles or (
                 MEMBER in roles and is_caller("project_id") and is_caller("owner")
             )
-        # publicize_image, delete_image_location, copy_image, tasks_api_access: admin only
+        # publicize_image, delete_image_location, copy_image, tasks_api_access and the
+        # cache's rules: admin only
         return False
 
     def allows_metadef(

@@ -112,8 +112,9 @@ class ImageRepository(Protocol):
     def remove_member(self, image_id: str, member_id: str) -> bool:
         """Remove a membership; False if there was none."""
 
-    def renew_upload(self, image_id: str, now: dt.datetime) -> None:
-        """Take or renew the lease of the upload in progress to the image."""
+    def renew_upload(self, image_id: str, now: dt.datetime, holder: str | None = None) -> None:
+        """Take or renew the lease of the upload in progress to the image; `holder`
+        names the process (for an operator)."""
 
     def end_upload(self, image_id: str) -> None:
         """Drop the image's upload lease (the upload ended, either way)."""
@@ -159,7 +160,8 @@ class TaskRepository(Protocol):
     def claim(
         self, holder: str, now: dt.datetime, lease_for: dt.timedelta
     ) -> tuple[Task, Lease] | None:
-        """Atomically take the oldest unfinished task that no live lease holds."""
+        """Atomically take the oldest unfinished task that no live lease holds (with
+        its `auth_token`, which only a claim reads)."""
 
     def renew(
         self, lease: Lease, now: dt.datetime, lease_for: dt.timedelta, message: str | None = None
@@ -168,7 +170,7 @@ class TaskRepository(Protocol):
 
     def save(self, lease: Lease, task: Task) -> bool:
         """Store the task's status, result and message under a lease still held
-        (a finished task's lease ends); False when the lease was lost."""
+        (a finished task's lease and `auth_token` end); False when the lease was lost."""
 
     def purge(self, now: dt.datetime) -> int:
         """Delete finished tasks whose `expires_at` has passed; how many."""
@@ -207,11 +209,30 @@ class RemoteBody(BodySource, Protocol):
 class RemoteSource(Protocol):
     """Opens web sources, through the import URI filter."""
 
-    async def open(self, uri: str, size_cap: int, start: int = 0) -> RemoteBody:
+    async def open(
+        self,
+        uri: str,
+        size_cap: int,
+        headers: Sequence[tuple[str, str]] = (),
+        start: int = 0,
+    ) -> RemoteBody:
         """Connect, following redirects, until the body of `uri` starts (from byte
         `start`, asked for with `Range`, when above 0); raise
         `ImportUriRefused` if the filter refuses the URI or any hop, `RemoteSourceFailed`
-        if it cannot be fetched, `ImageTooLarge` if it announces more than `size_cap`."""
+        if it cannot be fetched, `ImageTooLarge` if it announces more than `size_cap`.
+        `headers` (credentials) go with every request to `uri`'s own origin, and to
+        no other (a redirect elsewhere does not get them)."""
+        ...
+
+
+class ServiceCatalogue(Protocol):
+    """The OpenStack service catalogue a token carries (Keystone's)."""
+
+    def endpoint(self, token: str, service_type: str, region: str, interface: str) -> str | None:
+        """The URL of the `service_type` service at `interface` (public, internal,
+        admin) in `region` (any case), as `token`'s catalogue lists it; None if it
+        lists none. Raise `NotAuthenticated` when the identity service refuses the
+        token, `IdentityUnavailable` when it cannot be asked. Blocking."""
         ...
 
 

@@ -58,6 +58,9 @@ class Task:
     image_id: str | None = None
     request_id: str | None = None
     user_id: str | None = None
+    # The creator's token, for a task that acts as its creator elsewhere (glance-download
+    # reads the other region as the caller). Kept until the task ends; never shown.
+    auth_token: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def with_status(
         self,
@@ -95,6 +98,8 @@ class ImportRequest:
     all_stores_must_succeed: bool = True
     all_stores: bool = False
     fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # The caller's token, for a method that acts as the caller (glance-download).
+    token: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
     def of_task(cls, task: Task) -> ImportRequest:
@@ -108,6 +113,7 @@ class ImportRequest:
             all_stores_must_succeed=body.get("all_stores_must_succeed", True),
             all_stores=body.get("all_stores", False),
             fields=method,
+            token=task.auth_token,
         )
 
 

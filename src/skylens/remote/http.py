@@ -80,17 +80,26 @@ class HttpFetcher:
         self._resolve = resolver
         self._tls = ssl.create_default_context(cafile=options.cafile or None)
 
-    async def open(self, uri: str, size_cap: int, start: int = 0) -> HttpBody:
+    async def open(
+        self,
+        uri: str,
+        size_cap: int,
+        headers: Sequence[tuple[str, str]] = (),
+        start: int = 0,
+    ) -> HttpBody:
         """`start` > 0 asks for the body from that byte on (`Range`), which the server
         must grant (206 with the matching `Content-Range`)."""
         source = self._filter.check(uri)
+        origin = _origin(source)
         ranged = [("Range", f"bytes={start}-")] if start > 0 else []
         redirects = 0
         while True:
             addresses = await self._addresses(source)
             exchange = await self.connect(source, addresses)
+            # Credentials go to the origin they were meant for, never along a redirect.
+            sent = headers if _origin(source) == origin else ()
             try:
-                response = await exchange.request(source, ranged)
+                response = await exchange.request(source, [*sent, *ranged])
             except _DROPPED as error:
                 exchange.close()
                 raise RemoteSourceFailed(source.uri, _describe(error)) from error
@@ -110,7 +119,7 @@ class HttpFetcher:
         if start > 0 and not _starts_at(response, start):
             exchange.close()
             raise RemoteSourceFailed(source.uri, f"the server did not send bytes={start}-")
-        body = HttpBody(self, source, addresses, exchange, response, size_cap, start)
+        body = HttpBody(self, source, addresses, exchange, response, size_cap, start, sent)
         if body.size is not None and body.size > size_cap:
             exchange.close()
             raise ImageTooLarge()
@@ -230,9 +239,11 @@ class HttpBody:
         response: h11.Response,
         size_cap: int,
         offset: int = 0,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._fetcher = fetcher
         self._offset = offset  # where in the entity the body starts
+        self._headers = headers  # sent again with each resumption
         self.source = source  # after redirects
         self._addresses = addresses
         self._exchange = exchange
@@ -324,7 +335,8 @@ class HttpBody:
                 continue
             try:
                 response = await exchange.request(
-                    self.source, [("Range", f"bytes={self._offset + self.received}-")]
+                    self.source,
+                    [*self._headers, ("Range", f"bytes={self._offset + self.received}-")],
                 )
             except _DROPPED as failure:
                 exchange.close()
@@ -360,6 +372,10 @@ class HttpBody:
 def _starts_at(response: h11.Response, start: int) -> bool:
     found = _CONTENT_RANGE.fullmatch(_header(response, "content-range") or "")
     return found is not None and int(found.group(1)) == start
+
+
+def _origin(source: SourceUri) -> tuple[str, str, int]:
+    return source.scheme, source.host.lower(), source.port
 
 
 def _header(response: h11.Response, name: str) -> str | None:

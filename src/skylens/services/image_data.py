@@ -98,6 +98,7 @@ class ImageDataService:
         staging: StagingArea | None = None,
         clock: Callable[[], Any] = utc_now,
         uploads_under_way: Callable[[int], None] = lambda _count: None,
+        holder: str | None = None,
     ) -> None:
         if default_store not in stores:
             raise ValueError(f"the default store {default_store!r} is not a configured store")
@@ -117,6 +118,7 @@ class ImageDataService:
         self._clock = clock
         self._uploading = 0  # uploads of this process under way
         self._report_uploading = uploads_under_way  # told the count at each change
+        self._holder = holder  # this process, as upload leases name it
 
     def stores_info(self, context: RequestContext, detail: bool = False) -> list[StoreInfo]:
         """The stores users may choose from; with `detail` (admins) their kind,
@@ -134,6 +136,12 @@ class ImageDataService:
             )
             for store in self._stores.values()
         ]
+
+    def configured_store(self, name: str | None) -> str | None:
+        """The id of the store an upload naming `name` (or none) goes to; None when
+        no configured store has that name."""
+        chosen = self._default_store if name is None else name
+        return chosen if chosen in self._stores else None
 
     async def upload(
         self,
@@ -235,7 +243,9 @@ class ImageDataService:
         """Renew the upload's lease until cancelled, so the sweep knows it is alive."""
         while True:
             try:
-                await self._database(self._repository.renew_upload, image_id, self._clock())
+                await self._database(
+                    self._repository.renew_upload, image_id, self._clock(), self._holder
+                )
             except Exception:
                 log.exception("could not renew the upload lease of image %s", image_id)
             await asyncio.sleep(self._limits.lease_renewal_seconds)
@@ -310,6 +320,11 @@ class ImageDataService:
         for name in prefer:
             if name not in self._stores:
                 raise InvalidRequest(f"Store '{name}' is not configured.")
+        return self.data_of(image, prefer)
+
+    def data_of(self, image: Image, prefer: Sequence[str] = ()) -> Download | None:
+        """Where the image's data is read from (as `open_download` picks it), or None
+        when it has no data; no access check (the cache's prefetch)."""
         if not image.stores and not image.locations:
             return None
         copies = self._copies(image)

@@ -15,20 +15,23 @@ import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
+from skylens.domain.data import DataDigest
 from skylens.domain.errors import BlobNotFound, Conflict, ImportUriRefused, RemoteSourceFailed
 from skylens.domain.images import Image, ImageStatus
 from skylens.domain.ports import BlobStore, BodySource, Offload, RemoteBody, RemoteSource
 from skylens.domain.stores import ConfiguredStore
 from skylens.domain.tasks import ImportRequest
 from skylens.domain.uris import UriFilter
+from skylens.services.import_plugins import FormatChange
 
 log = logging.getLogger(__name__)
 
 GLANCE_DIRECT = "glance-direct"
 WEB_DOWNLOAD = "web-download"
 COPY_IMAGE = "copy-image"
+GLANCE_DOWNLOAD = "glance-download"
 # Glance's import methods in Glance's order: `import-methods` lists the enabled ones so.
-KNOWN_METHODS = (GLANCE_DIRECT, WEB_DOWNLOAD, COPY_IMAGE, "glance-download")
+KNOWN_METHODS = (GLANCE_DIRECT, WEB_DOWNLOAD, COPY_IMAGE, GLANCE_DOWNLOAD)
 
 
 async def _nothing() -> None:
@@ -37,11 +40,15 @@ async def _nothing() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ImportSource:
-    """The data an import reads: a body, its size when known, and what to close."""
+    """The data an import reads: a body, its size when known, and what to close;
+    what the import changes of the image besides its data, and a check of what the
+    ingest learned of the data (raise `ImportFailed`), when the source says more."""
 
     body: BodySource
     size: int | None
     close: Callable[[], Awaitable[None]] = _nothing
+    change: FormatChange = dataclasses.field(default_factory=FormatChange)
+    verify: Callable[[DataDigest], None] | None = None
 
 
 class ImportMethod(Protocol):
@@ -56,6 +63,13 @@ class ImportMethod(Protocol):
     @property
     def wrong_status(self) -> str:
         """Glance's 409 text for an image in any other status."""
+        ...
+
+    def with_fields(self, request: ImportRequest, token: str | None) -> ImportRequest:
+        """The request as this method runs it: its own fields checked as Glance checks
+        them just after the image's status and formats (raise `InvalidRequest`), their
+        defaults filled in, and the caller's `token` kept if the method acts as the
+        caller (only then: a task row keeps it until the task ends)."""
         ...
 
     def check(self, image: Image, request: ImportRequest) -> None:
@@ -111,6 +125,9 @@ class GlanceDirect:
     required_status: ImageStatus = ImageStatus.UPLOADING
     wrong_status: str = "Image needs to be staged before 'glance-direct' method can be used"
 
+    def with_fields(self, request: ImportRequest, token: str | None) -> ImportRequest:
+        return request
+
     def check(self, image: Image, request: ImportRequest) -> None:
         if image.size is None:  # still being staged: nothing complete to import yet
             raise Conflict(self.wrong_status)
@@ -133,6 +150,9 @@ class CopyImage:
     name: str = COPY_IMAGE
     required_status: ImageStatus = ImageStatus.ACTIVE
     wrong_status: str = "Only images with status active can be targeted for copying"
+
+    def with_fields(self, request: ImportRequest, token: str | None) -> ImportRequest:
+        return request
 
     def check(self, image: Image, request: ImportRequest) -> None:
         pass
@@ -168,6 +188,9 @@ class WebDownload:
     name: str = WEB_DOWNLOAD
     required_status: ImageStatus = ImageStatus.QUEUED
     wrong_status: str = "Image needs to be in 'queued' state to use 'web-download' method"
+
+    def with_fields(self, request: ImportRequest, token: str | None) -> ImportRequest:
+        return request
 
     def check(self, image: Image, request: ImportRequest) -> None:
         self.uri_filter.check(_uri_of(request))

@@ -60,17 +60,21 @@ class MetadataInjection:
 
 @dataclasses.dataclass(frozen=True)
 class FormatChange:
-    """What a data plugin changed of the image (Glance lets plugins set these only)."""
+    """What an import changes of the image besides its data: what a data plugin
+    changed (Glance lets plugins set the formats only), or what glance-download
+    takes from the source image (its formats and some of its properties)."""
 
     disk_format: str | None = None
     container_format: str | None = None
     virtual_size: int | None = None
+    properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def then(self, later: FormatChange) -> FormatChange:
         return FormatChange(
             later.disk_format or self.disk_format,
             later.container_format or self.container_format,
             later.virtual_size if later.virtual_size is not None else self.virtual_size,
+            {**self.properties, **later.properties},
         )
 
     def applied(self, image: Image) -> Image:
@@ -78,6 +82,7 @@ class FormatChange:
             image,
             disk_format=self.disk_format or image.disk_format,
             container_format=self.container_format or image.container_format,
+            properties={**image.properties, **self.properties},
         )
 
 

@@ -92,22 +92,27 @@ class ImportHandler:
         if method is None:
             raise ImportFailed(f"Import method {request.method} is not enabled")
         targets = [name for name in request.stores if name not in image.stores]
-        change = FormatChange()
         source = await method.open(image, request, self._storage)
+        change = source.change
         try:
             if self._plugins.data and request.method != COPY_IMAGE:  # as Glance
                 opened, source = source, ImportSource(BlobSource(iter(())), 0)
+                counting = _Counting(opened.body, progress)
                 try:
                     prepared = await self._plugins.prepare(
-                        image,
-                        _Counting(opened.body, progress),
+                        change.applied(image),
+                        counting,
                         task.id,
                         self._limits.size_cap,
                         self._storage,
                     )
                 finally:
                     await opened.close()
-                change = prepared.change
+                if opened.size is not None and counting.read != opened.size:  # as the ingest
+                    raise ImportFailed(
+                        f"Size mismatch: expected {opened.size} bytes, got {counting.read} bytes"
+                    )
+                change = change.then(prepared.change)
                 source = await self._file_source(prepared.path, prepared.size)
             digest, committed, failed = await self._copy(
                 change.applied(image), source, targets, request, progress
@@ -149,6 +154,8 @@ class ImportHandler:
                 expected_size=source.size,
             )
             self._verify(image, request, digest)
+            if source.verify is not None:
+                source.verify(digest)
             for name, writer in writers.items():
                 if name in fan_out.failed:
                     continue
@@ -290,12 +297,12 @@ class _Counting:
     def __init__(self, body: BodySource, progress: Progress) -> None:
         self._body = body
         self._progress = progress
-        self._read = 0
+        self.read = 0
 
     async def readinto(self, buffer: memoryview) -> int:
         count = await self._body.readinto(buffer)
-        self._read += count
-        self._progress(f"Copied {self._read // MIB} MiB")
+        self.read += count
+        self._progress(f"Copied {self.read // MIB} MiB")
         return count
 
 

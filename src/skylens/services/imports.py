@@ -134,13 +134,20 @@ class ImportService:
         return tuple(stores)
 
     def start(
-        self, context: RequestContext, image_id: str, request: ImportRequest, request_id: str | None
+        self,
+        context: RequestContext,
+        image_id: str,
+        request: ImportRequest,
+        request_id: str | None,
+        token: str | None = None,
     ) -> Started:
-        """Check the import as Glance does, then create its task and lock the image."""
+        """Check the import as Glance does, then create its task and lock the image.
+        `token`: the caller's, for a method that acts as the caller."""
         self._check_size_quota(context)
         image = self._images.visible(context, image_id, ImageNotFound)
         method = self._methods[request.method]
         self._check_status(image, method)
+        request = method.with_fields(request, token)
         if request.method == COPY_IMAGE:
             authorize(self._policy, context, Action.COPY_IMAGE, image)
         else:
@@ -217,7 +224,9 @@ class ImportService:
             )
 
         task_input = {"image_id": image.id, "import_req": body, "backend": list(request.stores)}
-        return self._starter.start(context, IMPORT_TASK, image.id, task_input, request_id, lock)
+        return self._starter.start(
+            context, IMPORT_TASK, image.id, task_input, request_id, lock, auth_token=request.token
+        )
 
     def _locking(
         self,

@@ -50,7 +50,9 @@ class StagingService:
         storage: Offload,
         ingest_jobs: Offload,
         clock: Callable[[], Any] = utc_now,
+        holder: str | None = None,
     ) -> None:
+        self._holder = holder  # this process, as upload leases name it
         self._images = images
         self._repository = repository
         self._staging = staging
@@ -63,6 +65,11 @@ class StagingService:
         self._storage = storage
         self._ingest_jobs = ingest_jobs
         self._clock = clock
+
+    @property
+    def store_id(self) -> str:
+        """The staging store's id (the metrics count staged bytes under it)."""
+        return self._staging.name
 
     async def stage(
         self,
@@ -143,5 +150,7 @@ class StagingService:
     async def _hold_lease(self, image_id: str) -> None:
         while True:
             with contextlib.suppress(Exception):
-                await self._database(self._repository.renew_upload, image_id, self._clock())
+                await self._database(
+                    self._repository.renew_upload, image_id, self._clock(), self._holder
+                )
             await asyncio.sleep(self._limits.lease_renewal_seconds)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from skylens.domain.access import Action, RequestContext
-from skylens.domain.errors import InvalidRequest, TaskNotFound
+from skylens.domain.errors import DatabaseUnavailable, InvalidRequest, TaskNotFound
 from skylens.domain.policy import authorize
 from skylens.domain.ports import Offload, Policy, TaskRepository
 from skylens.domain.tasks import TASK_SORT_KEYS, Lease, Task, TaskStatus
@@ -80,7 +80,10 @@ class TaskStarter:
         task_input: Mapping[str, Any],
         request_id: str | None,
         lock: Callable[[Task], None],
+        auth_token: str | None = None,
     ) -> str:
+        """`auth_token`: the caller's token, for tasks that act as the caller
+        (glance-download); kept until the task ends."""
         now = task_clock()
         task = Task(
             id=str(uuid.uuid4()),
@@ -93,6 +96,7 @@ class TaskStarter:
             image_id=image_id,
             request_id=request_id,
             user_id=context.user_id,
+            auth_token=auth_token,
         )
         lease = Lease(task.id, self.creator, now + self.lease_for, attempt=0)
         self.tasks.add(task, lease)
@@ -133,15 +137,18 @@ class TaskRunner:
         database: Offload,
         clock: Callable[[], dt.datetime] = task_clock,
         outcomes: TaskOutcomes = _ignore_outcome,
+        running: Callable[[int], None] = lambda _count: None,
     ) -> None:
         self._repository = repository
         self._outcomes = outcomes
+        self._report_running = running  # told how many tasks run here, at each change
         self._handlers = handlers
         self._settings = settings
         self._database = database
         self._clock = clock
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._failing = False  # the last claim failed: the next failure is one line
 
     def wake(self) -> None:
         """Look for tasks now (one was just created here)."""
@@ -180,17 +187,33 @@ class TaskRunner:
                 claimed = await self._database(
                     self._repository.claim, self._settings.holder, self._clock(), lease_for
                 )
-            except Exception:
-                log.exception("claiming a task failed")
+            except Exception as error:
+                self._claim_failed(error)
                 return
+            self._failing = False
             if claimed is None:
                 return
             running = asyncio.create_task(self._run(*claimed))
             self._running.add(running)
+            self._report_running(len(self._running))
             running.add_done_callback(self._finished)
+
+    def _claim_failed(self, error: Exception) -> None:
+        """The first failure with its traceback; while it lasts (an unmigrated or
+        unreachable database: every poll fails), one line each. A database away is
+        one line from the start (the database's own log line says why)."""
+        if self._failing or isinstance(error, DatabaseUnavailable):
+            self._failing = True
+            reason = getattr(error, "reason", None) or str(error)
+            reason = (reason.strip().splitlines() or [""])[0]
+            log.warning("claiming a task failed: %s: %s", type(error).__name__, reason)
+            return
+        self._failing = True
+        log.exception("claiming a task failed (until it works again, one line per poll)")
 
     def _finished(self, running: asyncio.Task[None]) -> None:
         self._running.discard(running)
+        self._report_running(len(self._running))
         self._wake.set()  # room for another
 
     async def _run(self, task: Task, lease: Lease) -> None:

@@ -56,7 +56,7 @@ class HttpStore:
         if end is not None and end <= start:
             return iter(())
         try:
-            body = self._run(self._remote.open(url, self._size_cap, start))
+            body = self._run(self._remote.open(url, self._size_cap, start=start))
         except RemoteSourceMissing:
             raise BlobNotFound(key) from None
         return self._chunks(body, None if end is None else end - start)

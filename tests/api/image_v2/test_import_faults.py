@@ -1,6 +1,7 @@
 """Imports that go wrong, through real servers: a server killed (kill -9) while a
-client stages or while copy-image runs, a target store that fails in a multi-store
-import (a full disk), and staging in an object store shared by two servers.
+client stages, while a web-download streams from a slow source or while copy-image
+runs, a target store that fails in a multi-store import (a full disk), and staging
+in an object store shared by two servers.
 
 Whatever happens, no image stays `uploading` or `importing` for ever, an active
 image keeps the data it had, and no staged or partial bytes stay once a sweep ran.
@@ -32,6 +33,7 @@ from tests.support.identities import admin_of, member_of, new_project
 from tests.support.imports import settled, tmpfs
 from tests.support.servers import RunningServer, postgres_database, skylens_server
 from tests.support.swift import RunningSwift
+from tests.support.web_source import WebSource, web_source
 
 MIB = 1 << 20
 GRACE = 1  # seconds an unfinished write must be idle before a sweep removes it
@@ -258,6 +260,136 @@ def test_a_server_killed_mid_copy_image_keeps_the_image_active_and_leaves_no_par
         assert image["stores"] == "local,cheap"
         assert files_under(cheap / ".partial") == []
         assert [path.name for path in files_under(cheap)] == [image_id]
+
+
+# -- kill -9 during web-download --------------------------------------------------------
+
+
+def web_download_config(root: Path, source: WebSource) -> Path:
+    """Stores under `root` (shared by every server of the test), web-download allowed
+    from the loopback `source` and patient with it, short task leases."""
+    return write_config(
+        root / "skylens.toml",
+        {"local": file_store(root / "local")},
+        storage={"sweep_grace_seconds": GRACE, "sweep_interval_seconds": -1},
+        tasks={"lease_seconds": 2, "poll_seconds": 1, "concurrency": 1},
+        import_filtering={"allowed_hosts": ["127.0.0.1"], "allowed_ports": [source.port]},
+        web_download={"read_timeout_seconds": 120},
+    )
+
+
+@contextlib.contextmanager
+def killed_mid_web_download(
+    root: Path, url: str, backend: str, source: WebSource, name: str, headers: dict[str, str]
+) -> Iterator[str]:
+    """A server that took a web-download of `name` from `source`, which hangs half-way
+    through the first request, killed (kill -9) mid-transfer; the image's id."""
+    config = web_download_config(root, source)
+    uri = source.url(f"/files/{name}?stall_first={len(source.files[name]) // 2}")
+    with (
+        skylens_server(
+            root / "doomed", url, backend, extra_args=("--config", str(config))
+        ) as doomed,
+        httpx.Client(base_url=doomed.url, headers=headers, timeout=60) as api,
+    ):
+        image_id = new_image(api)
+        started = api.post(
+            f"/v2/images/{image_id}/import", json={"method": {"name": "web-download", "uri": uri}}
+        )
+        assert started.status_code == 202, started.text
+        wait_for(lambda: (task_row(url, image_id) or ("",))[0] == "processing", 60)
+        wait_for(lambda: sum(path.stat().st_size for path in files_under(root / "local")) > 0)
+        assert api.get(f"/v2/images/{image_id}").json()["status"] == "importing"
+        os.kill(doomed.pid, signal.SIGSTOP)  # frozen mid-transfer: it cannot finish meanwhile
+        assert task_row(url, image_id).status == "processing"
+        kill(doomed)
+    yield image_id
+
+
+def survivor(root: Path, url: str, backend: str, name: str) -> Any:
+    config = root / "skylens.toml"
+    return skylens_server(root / name, url, backend, extra_args=("--config", str(config)))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_server_killed_mid_web_download_has_its_task_run_again_by_the_next(
+    tmp_path: Path, backend: str
+) -> None:
+    """kill -9 while the source sends: the partial write is left (the sweep's), and the
+    next server (a restart on SQLite, a second process sharing PostgreSQL) takes the
+    task over when its lease lapses and downloads the image again from its start."""
+    data = os.urandom(48 * MIB)
+    with (
+        web_source() as source,
+        contextlib.ExitStack() as stack,
+    ):
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'skylens.db'}"
+        else:
+            url = stack.enter_context(postgres_database(f"skylens_wd_kill_{uuid.uuid4().hex[:8]}"))
+        name = f"{uuid.uuid4().hex}.img"
+        source.files[name] = data
+        headers = member_of(new_project()).headers
+        with killed_mid_web_download(tmp_path, url, backend, source, name, headers) as image_id:
+            assert files_under(tmp_path / "local" / ".partial")  # left by the dead process
+            time.sleep(GRACE + 1.5)
+
+            assert "store local: ok; removed 1 unfinished upload(s), 0 orphaned blob(s)" in (
+                run_sweep(tmp_path / "skylens.toml", tmp_path / "sweeper", url)
+            )
+            assert files_under(tmp_path / "local" / ".partial") == []
+            with (
+                survivor(
+                    tmp_path, url, backend, "doomed" if backend == "sqlite" else "next"
+                ) as server,
+                httpx.Client(base_url=server.url, headers=headers, timeout=60) as api,
+            ):
+                image = settled(api, image_id)
+                wait_for(lambda: (task_row(url, image_id) or ("",))[0] != "processing", 60)
+
+                assert task_row(url, image_id)[:2] == ("success", 2)  # taken over, run again
+                assert (image["status"], image["stores"]) == ("active", "local")
+                assert image["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+                assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
+                assert api.get(f"/v2/images/{image_id}/file").content == data
+        assert [path.name for path in files_under(tmp_path / "local")] == [image_id]
+        ranges = [seen.range for seen in source.requests if name in seen.path]
+        assert ranges == [None, None]  # the whole file again, not a resumption
+        assert files_under(tmp_path / "doomed" / "staging") == []
+
+
+def test_a_web_download_killed_mid_transfer_whose_source_is_gone_fails_cleanly(
+    tmp_path: Path,
+) -> None:
+    """The same, but the file is gone when the task is taken over: the task fails, the
+    image goes back to queued with the store listed as failed, and nothing is left."""
+    url = f"sqlite:///{tmp_path / 'skylens.db'}"
+    headers = member_of(new_project()).headers
+    with web_source() as source:
+        name = f"{uuid.uuid4().hex}.img"
+        source.files[name] = os.urandom(48 * MIB)
+        with killed_mid_web_download(tmp_path, url, "sqlite", source, name, headers) as image_id:
+            del source.files[name]
+            time.sleep(GRACE + 1.5)
+            with (
+                survivor(tmp_path, url, "sqlite", "doomed") as server,
+                httpx.Client(base_url=server.url, headers=headers, timeout=60) as api,
+            ):
+                image = settled(api, image_id)
+                wait_for(lambda: (task_row(url, image_id) or ("",))[0] != "processing", 60)
+            swept = run_sweep(tmp_path / "skylens.toml", tmp_path / "sweeper", url)
+
+    status, attempts, message = task_row(url, image_id)
+    assert (status, attempts) == ("failure", 2)
+    uri = source.url(f"/files/{name}?stall_first={24 * MIB}")
+    assert message == f"Error: Could not fetch {uri}: the server answered 404"
+    assert (image["status"], image["size"], image["checksum"]) == ("queued", None, None)
+    assert (image["os_glance_failed_import"], image["os_glance_importing_to_stores"]) == (
+        "local",
+        "",
+    )
+    assert "store local: ok; removed 1 unfinished upload(s), 0 orphaned blob(s)" in swept
+    assert files_under(tmp_path / "local") == []
 
 
 # -- a target store failing in a multi-store import --------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +19,8 @@ from skylens.api.responses import no_content
 from skylens.api.sendfile import FileRangeResponse, server_sends_files
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import BlobNotFound, InvalidRequest, UnsupportedMediaType
+from skylens.logs import note_store
+from skylens.services.image_cache import ImageCache
 from skylens.services.image_data import ImageDataService
 
 OCTET_STREAM = "application/octet-stream"
@@ -25,6 +28,7 @@ _SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 # More digits than any byte position has (sizes are 64-bit): parsed as "beyond the end".
 _POSITION_DIGITS = 19
 _BEYOND = 1 << 63
+_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,14 +36,19 @@ class DataHandlers:
     service: ImageDataService
     reads: Offload
     writes: Offload
+    cache: ImageCache | None = None  # in front of stores without local files
 
     async def upload(self, request: Request, context: RequestContext) -> Response:
         """PUT /v2/images/{id}/file, after `check_upload_media_type`."""
+        store = request.headers.get("x-image-meta-store")
+        chosen = self.service.configured_store(store)
+        if chosen is not None:  # for the metrics: never a name a client made up
+            note_store(chosen)
         await self.service.upload(
             context,
             request.path_params["image_id"],
             request_body(request),
-            request.headers.get("x-image-meta-store"),
+            store,
             expected_size=announced_size(request.headers.get("x-openstack-image-size")),
         )
         return no_content()
@@ -59,6 +68,7 @@ class DataHandlers:
         )
         if found is None:
             return Response(status_code=204)  # no data yet: a bare 204, as in Glance
+        note_store(found.store.name)
         size = found.image.size or 0
         headers = {"Content-Type": OCTET_STREAM}
         if found.image.checksum:
@@ -72,15 +82,27 @@ class DataHandlers:
             status, (start, end) = 206, byte_range
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         headers["Content-Length"] = str(end - start)
-        # Zero copy when the store has the bytes in a local file and the server can
-        # send files; otherwise the bytes stream through here.
-        path = found.store.local_path(found.key) if server_sends_files(request.scope) else None
+        # Zero copy when the store has the bytes in a local file, or the image cache
+        # has them, and the server can send files; otherwise they stream through here.
+        # Stores are opened off the event loop: opening may wait on the network.
+        path = found.store.local_path(found.key)
+        if path is None and self.cache is not None:
+            path = await self.reads(self.cache.cached_file, found)
+            if path is None and byte_range is None:
+                # A miss: the whole image streams from its store, filling the cache.
+                opened = await run_in_threadpool(found.store.read, found.key)
+                filling = self.cache.filling(found, opened)
+                return StreamingResponse(
+                    iterate_in_threadpool(filling), status_code=status, headers=headers
+                )
         if path is not None:
             file = _open_blob(path, found.key)
-            return FileRangeResponse(file, start, end, status_code=status, headers=headers)
-        # Opening may wait on the network (object stores, a location's web server).
-        opened = await run_in_threadpool(found.store.read, found.key, start, end)
-        chunks = iterate_in_threadpool(opened)
+            if server_sends_files(request.scope):
+                return FileRangeResponse(file, start, end, status_code=status, headers=headers)
+            chunks = iterate_in_threadpool(_file_chunks(file, start, end))
+        else:
+            opened = await run_in_threadpool(found.store.read, found.key, start, end)
+            chunks = iterate_in_threadpool(opened)
         return StreamingResponse(chunks, status_code=status, headers=headers)
 
 
@@ -91,6 +113,19 @@ def check_upload_media_type(request: Request) -> None:
         raise UnsupportedMediaType(
             f"The request media type {media_type or 'None'} is not supported by this server."
         )
+
+
+def _file_chunks(file: BinaryIO, start: int, end: int) -> Iterator[bytes]:
+    """Bytes [start, end) of an open file, for a server that cannot send files."""
+    with file:
+        file.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = file.read(min(left, _CHUNK))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
 
 
 def _open_blob(path: Path, key: str) -> BinaryIO:

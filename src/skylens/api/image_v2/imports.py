@@ -22,6 +22,7 @@ from skylens.api.routing import Operation, Resource
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import ImageNotFound, InvalidRequest
 from skylens.domain.tasks import Task, TaskStatus
+from skylens.logs import note_store
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
 from skylens.services.staging import StagingService
@@ -58,6 +59,7 @@ class ImportHandlers:
 
     async def stage(self, request: Request, context: RequestContext) -> Response:
         """PUT /v2/images/{id}/stage, after `check_upload_media_type`."""
+        note_store(self.staging.store_id)
         await self.staging.stage(
             context,
             request.path_params["image_id"],
@@ -70,8 +72,10 @@ class ImportHandlers:
         body = await read_json(request)
         parsed = self.imports.parse(body, request.headers.get("x-image-meta-store"))
         request_id = getattr(request.state, "request_id", None)
+        # The caller's token (auth.mode = "keystone"), which glance-download acts with.
+        token = request.headers.get("x-auth-token") or request.headers.get("x-storage-token")
         started = await self.writes(
-            self.imports.start, context, request.path_params["image_id"], parsed, request_id
+            self.imports.start, context, request.path_params["image_id"], parsed, request_id, token
         )
         if started.task_id is not None:
             self.wake_runner()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.responses import Response
 
-from skylens.api.image_v2.cache import cache_resources
+from skylens.api.image_v2.cache import CacheHandlers, cache_resources
 from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_media_type
 from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
 from skylens.api.image_v2.imports import ImportHandlers, import_resources
@@ -71,7 +71,8 @@ def image_v2_resources(
         limit_default=list_limits.default,
         limit_max=list_limits.maximum,
     )
-    data = DataHandlers(service=use_cases.data, reads=reads, writes=writes)
+    data = DataHandlers(service=use_cases.data, reads=reads, writes=writes, cache=use_cases.cache)
+    cache = CacheHandlers(use_cases.cache_api, writes)
     # Usage may ask Keystone for limits: always on a thread, never on the loop.
     usage = UsageHandlers(service=use_cases.quotas, reads=writes)
     metadef_schemas = load_metadef_schemas()
@@ -93,7 +94,7 @@ def image_v2_resources(
         *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
         *usage_resources(usage),
         *import_resources(imports),
-        *cache_resources(),
+        *cache_resources(cache),
         *metadef_schema_resources(metadef_schemas),
         *metadef_resources(metadefs),
     ]
