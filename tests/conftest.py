@@ -17,6 +17,10 @@ import pytest
 
 from tests.support.identities import Identity, admin_of, member_of, new_project, reader_of
 from tests.support.keystone import keystone_fixture  # noqa: F401
+from tests.support.locations import (  # noqa: F401
+    postgresql_locations_server,
+    sqlite_locations_server,
+)
 from tests.support.servers import (
     RunningServer,
     file_stores_config,
@@ -114,6 +118,14 @@ def web_server(request: pytest.FixtureRequest) -> RunningServer:
     """The running service allowed to web-download from `web_files`, once on each
     backend. A module of web-download tests makes it its `server`."""
     result: RunningServer = request.getfixturevalue(f"{request.param}_web_server")
+    return result
+
+
+@pytest.fixture(params=BACKENDS)
+def locations_server(request: pytest.FixtureRequest) -> RunningServer:
+    """The running service with locations shown, the locations API and an http store
+    (tests.support.locations), once on each backend."""
+    result: RunningServer = request.getfixturevalue(f"{request.param}_locations_server")
     return result
 
 

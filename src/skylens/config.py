@@ -191,6 +191,24 @@ class ImageSettings:
     # auth.mode = "keystone": it finds the other region in the caller's catalogue;
     # otherwise it stays disabled). Glance 33's default.
     enabled_import_methods: tuple[str, ...] = ("glance-direct", "web-download", "copy-image")
+    # Glance's show_multiple_locations: image bodies show `locations`, which PATCH
+    # may add to, replace and remove from, and the locations API (2.17,
+    # `POST`/`GET /v2/images/{id}/locations`) is served. Off, as in Glance: locations
+    # name where data lives (OSSN-0065, OSSN-0090).
+    show_multiple_locations: bool = False
+    # Glance's show_image_direct_url: image bodies show `direct_url`, the URL of the
+    # first location.
+    show_image_direct_url: bool = False
+    # The locations API of Image API 2.17 (`POST`/`GET /v2/images/{id}/locations`),
+    # advertised in the versions document; off, those paths are 404 as in a Skylens
+    # without it.
+    locations_api: bool = False
+    # Glance's do_secure_hash: an image given a location with `POST .../locations`
+    # is read in the background and activated only once its checksum, secure hash
+    # (matching `validation_data`, if given) and format are known and safe.
+    do_secure_hash: bool = True
+    # Glance's image_location_quota: most locations per image (negative: unlimited).
+    location_quota: int = 10
 
 
 @dataclasses.dataclass(frozen=True)

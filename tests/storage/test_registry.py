@@ -110,7 +110,7 @@ def test_details_show_where_a_store_is_but_never_its_credentials(
 
 @pytest.mark.parametrize("kind", [None, "ceph", 3])
 def test_an_unknown_kind_is_refused(kind: object) -> None:
-    with pytest.raises(InvalidStoreSettings, match="kind must be one of file, s3, swift"):
+    with pytest.raises(InvalidStoreSettings, match="kind must be one of file, http, s3, swift"):
         build_stores({"main": {"kind": kind, "root": "images"}})
 
 

@@ -49,6 +49,7 @@ from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource
 from skylens.api.versions import (
     VERSIONS_SCHEMA,
     VersionNegotiation,
+    Versions,
     image_api_versions,
     version_resources,
 )
@@ -95,7 +96,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     closing = _Closing(engine, in_flight, parts.close_reads)
     image_app = _image_app(image_api, parts, settings, limits, closing)
     own_paths = (settings.server.metrics_path,) if metrics_here else ()
-    versions = image_api_versions(cache=bool(settings.image_cache.dir))
+    versions = _versions(settings)
     served: ASGIApp = VersionNegotiation(
         image_app, settings.server.public_endpoint, own_paths, versions
     )
@@ -131,13 +132,18 @@ def _list_limits(settings: Settings) -> ListLimits:
     )
 
 
+def _versions(settings: Settings) -> Versions:
+    """The versions listed and negotiated: the cache's and the locations API's."""
+    return image_api_versions(
+        cache=bool(settings.image_cache.dir), locations_api=settings.images.locations_api
+    )
+
+
 def _image_api(settings: Settings, parts: Components, schemas: ImageSchemas) -> list[Resource]:
     images = settings.images
     list_limits = _list_limits(settings)
     return [
-        *version_resources(
-            settings.server.public_endpoint, image_api_versions(bool(settings.image_cache.dir))
-        ),
+        *version_resources(settings.server.public_endpoint, _versions(settings)),
         *image_v2_resources(
             parts.use_cases,
             schemas,

@@ -19,6 +19,7 @@ from skylens.api.health import Check, NotReady
 from skylens.api.import_components import (
     import_methods,
     import_plugins,
+    location_fetcher,
     staging_store,
     task_runner,
     upload_limits,
@@ -57,6 +58,8 @@ from skylens.services.image_cache import CacheLimits, ImageCache, NoCache
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
+from skylens.services.location_import import LocationImport
+from skylens.services.locations import LOCATION_IMPORT_TASK, LocationOptions, LocationService
 from skylens.services.members import MemberService
 from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
@@ -159,6 +162,37 @@ def components(
     methods = import_methods(settings, stores, staging, _catalogue_credentials(settings))
     plugins = import_plugins(settings)  # one set: the runner's, and the request's injection
     task_repository = SqlTaskRepository(engine)
+    locations = LocationService(
+        service,
+        repository,
+        task_repository,
+        stores,
+        image_data_key,
+        policy,
+        LocationOptions(
+            shown=images.show_multiple_locations,
+            direct_url=images.show_image_direct_url,
+            api=images.locations_api,
+            do_secure_hash=images.do_secure_hash,
+            quota=images.location_quota,
+        ),
+        hash_algo=images.hashing_algorithm,
+        database=threads,
+        storage=storage,
+        creator=worker,
+        lease_seconds=settings.tasks.lease_seconds,
+    )
+    location_import = LocationImport(
+        repository,
+        locations,
+        stores,
+        OsloFormatInspector,
+        upload_limits(settings),
+        do_secure_hash=images.do_secure_hash,
+        database=threads,
+        storage=storage,
+        ingest_jobs=ingest_jobs,
+    )
     runner = task_runner(
         settings,
         repository,
@@ -171,6 +205,7 @@ def components(
         observers.task_outcomes,
         plugins,
         observers.tasks_under_way,
+        {LOCATION_IMPORT_TASK: location_import},
     )
     cache = image_cache(settings, engine, service, data, repository, policy, observers)
     use_cases = UseCases(
@@ -206,6 +241,7 @@ def components(
             holder=worker,
         ),
         tasks=TaskService(task_repository, policy),
+        locations=locations,
         wake_runner=runner.wake,
         metadefs=metadef_service(settings, engine, policy=policy),
         reads=reads,
@@ -370,7 +406,9 @@ def _outside_image_api(path: str) -> bool:
         return True
     first = path.lstrip("/").split("/", 1)[0]
     owned = {
+        # every version any setting serves
         *allowed_prefixes(image_api_versions(cache=True)),
+        *allowed_prefixes(image_api_versions(locations_api=True)),
         "versions",
         *(p.lstrip("/") for p in UNVERSIONED_PREFIXES),
     }
@@ -412,13 +450,18 @@ def configured_stores(settings: Settings) -> dict[str, ConfiguredStore]:
     options = settings.store_settings()
     options.pop(settings.storage.staging_store, None)
     try:
-        stores = build_stores(options)
+        stores = build_stores(options, location_fetcher(settings))
     except InvalidStoreSettings as error:
         raise ConfigError(str(error)) from error
-    if settings.storage.default_store not in stores:
+    default = stores.get(settings.storage.default_store)
+    if default is None:
         raise ConfigError(
             f"storage.default_store {settings.storage.default_store!r} names no store "
             f"(configured: {', '.join(stores)})"
+        )
+    if default.key_of_url is not None:
+        raise ConfigError(
+            f"storage.default_store {default.id!r} is an http store, which is read-only"
         )
     return stores
 

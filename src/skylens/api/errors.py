@@ -75,6 +75,7 @@ STATUS_BY_ERROR: dict[type[errors.SkylensError], int] = {
     MethodNotAllowed: 405,
     MethodNotImplemented: 501,
     errors.Conflict: 409,
+    errors.StoreAddDisabled: 410,
     errors.LimitExceeded: 413,
     errors.UnsupportedMediaType: 415,
     RangeNotSatisfiable: 416,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from skylens.api.offload import Offload
@@ -43,7 +43,7 @@ from skylens.services.import_plugins import (
 )
 from skylens.services.import_run import ImportHandler
 from skylens.services.quotas import QuotaService
-from skylens.services.tasks import RunnerSettings, TaskOutcomes, TaskRunner
+from skylens.services.tasks import RunnerSettings, TaskHandler, TaskOutcomes, TaskRunner
 from skylens.storage.keys import image_data_key, staging_key
 from skylens.storage.registry import InvalidStoreSettings, build_store
 
@@ -65,7 +65,9 @@ def task_runner(
     outcomes: TaskOutcomes,
     plugins: ImportPlugins,
     running: Callable[[int], None] = lambda _count: None,
+    others: Mapping[str, TaskHandler] = {},
 ) -> TaskRunner:
+    """The runner of import tasks, and of `others` (task type -> handler)."""
     database, storage, ingest_jobs = offloads  # as ImageDataService's
     handler = ImportHandler(
         repository,
@@ -83,7 +85,7 @@ def task_runner(
     options = settings.tasks
     return TaskRunner(
         tasks,
-        {IMPORT_TASK: handler},
+        {IMPORT_TASK: handler, **others},
         RunnerSettings(
             holder=worker,
             lease_seconds=options.lease_seconds,
@@ -167,6 +169,12 @@ def web_download(settings: Settings) -> WebDownload:
     """web-download: the URI filter ([import_filtering]) checks requests, and the
     fetcher ([web_download]) fetches through the same filter."""
     return WebDownload(_uri_filter(settings), _fetcher(settings), settings.images.image_size_cap)
+
+
+def location_fetcher(settings: Settings) -> HttpFetcher:
+    """What the http stores fetch location URLs with: web-download's filter and
+    fetcher settings, so a location reaches nothing a web-download could not."""
+    return _fetcher(settings)
 
 
 def _uri_filter(settings: Settings) -> UriFilter:

@@ -14,6 +14,7 @@ from skylens.services.image_cache import CacheApi, ImageCache
 from skylens.services.image_data import ImageDataService
 from skylens.services.images import ImageService
 from skylens.services.imports import ImportService
+from skylens.services.locations import LocationService
 from skylens.services.members import MemberService
 from skylens.services.metadefs import MetadefService
 from skylens.services.quotas import QuotaService
@@ -30,6 +31,7 @@ class UseCases:
     imports: ImportService
     staging: StagingService
     tasks: TaskService
+    locations: LocationService
     wake_runner: Callable[[], None]  # a task was created: this process's runner looks now
     metadefs: MetadefService
     # On two sets of threads that share the database pool (`database_threads`), so

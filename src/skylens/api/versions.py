@@ -15,8 +15,8 @@ from skylens.api.routing import PublicOperation, Resource
 
 # (version, status) in the order the document lists them. Every version here is
 # implemented; optional features that are off behave as in a Glance with them off.
-# As a Glance without an image cache lists them, up to 2.15 (store detail): 2.14 is
-# the cache API and 2.16-2.17 the location API, which Skylens does not serve.
+# As a Glance without an image cache lists them, up to 2.15 (store detail): 2.14-2.18
+# come with an image cache and 2.17 with `images.locations_api` (`image_api_versions`).
 IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.15", "CURRENT"),
     ("2.13", "SUPPORTED"),  # quota usage
@@ -34,7 +34,16 @@ IMAGE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.1", "SUPPORTED"),
     ("2.0", "SUPPORTED"),
 )
-# With an image cache, as Glance with image_cache_dir set: 2.14-2.18 on top.
+Versions = Sequence[tuple[str, str]]
+# The locations API (2.17) is CURRENT where Glance without a cache lists it.
+_WITH_LOCATIONS_API: Versions = (
+    ("2.15", "SUPPORTED"),
+    *IMAGE_API_VERSIONS[1:7],
+    ("2.17", "CURRENT"),
+    *IMAGE_API_VERSIONS[7:],
+)
+# With an image cache, as Glance with image_cache_dir set: 2.14-2.18 on top, which
+# lists 2.17 there (SUPPORTED) whether or not the locations API is on.
 CACHE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.18", "CURRENT"),  # cache clean and prune
     ("2.17", "SUPPORTED"),
@@ -42,17 +51,21 @@ CACHE_API_VERSIONS: Sequence[tuple[str, str]] = (
     ("2.15", "SUPPORTED"),
     ("2.14", "SUPPORTED"),  # the cache API
 )
-Versions = Sequence[tuple[str, str]]
 _VENDOR_MEDIA_TYPE = "application/vnd.openstack.images-"
 # Paths that live outside the versioned API.
 UNVERSIONED_PREFIXES = ("/healthcheck", "/openapi.json")
 
 
-def image_api_versions(cache: bool) -> Versions:
-    """The versions the service implements, with or without an image cache."""
-    if not cache:
-        return IMAGE_API_VERSIONS
-    return (*CACHE_API_VERSIONS, *IMAGE_API_VERSIONS[1:])
+def image_api_versions(cache: bool = False, locations_api: bool = False) -> Versions:
+    """The versions the document lists, as Glance 33 lists them with these features.
+
+    An image cache puts 2.14-2.18 on top with 2.18 CURRENT, locations API or not;
+    without a cache the locations API lists 2.17 as CURRENT below 2.8 and 2.15
+    turns SUPPORTED; with neither, 2.15 is CURRENT.
+    """
+    if cache:
+        return (*CACHE_API_VERSIONS, *IMAGE_API_VERSIONS[1:])
+    return _WITH_LOCATIONS_API if locations_api else IMAGE_API_VERSIONS
 
 
 def allowed_prefixes(versions: Versions = IMAGE_API_VERSIONS) -> frozenset[str]:

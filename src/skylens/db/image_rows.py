@@ -16,7 +16,7 @@ from skylens.db import listing, visibility
 from skylens.db.expressions import json_array_agg, json_object_agg
 from skylens.db.tables import image_members, image_properties, image_tags, images
 from skylens.domain.access import RequestContext
-from skylens.domain.images import Image, ImageStatus, Visibility
+from skylens.domain.images import Image, ImageStatus, Location, Visibility
 from skylens.domain.listing import ListQuery
 
 COLUMNS = tuple(column for column in images.c if column.name != "version")
@@ -81,8 +81,17 @@ def image_of(row: Sequence[Any], properties: str | None, tags: str | None) -> Im
     values["status"] = ImageStatus(values["status"])
     values["visibility"] = Visibility(values["visibility"])
     values["stores"] = tuple(values["stores"].split(",")) if values["stores"] else ()
+    values["locations"] = _locations_of(values["locations"])
     return Image(
         **values,
         tags=frozenset(orjson.loads(tags)) if tags else frozenset(),
         properties=orjson.loads(properties) if properties else {},
+    )
+
+
+def _locations_of(column: str | None) -> tuple[Location, ...]:
+    if not column:
+        return ()
+    return tuple(
+        Location(row["url"], row["store"], row["metadata"]) for row in orjson.loads(column)
     )

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from skylens.db import ims, quotas
@@ -28,7 +29,7 @@ from skylens.db.tables import (
 )
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter, MemberLimitExceeded
-from skylens.domain.images import Image, ImageStatus, MemberStatus, utc_now
+from skylens.domain.images import Image, ImageStatus, Location, MemberStatus, utc_now
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
 from skylens.domain.quotas import QuotaClaim, Resource
@@ -368,4 +369,14 @@ def _columns_of(image: Image) -> dict[str, Any]:
     values["status"] = image.status.value
     values["visibility"] = image.visibility.value
     values["stores"] = ",".join(image.stores) or None
+    values["locations"] = _locations_column(image.locations)
     return values
+
+
+def _locations_column(locations: Sequence[Location]) -> str | None:
+    if not locations:
+        return None
+    rows = [
+        {"url": loc.url, "store": loc.store, "metadata": dict(loc.metadata)} for loc in locations
+    ]
+    return orjson.dumps(rows).decode()

@@ -37,6 +37,9 @@ images = sa.Table(
     # Comma-separated names of the stores holding the data (Glance's wire form);
     # the key within each store is storage.keys.image_data_key(id).
     sa.Column("stores", sa.Text),
+    # The locations API's URLs in read-only stores (JSON: [{"url", "store",
+    # "metadata"}]); NULL when there are none.
+    sa.Column("locations", sa.Text),
     # When the image first became active; NULL for images never active, and for
     # those that were before this column existed.
     sa.Column("active_at", sa.DateTime),

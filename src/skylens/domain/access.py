@@ -70,12 +70,17 @@ class Action(StrEnum):
     REACTIVATE = "reactivate"
     UPLOAD_IMAGE = "upload_image"
     DOWNLOAD_IMAGE = "download_image"
+    DOWNLOAD_FROM_STORE = "download_from_store"
     ADD_MEMBER = "add_member"
     GET_MEMBER = "get_member"
     GET_MEMBERS = "get_members"
     MODIFY_MEMBER = "modify_member"
     DELETE_MEMBER = "delete_member"
     DELETE_IMAGE_LOCATION = "delete_image_location"
+    SET_IMAGE_LOCATION = "set_image_location"
+    GET_IMAGE_LOCATION = "get_image_location"
+    ADD_IMAGE_LOCATION = "add_image_location"
+    FETCH_IMAGE_LOCATION = "fetch_image_location"
     STORES_INFO_DETAIL = "stores_info_detail"
     COPY_IMAGE = "copy_image"
     TASKS_API_ACCESS = "tasks_api_access"
@@ -91,8 +96,9 @@ def as_seen_by(image: Image, context: RequestContext) -> Image:
     """The image as the caller is shown it: where a deactivated image's data lives
     (its `stores`) is kept from all but admins, as Glance's database layer keeps
     the locations of a deactivated image from them."""
-    if image.status is ImageStatus.DEACTIVATED and image.stores and not context.is_admin:
-        return dataclasses.replace(image, stores=())
+    hidden = image.stores or image.locations
+    if image.status is ImageStatus.DEACTIVATED and hidden and not context.is_admin:
+        return dataclasses.replace(image, stores=(), locations=())
     return image
 
 

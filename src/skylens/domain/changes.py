@@ -39,6 +39,14 @@ class ChangeOp(StrEnum):
     REMOVE = "remove"
 
 
+_LOCATION_VERBS = {ChangeOp.ADD: "add", ChangeOp.REPLACE: "update", ChangeOp.REMOVE: "remove"}
+
+
+def invisible(verb: str) -> Forbidden:
+    """Glance's 403 for a locations change while `show_multiple_locations` is off."""
+    return Forbidden(f"It's not allowed to {verb} locations if locations are invisible.")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Change:
     """One operation on a top-level image attribute or property."""
@@ -46,6 +54,13 @@ class Change:
     op: ChangeOp
     name: str
     value: Any = None
+    # `/locations/N` or `/locations/-`: the position in a list attribute.
+    position: str | None = None
+
+
+# Applies one change of `locations` (Glance's rules, stores and policy: see
+# `skylens.services.locations`) to the image as the changes so far left it.
+LocationChange = Callable[["Image", Change, dt.datetime], "Image"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,18 +112,27 @@ def apply_changes(
     *,
     add_replaces: bool = True,
     guard: Callable[[str, PropertyOperation], None] | None = None,
+    locations: LocationChange | None = None,
 ) -> Image:
     """Return the image with every change applied, in order.
 
     `add_replaces` is the v2.1 json-patch behaviour (add on an existing member
     replaces it); the deprecated v2.0 media type refuses it with 409. `guard`, if
     given, is told of each extra property about to be created, updated or deleted,
-    just before it is, and may refuse by raising (property protections).
+    just before it is, and may refuse by raising (property protections). Changes of
+    `locations` go to `locations` (without it they are refused as Glance refuses them
+    while locations are invisible).
     """
     attributes: dict[str, Any] = {}
     properties = dict(image.properties)
+    located = image
     for change in changes:
         name = change.name
+        if name == "locations":
+            if locations is None:
+                raise invisible(_LOCATION_VERBS[change.op])
+            located = locations(located, change, now)
+            continue
         is_attribute = name in MUTABLE_ATTRIBUTES or name in READ_ONLY_ATTRIBUTES
         if name in READ_ONLY_ATTRIBUTES:
             check_property_name(name)
@@ -138,7 +162,7 @@ def apply_changes(
         if name in attributes and image.status not in _FORMAT_EDITABLE:
             raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
     check_minimums(attributes)
-    return image.with_changes(now, properties=properties, **attributes)
+    return located.with_changes(now, properties=properties, **attributes)
 
 
 def _attribute_value(name: str, value: Any) -> Any:

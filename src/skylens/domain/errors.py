@@ -301,6 +301,27 @@ class UnknownStore(InvalidRequest):
         super().__init__(f"Store for identifier {store_id} not found")
 
 
+class DuplicateLocation(InvalidRequest):
+    def __init__(self, url: str) -> None:
+        super().__init__(f"The location {url} already exists")
+
+
+class InvalidLocation(InvalidRequest):
+    """A location URL no configured store serves, or whose data cannot be found
+    (Glance's `BadStoreUri`)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__("Invalid location")
+        self.reason = reason
+
+
+class StoreAddDisabled(SkylensError):
+    """Data sent to a read-only store (the http store): Glance's 410."""
+
+    def __init__(self) -> None:
+        super().__init__("Error in store configuration. Adding images to store is disabled.")
+
+
 class ImportUriRefused(InvalidRequest):
     """A web-download URI (or a redirect's) that the import filter refuses, in
     Glance's words; `reason` says why, for the log and the task's message."""
@@ -320,3 +341,7 @@ class RemoteSourceFailed(StorageUnavailable):
         super().__init__(f"Could not fetch {uri}: {reason}")
         self.uri = uri
         self.reason = reason
+
+
+class RemoteSourceMissing(RemoteSourceFailed):
+    """The web source answered that there is nothing at the URL (404 or 410)."""

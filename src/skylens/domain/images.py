@@ -83,6 +83,21 @@ MUTABLE_ATTRIBUTES: frozenset[str] = frozenset(
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Location:
+    """One entry of an image's `locations`: its URL and metadata (whose `store` names
+    the store it belongs to)."""
+
+    url: str
+    store: str
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # True for a copy in one of the service's own stores (`Image.stores`).
+    own: bool = False
+
+    def shown(self) -> dict[str, Any]:
+        return {"url": self.url, "metadata": {**self.metadata, "store": self.store}}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Image:
     id: str
     owner: str | None
@@ -106,6 +121,8 @@ class Image:
     properties: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
     # Names of the stores holding the image data, in the order they got it.
     stores: tuple[str, ...] = ()
+    # Where else the data may be read: URLs in read-only stores (the locations API).
+    locations: tuple[Location, ...] = ()
     # When the image first became active (IMS shows it as `active_at`).
     active_at: dt.datetime | None = None
 

@@ -56,12 +56,21 @@ DEFAULT_CHECK_STRINGS: Mapping[Action, str] = {
     Action.REACTIVATE: _ADMIN_OR_PROJECT_MEMBER,
     Action.UPLOAD_IMAGE: _ADMIN_OR_PROJECT_MEMBER,
     Action.DOWNLOAD_IMAGE: f"rule:context_is_admin or (role:member and ({_ANY_VISIBLE}))",
+    Action.DOWNLOAD_FROM_STORE: f"rule:context_is_admin or (role:member and ({_ANY_VISIBLE}))",
     Action.ADD_MEMBER: _ADMIN_OR_PROJECT_MEMBER,
     Action.GET_MEMBER: _ADMIN_OR_MEMBER_READER,
     Action.GET_MEMBERS: _ADMIN_OR_MEMBER_READER,
     Action.MODIFY_MEMBER: "rule:context_is_admin or (role:member and project_id:%(member_id)s)",
     Action.DELETE_MEMBER: _ADMIN_OR_PROJECT_MEMBER,
     Action.DELETE_IMAGE_LOCATION: "rule:context_is_admin",
+    Action.SET_IMAGE_LOCATION: _ADMIN_OR_PROJECT_MEMBER,
+    Action.GET_IMAGE_LOCATION: (
+        "rule:context_is_admin or (role:reader and project_id:%(project_id)s)"
+    ),
+    Action.ADD_IMAGE_LOCATION: (
+        "rule:service_api or (role:member and project_id:%(project_id)s and project_id:%(owner)s)"
+    ),
+    Action.FETCH_IMAGE_LOCATION: "rule:service_api",
     Action.STORES_INFO_DETAIL: "rule:context_is_admin or rule:service_api",
     Action.COPY_IMAGE: "rule:context_is_admin",
     Action.TASKS_API_ACCESS: "rule:context_is_admin",
@@ -166,7 +175,7 @@ class BuiltinPolicy:
 
         if action in _NEEDS_PROJECT_MEMBER:
             return MEMBER in roles and is_caller("project_id")
-        if action in (Action.GET_IMAGE, Action.DOWNLOAD_IMAGE):
+        if action in (Action.GET_IMAGE, Action.DOWNLOAD_IMAGE, Action.DOWNLOAD_FROM_STORE):
             role = READER if action is Action.GET_IMAGE else MEMBER
             return role in roles and (
                 is_caller("project_id")
@@ -181,8 +190,14 @@ class BuiltinPolicy:
             return READER in roles and (is_caller("project_id") or is_caller("member_id"))
         if action is Action.MODIFY_MEMBER:
             return MEMBER in roles and is_caller("member_id")
-        if action is Action.STORES_INFO_DETAIL:
+        if action in (Action.STORES_INFO_DETAIL, Action.FETCH_IMAGE_LOCATION):
             return SERVICE in roles
+        if action is Action.GET_IMAGE_LOCATION:
+            return READER in roles and is_caller("project_id")
+        if action is Action.ADD_IMAGE_LOCATION:
+            return SERVICE in roles or (
+                MEMBER in roles and is_caller("project_id") and is_caller("owner")
+            )
         # publicize_image, delete_image_location, copy_image, tasks_api_access and the
         # cache's rules: admin only
         return False

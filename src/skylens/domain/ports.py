@@ -225,9 +225,14 @@ class RemoteSource(Protocol):
     """Opens web sources, through the import URI filter."""
 
     async def open(
-        self, uri: str, size_cap: int, headers: Sequence[tuple[str, str]] = ()
+        self,
+        uri: str,
+        size_cap: int,
+        headers: Sequence[tuple[str, str]] = (),
+        start: int = 0,
     ) -> RemoteBody:
-        """Connect, following redirects, until the body of `uri` starts; raise
+        """Connect, following redirects, until the body of `uri` starts (from byte
+        `start`, asked for with `Range`, when above 0); raise
         `ImportUriRefused` if the filter refuses the URI or any hop, `RemoteSourceFailed`
         if it cannot be fetched, `ImageTooLarge` if it announces more than `size_cap`.
         `headers` (credentials) go with every request to `uri`'s own origin, and to

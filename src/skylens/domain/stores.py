@@ -17,9 +17,17 @@ class ConfiguredStore:
     """
 
     blob: BlobStore
-    kind: str  # file | s3 | swift, as Glance names store types
+    kind: str  # file | s3 | swift | http, as Glance names store types
     description: str = ""
     weight: int = 0
+    # The URL an image location shows for the blob under a key (`file:///...`).
+    url_of: Callable[[str], str] | None = None
+    # A store of URLs (read-only: the http store): the key it reads a URL under, or
+    # None for a URL it does not serve. None for the stores that hold image data.
+    key_of_url: Callable[[str], str | None] | None = None
+
+    def location_url(self, key: str) -> str:
+        return self.url_of(key) if self.url_of is not None else f"{self.kind}://{self.id}/{key}"
 
     @property
     def id(self) -> str:

@@ -34,7 +34,7 @@ from typing import Protocol
 import h11
 
 from skylens import __version__
-from skylens.domain.errors import ImageTooLarge, RemoteSourceFailed
+from skylens.domain.errors import ImageTooLarge, RemoteSourceFailed, RemoteSourceMissing
 from skylens.domain.uris import IPAddress, SourceUri, UriFilter
 
 CHUNK_SIZE = 1 << 16  # the most read from a socket at once, and so held at once
@@ -85,10 +85,17 @@ class HttpFetcher:
         self._tls = ssl.create_default_context(cafile=options.cafile or None)
 
     async def open(
-        self, uri: str, size_cap: int, headers: Sequence[tuple[str, str]] = ()
+        self,
+        uri: str,
+        size_cap: int,
+        headers: Sequence[tuple[str, str]] = (),
+        start: int = 0,
     ) -> HttpBody:
+        """`start` > 0 asks for the body from that byte on (`Range`), which the server
+        must grant (206 with the matching `Content-Range`)."""
         source = self._filter.check(uri)
         origin = _origin(source)
+        ranged = [("Range", f"bytes={start}-")] if start > 0 else []
         redirects = 0
         while True:
             addresses = await self._addresses(source)
@@ -96,7 +103,7 @@ class HttpFetcher:
             # Credentials go to the origin they were meant for, never along a redirect.
             sent = headers if _origin(source) == origin else ()
             try:
-                response = await exchange.request(source, sent)
+                response = await exchange.request(source, [*sent, *ranged])
             except _DROPPED as error:
                 exchange.close()
                 raise RemoteSourceFailed(source.uri, _describe(error)) from error
@@ -108,11 +115,15 @@ class HttpFetcher:
             if redirects > self.options.max_redirects:
                 raise RemoteSourceFailed(uri, f"more than {self.options.max_redirects} redirects")
             source = self._filter.check(source.join(location))
-        if response.status_code != 200:
+        if response.status_code != (206 if start > 0 else 200):
             exchange.close()
             reason = f"the server answered {response.status_code}"
-            raise RemoteSourceFailed(source.uri, reason)
-        body = HttpBody(self, source, addresses, exchange, response, size_cap, sent)
+            missing = response.status_code in (404, 410)
+            raise (RemoteSourceMissing if missing else RemoteSourceFailed)(source.uri, reason)
+        if start > 0 and not _starts_at(response, start):
+            exchange.close()
+            raise RemoteSourceFailed(source.uri, f"the server did not send bytes={start}-")
+        body = HttpBody(self, source, addresses, exchange, response, size_cap, start, sent)
         if body.size is not None and body.size > size_cap:
             exchange.close()
             raise ImageTooLarge()
@@ -333,9 +344,11 @@ class HttpBody:
         exchange: Exchange,
         response: h11.Response,
         size_cap: int,
+        offset: int = 0,
         headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._fetcher = fetcher
+        self._offset = offset  # where in the entity the body starts
         self._headers = headers  # sent again with each resumption
         self.source = source  # after redirects
         self._addresses = addresses
@@ -457,7 +470,8 @@ class HttpBody:
                 continue
             try:
                 response = await exchange.request(
-                    self.source, [*self._headers, ("Range", f"bytes={self.received}-")]
+                    self.source,
+                    [*self._headers, ("Range", f"bytes={self._offset + self.received}-")],
                 )
             except _DROPPED as failure:
                 exchange.close()
@@ -480,15 +494,19 @@ class HttpBody:
         if found is None:
             return "no valid Content-Range"
         first, last, total = found.groups()
-        size = self.size
-        if int(first) != self.received or (
-            size is not None and (total != str(size) or int(last) != size - 1)
-        ):
-            return f"the server sent {found.group(0)} for bytes={self.received}-"
+        at = self._offset + self.received
+        end = None if self.size is None else self._offset + self.size
+        if int(first) != at or (end is not None and (total != str(end) or int(last) != end - 1)):
+            return f"the server sent {found.group(0)} for bytes={at}-"
         for name, before in (("etag", self.etag), ("last-modified", self.last_modified)):
             if before is not None and _header(response, name) != before:
                 return "the source changed"
         return None
+
+
+def _starts_at(response: h11.Response, start: int) -> bool:
+    found = _CONTENT_RANGE.fullmatch(_header(response, "content-range") or "")
+    return found is not None and int(found.group(1)) == start
 
 
 def _origin(source: SourceUri) -> tuple[str, str, int]:

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from skylens.domain.access import Action, RequestContext
@@ -276,47 +276,87 @@ class ImageDataService:
                     "It's not allowed to remove image data from store if image status is not "
                     "'active'"
                 )
-            if len(image.stores) == 1:
+            if len(image.stores) + len(image.locations) == 1:
                 raise Forbidden(
                     "Cannot delete image data from the only store containing it. Consider "
                     "deleting the image instead."
                 )
-            if store_id not in image.stores:
+            if store_id in image.stores:
+                remaining = tuple(name for name in image.stores if name != store_id)
+                return image.with_changes(self._clock(), stores=remaining)
+            # A URL in a read-only store: its first location there goes (not the data).
+            urls = [location.store for location in image.locations]
+            if store_id not in urls:
                 raise NotFound(f"Image {image_id} is not stored in store {store_id}.")
-            remaining = tuple(name for name in image.stores if name != store_id)
-            return image.with_changes(self._clock(), stores=remaining)
+            index = urls.index(store_id)
+            kept = image.locations[:index] + image.locations[index + 1 :]
+            return image.with_changes(self._clock(), locations=kept)
 
-        # The record first, so no download picks the copy that is going away.
+        # Glance checks get_image_location first, then delete_image_location.
+        seen = self._images.visible(context, image_id, _missing_for_store)
+        authorize(self._access, context, Action.GET_IMAGE_LOCATION, seen)
+        # The record first, so no download picks the copy that is going away. (An
+        # http store deletes nothing: its data is not the service's.)
         self._images.change(
             context, image_id, Action.DELETE_IMAGE_LOCATION, without_copy, _missing_for_store
         )
         self._delete_data(image_id, store_id)
 
-    def open_download(self, context: RequestContext, image_id: str) -> Download | None:
-        """What to stream for the image, or None when it has no data yet."""
+    def open_download(
+        self, context: RequestContext, image_id: str, prefer: Sequence[str] = ()
+    ) -> Download | None:
+        """What to stream for the image, or None when it has no data yet. The copy
+        read is the first in a `prefer`red store (`?prefer=store1,store2`, Glance's
+        store selection), else the heaviest store's; a location URL's store (the http
+        store) weighs as configured too."""
         image = self._images.get(context, image_id)
         authorize(self._access, context, Action.DOWNLOAD_IMAGE, image)
         if image.status is ImageStatus.DEACTIVATED and not context.is_admin:
             raise Forbidden(
                 "The requested image has been deactivated. Image data download is forbidden."
             )
-        return self.data_of(image)
+        if prefer:
+            authorize(self._access, context, Action.DOWNLOAD_FROM_STORE, image)
+        for name in prefer:
+            if name not in self._stores:
+                raise InvalidRequest(f"Store '{name}' is not configured.")
+        return self.data_of(image, prefer)
 
-    def data_of(self, image: Image) -> Download | None:
-        """Where the image's data is read from (the heaviest store holding it), or
-        None when it has no data; no access check (the cache's prefetch)."""
-        if not image.stores:
+    def data_of(self, image: Image, prefer: Sequence[str] = ()) -> Download | None:
+        """Where the image's data is read from (as `open_download` picks it), or None
+        when it has no data; no access check (the cache's prefetch)."""
+        if not image.stores and not image.locations:
             return None
-        holders = [self._stores[name] for name in image.stores if name in self._stores]
-        if not holders:
-            log.error("image %s: no configured store holds its data %s", image.id, image.stores)
+        copies = self._copies(image)
+        if not copies:
+            names = [*image.stores, *(location.store for location in image.locations)]
+            log.error("image %s: no configured store holds its data %s", image.id, names)
             raise StorageUnavailable(
-                f"Image {image.id} data is in store(s) {', '.join(image.stores)}, "
+                f"Image {image.id} data is in store(s) {', '.join(names)}, "
                 "which this server does not have configured."
             )
+        preferred = [copy for name in prefer for copy in copies if copy[0].id == name]
         # The heaviest store first; among equals, the first that received the data.
-        store = max(holders, key=lambda holder: holder.weight)
-        return Download(image=image, store=store.blob, key=self._key_of(image.id))
+        store, key = preferred[0] if preferred else max(copies, key=lambda copy: copy[0].weight)
+        return Download(image=image, store=store.blob, key=key)
+
+    def _copies(self, image: Image) -> list[tuple[ConfiguredStore, str]]:
+        """Every copy of the image's data this server can read, and its key."""
+        copies = [
+            (self._stores[name], self._key_of(image.id))
+            for name in image.stores
+            if name in self._stores
+        ]
+        for location in image.locations:
+            store = self._stores.get(location.store)
+            key = (
+                None
+                if store is None or store.key_of_url is None
+                else store.key_of_url(location.url)
+            )
+            if store is not None and key is not None:
+                copies.append((store, key))
+        return copies
 
     # -- steps -----------------------------------------------------------------
 

@@ -9,7 +9,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from skylens.domain.access import Action, RequestContext, as_seen_by, is_visible
-from skylens.domain.changes import Change, ImageLimits, apply_changes, check_counts
+from skylens.domain.changes import (
+    Change,
+    ImageLimits,
+    LocationChange,
+    apply_changes,
+    check_counts,
+)
 from skylens.domain.errors import (
     Forbidden,
     ForeignOwnerForbidden,
@@ -156,10 +162,15 @@ class ImageService:
         changes: Iterable[Change],
         *,
         add_replaces: bool = True,
+        locations: LocationChange | None = None,
     ) -> Image:
         changes = tuple(changes)
         return self.update_with(
-            context, image_id, lambda _image: changes, add_replaces=add_replaces
+            context,
+            image_id,
+            lambda _image: changes,
+            add_replaces=add_replaces,
+            locations=locations,
         )
 
     def update_with(
@@ -169,6 +180,7 @@ class ImageService:
         plan: Callable[[Image], Iterable[Change]],
         *,
         add_replaces: bool = True,
+        locations: LocationChange | None = None,
     ) -> Image:
         """`update` with the changes `plan` makes of the image as the caller sees it,
         inside the same atomic update (e.g. "remove every property but these")."""
@@ -179,7 +191,12 @@ class ImageService:
             shown = image if rules is None else rules.shown(context, image)
             guard = None if rules is None else functools.partial(rules.check, context)
             changed = apply_changes(
-                shown, plan(shown), self._clock(), add_replaces=add_replaces, guard=guard
+                shown,
+                plan(shown),
+                self._clock(),
+                add_replaces=add_replaces,
+                guard=guard,
+                locations=locations,
             )
             self._authorize_owner_change(context, shown, changed)
             self._authorize_visibility(context, changed, shown)

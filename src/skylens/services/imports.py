@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,12 +21,12 @@ from skylens.domain.images import Image, ImageStatus, utc_now
 from skylens.domain.policy import authorize
 from skylens.domain.ports import ImageRepository, Policy, TaskRepository
 from skylens.domain.stores import ConfiguredStore
-from skylens.domain.tasks import IMPORT_TASK, ImportRequest, Lease, Task, TaskStatus
+from skylens.domain.tasks import IMPORT_TASK, ImportRequest, Task
 from skylens.services.images import ImageService
 from skylens.services.import_methods import COPY_IMAGE, KNOWN_METHODS, ImportMethod
 from skylens.services.import_plugins import MetadataInjection
 from skylens.services.quotas import QuotaService
-from skylens.services.tasks import task_clock
+from skylens.services.tasks import TaskStarter
 
 # The image properties Glance keeps an import's state in.
 IMPORT_LOCK = "os_glance_import_task"
@@ -81,8 +80,7 @@ class ImportService:
         self._default_store = default_store
         self._policy = policy
         self._quotas = quotas
-        self._creator = creator
-        self._lease_for = dt.timedelta(seconds=lease_seconds)
+        self._starter = TaskStarter(tasks, creator, dt.timedelta(seconds=lease_seconds))
         self._clock = clock
 
     def enabled_methods(self) -> list[str]:
@@ -208,7 +206,6 @@ class ImportService:
         request_id: str | None,
         stale_lock: str | None,
     ) -> str:
-        now = task_clock()
         body: dict[str, Any] = {"method": {"name": request.method, **request.fields}}
         if request.all_stores:
             body["all_stores"] = True
@@ -216,37 +213,20 @@ class ImportService:
             body["all_stores_must_succeed"] = False
         if request.stores and (request.all_stores or request.stores != (self._default_store,)):
             body.setdefault("stores", list(request.stores))
-        task = Task(
-            id=str(uuid.uuid4()),
-            type=IMPORT_TASK,
-            status=TaskStatus.PENDING,
-            owner=context.project_id,
-            input={"image_id": image.id, "import_req": body, "backend": list(request.stores)},
-            created_at=now,
-            updated_at=now,
-            image_id=image.id,
-            request_id=request_id,
-            user_id=context.user_id,
-            auth_token=request.token,
-        )
-        lease = Lease(task.id, self._creator, now + self._lease_for, attempt=0)
-        self._tasks.add(task, lease)
         # inject_image_metadata: the importing user's roles are known only here.
         injected = {}
         if self._injection is not None and method.name != COPY_IMAGE:
             injected = dict(self._injection.for_roles(context.roles))
-        try:
+
+        def lock(task: Task) -> None:
             self._repository.update(
                 image.id, self._locking(task, method, request, stale_lock, injected)
             )
-        except BaseException:
-            failed = task.with_status(
-                TaskStatus.FAILURE, task_clock(), message="Error: not started"
-            )
-            self._tasks.save(lease, failed)
-            raise
-        self._tasks.release(task.id)
-        return task.id
+
+        task_input = {"image_id": image.id, "import_req": body, "backend": list(request.stores)}
+        return self._starter.start(
+            context, IMPORT_TASK, image.id, task_input, request_id, lock, auth_token=request.token
+        )
 
     def _locking(
         self,

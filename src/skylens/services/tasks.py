@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -57,6 +58,58 @@ TaskOutcomes = Callable[[str, str], None]
 
 def _ignore_outcome(_type: str, _outcome: str) -> None:
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskStarter:
+    """Starts a task on an image as imports do: the task row is written held by its
+    creator, `lock` takes the image for it (one atomic image change), and only then
+    may runners claim it. A failing `lock` saves the task as failed at once; a creator
+    that dies in between leaves a task whose lease lapses and that finds its image
+    not locked to it."""
+
+    tasks: TaskRepository
+    creator: str
+    lease_for: dt.timedelta
+
+    def start(
+        self,
+        context: RequestContext,
+        task_type: str,
+        image_id: str,
+        task_input: Mapping[str, Any],
+        request_id: str | None,
+        lock: Callable[[Task], None],
+        auth_token: str | None = None,
+    ) -> str:
+        """`auth_token`: the caller's token, for tasks that act as the caller
+        (glance-download); kept until the task ends."""
+        now = task_clock()
+        task = Task(
+            id=str(uuid.uuid4()),
+            type=task_type,
+            status=TaskStatus.PENDING,
+            owner=context.project_id,
+            input=dict(task_input),
+            created_at=now,
+            updated_at=now,
+            image_id=image_id,
+            request_id=request_id,
+            user_id=context.user_id,
+            auth_token=auth_token,
+        )
+        lease = Lease(task.id, self.creator, now + self.lease_for, attempt=0)
+        self.tasks.add(task, lease)
+        try:
+            lock(task)
+        except BaseException:
+            failed = task.with_status(
+                TaskStatus.FAILURE, task_clock(), message="Error: not started"
+            )
+            self.tasks.save(lease, failed)
+            raise
+        self.tasks.release(task.id)
+        return task.id
 
 
 class LeaseLost(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 from skylens.domain.errors import InvalidBlobKey
@@ -57,3 +58,32 @@ def staging_key(image_id: str) -> str:
     key = f"staging/{image_id[:2]}/{image_id}"
     check_key(key)
     return key
+
+
+# A URL's key in a read-only URL store (the http store): `web/` and the URL's
+# base64url text cut into segments, each led by `u` (a segment starts with a letter
+# or digit), so the URL comes back whole and no key escapes the store's space.
+_URL_SEGMENT = 200
+
+
+def location_key(url: str) -> str:
+    """The key the http store reads `url` under."""
+    text = base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+    parts = [text[i : i + _URL_SEGMENT] for i in range(0, len(text), _URL_SEGMENT)] or [""]
+    key = "web/" + "/".join(f"u{part}" for part in parts)
+    check_key(key)
+    return key
+
+
+def url_of_location_key(key: str) -> str | None:
+    """The URL `location_key` named; None for any other key."""
+    parts = key.split("/")
+    if len(parts) < 2 or parts[0] != "web" or not all(p.startswith("u") for p in parts[1:]):
+        return None
+    text = "".join(part[1:] for part in parts[1:])
+    try:
+        url = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        canonical = location_key(url)
+    except (ValueError, UnicodeDecodeError, InvalidBlobKey):
+        return None
+    return url if canonical == key else None  # only the key it writes

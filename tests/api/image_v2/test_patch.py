@@ -254,7 +254,11 @@ def test_a_reserved_attribute_is_403(
 def test_locations_cannot_be_changed_while_they_are_hidden(
     api: httpx.Client, image: dict[str, Any]
 ) -> None:
-    response = patch_image(api, image["id"], [{"op": "replace", "path": "/locations", "value": []}])
+    """More in test_locations_hidden.py; Glance refuses an empty list first."""
+    value = [{"url": "http://example.com/x", "metadata": {}}]
+    response = patch_image(
+        api, image["id"], [{"op": "replace", "path": "/locations", "value": value}]
+    )
 
     assert_error(response, 403, "It's not allowed to update locations if locations are invisible.")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from starlette.concurrency import iterate_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -59,8 +59,12 @@ class DataHandlers:
         return no_content()
 
     async def download(self, request: Request, context: RequestContext) -> Response:
+        prefer = request.query_params.get("prefer", "")
         found = await self.reads(
-            self.service.open_download, context, request.path_params["image_id"]
+            self.service.open_download,
+            context,
+            request.path_params["image_id"],
+            [name.strip() for name in prefer.split(",") if name.strip()],
         )
         if found is None:
             return Response(status_code=204)  # no data yet: a bare 204, as in Glance
@@ -70,6 +74,9 @@ class DataHandlers:
         if found.image.checksum:
             headers["Content-MD5"] = found.image.checksum
         byte_range = requested_range(request.headers.get("range"), size)
+        if "range" not in request.headers:
+            # Glance still honours the (deprecated) Content-Range request header.
+            byte_range = content_range(request.headers.get("content-range"), size)
         status, start, end = 200, 0, size
         if byte_range is not None:
             status, (start, end) = 206, byte_range
@@ -77,12 +84,14 @@ class DataHandlers:
         headers["Content-Length"] = str(end - start)
         # Zero copy when the store has the bytes in a local file, or the image cache
         # has them, and the server can send files; otherwise they stream through here.
+        # Stores are opened off the event loop: opening may wait on the network.
         path = found.store.local_path(found.key)
         if path is None and self.cache is not None:
             path = await self.reads(self.cache.cached_file, found)
             if path is None and byte_range is None:
                 # A miss: the whole image streams from its store, filling the cache.
-                filling = self.cache.filling(found, found.store.read(found.key))
+                opened = await run_in_threadpool(found.store.read, found.key)
+                filling = self.cache.filling(found, opened)
                 return StreamingResponse(
                     iterate_in_threadpool(filling), status_code=status, headers=headers
                 )
@@ -92,7 +101,8 @@ class DataHandlers:
                 return FileRangeResponse(file, start, end, status_code=status, headers=headers)
             chunks = iterate_in_threadpool(_file_chunks(file, start, end))
         else:
-            chunks = iterate_in_threadpool(found.store.read(found.key, start, end))
+            opened = await run_in_threadpool(found.store.read, found.key, start, end)
+            chunks = iterate_in_threadpool(opened)
         return StreamingResponse(chunks, status_code=status, headers=headers)
 
 
@@ -165,6 +175,27 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise RangeNotSatisfiable(size)
     return start, min(end, size)
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def content_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The half-open byte range of a `Content-Range` request header (`bytes 1-4/*`),
+    which Glance reads when there is no `Range`; 416 for a malformed or
+    unsatisfiable one."""
+    if header is None:
+        return None
+    match = _CONTENT_RANGE.fullmatch(header.strip())
+    if match is None:
+        raise RangeNotSatisfiable(size)
+    first, last, length = match.groups()
+    start, stop = _position(first), _position(last) + 1
+    if stop <= start or (length != "*" and stop > _position(length)):
+        raise RangeNotSatisfiable(size)  # as webob, which refuses to parse it
+    if (length == "*" and stop > size) or start >= size:
+        raise RangeNotSatisfiable(size)
+    return start, min(stop, size)
 
 
 def _position(digits: str) -> int:

@@ -29,9 +29,11 @@ from skylens.domain.images import (
     RESERVED_ATTRIBUTES,
     RESERVED_PREFIX,
     Image,
+    Location,
     canonical_image_id,
 )
 from skylens.services.images import ImageService, NewImage
+from skylens.services.locations import LocationService
 
 # Keys refused before schema validation, as Glance does.
 _DISALLOWED_ON_CREATE = ("direct_url", "self", "file", "schema", "stores")
@@ -44,6 +46,7 @@ class ImageHandlers:
     list_limits: ListLimits
     writes: Offload  # runs what may block (show and list are awaited reads)
     profile: ImageProfile  # Glance's, or the Huawei Cloud IMS profile
+    locations: LocationService
     public_endpoint: str = ""
     store_ids: tuple[str, ...] = ()  # announced on create, as Glance does with multi-store
     import_methods: tuple[str, ...] = ()  # announced on create, as Glance does
@@ -120,13 +123,20 @@ class ImageHandlers:
         )
         image_id = request.path_params["image_id"]
         if parsed.changes:
+            changes = parsed.changes
+            if any(change.name == "locations" for change in changes):
+                changes = await self.locations.prepare(context, image_id, changes)
+            removed: list[Location] = []
             image = await self.writes(
                 self.service.update,
                 context,
                 image_id,
-                parsed.changes,
+                changes,
                 add_replaces=parsed.add_replaces,
+                locations=self.locations.editing(context, removed),
             )
+            if removed:
+                await self.writes(self.locations.delete_removed, image_id, removed)
         else:
             image = await self.service.show(context, image_id)
         return json_response(await self._view(request, image))

@@ -10,7 +10,6 @@ from skylens.api.errors import UnsupportedPatchMediaType
 from skylens.api.image_v2.schemas import Schema
 from skylens.domain.changes import Change, ChangeOp
 from skylens.domain.errors import (
-    Forbidden,
     InvalidPatch,
     LimitExceeded,
     ReadOnlyAttribute,
@@ -61,16 +60,18 @@ def parse_patch(
             raise InvalidPatch("Operations must be JSON objects.")
         op, pointer = _operation_v21(raw) if v21 else _operation_v20(raw)
         path = decode_pointer(pointer)
-        if len(path) != 1:
-            raise InvalidPatch(f"Invalid JSON pointer for this resource: '/{'/'.join(path)}'")
         name = path[0]
+        if len(path) != _PATH_DEPTHS.get(name, {}).get(op, 1):
+            raise InvalidPatch(f"Invalid JSON pointer for this resource: '/{'/'.join(path)}'")
         if op is not ChangeOp.REMOVE and "value" not in raw:
             raise InvalidPatch(f'Operation "{op.value}" requires a member named "value".')
-        _check_writable(op, name, schema)
+        _check_writable(name, schema)
         value = raw.get("value")
+        position = path[1] if len(path) == 2 else None
         if op is not ChangeOp.REMOVE:
-            schema.validate({name: value})
-        changes.append(Change(op, name, value))
+            # `/locations/N` adds one item of the array (as Glance validates it).
+            schema.validate({name: [value] if position is not None else value})
+        changes.append(Change(op, name, value, position))
     return ParsedPatch(tuple(changes), add_replaces=v21)
 
 
@@ -129,16 +130,15 @@ def decode_pointer(pointer: str) -> list[str]:
     ]
 
 
-_LOCATION_VERBS = {ChangeOp.ADD: "add", ChangeOp.REPLACE: "update", ChangeOp.REMOVE: "remove"}
+# Glance's `_path_depth_limits`: `/locations/N|-` adds or removes one location,
+# `/locations` replaces them all; every other path is one token.
+_PATH_DEPTHS = {"locations": {ChangeOp.ADD: 2, ChangeOp.REMOVE: 2, ChangeOp.REPLACE: 1}}
 
 
-def _check_writable(op: ChangeOp, name: str, schema: Schema) -> None:
+def _check_writable(name: str, schema: Schema) -> None:
     if name in schema.read_only or name in READ_ONLY_ATTRIBUTES:
         raise ReadOnlyAttribute(name)
     if name == "locations":
-        # Locations are never shown (show_multiple_locations is off), so never editable.
-        raise Forbidden(
-            f"It's not allowed to {_LOCATION_VERBS[op]} locations if locations are invisible."
-        )
+        return  # Glance's rules, and its 403s while locations are invisible, apply later
     if name in RESERVED_ATTRIBUTES or name.startswith(RESERVED_PREFIX):
         raise ReservedAttribute(name)

@@ -7,12 +7,13 @@ the profile and never which one it is.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from starlette.requests import Request
 
-from skylens.api.image_v2.views import image_view
+from skylens.api.image_v2.views import image_view, no_locations
 from skylens.api.listing import ListLimits, parse_list_query
 from skylens.domain.images import Image
 from skylens.domain.listing import ListQuery
@@ -31,10 +32,14 @@ class ImageProfile(Protocol):
 
 
 class GlanceProfile:
-    """Glance's Image API, unchanged."""
+    """Glance's Image API, unchanged; `locations` adds `locations` and `direct_url`
+    to images when the options show them."""
+
+    def __init__(self, locations: Callable[[Image], dict[str, Any]] = no_locations) -> None:
+        self._view: ImageView = functools.partial(image_view, locations=locations)
 
     def list_query(self, request: Request, limits: ListLimits) -> ListQuery:
         return parse_list_query(request.query_params.multi_items(), limits)
 
     async def viewer(self, request: Request, images: Sequence[Image]) -> ImageView:
-        return image_view
+        return self._view

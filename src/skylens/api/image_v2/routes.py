@@ -12,6 +12,7 @@ from skylens.api.image_v2.data import OCTET_STREAM, DataHandlers, check_upload_m
 from skylens.api.image_v2.images import ImageHandlers, check_patch_media_type
 from skylens.api.image_v2.imports import ImportHandlers, import_resources
 from skylens.api.image_v2.ims import ImageTypes, ImsProfile
+from skylens.api.image_v2.locations import LocationHandlers, location_resources
 from skylens.api.image_v2.members import MemberHandlers, member_resources
 from skylens.api.image_v2.metadef_views import load_metadef_schemas
 from skylens.api.image_v2.metadefs import (
@@ -52,7 +53,10 @@ def image_v2_resources(
         writes=writes,
         public_endpoint=public_endpoint,
         store_ids=store_ids,
-        profile=_profile(use_cases, schemas) if ims_profile else GlanceProfile(),
+        profile=_profile(use_cases, schemas)
+        if ims_profile
+        else GlanceProfile(use_cases.locations.shown),
+        locations=use_cases.locations,
         import_methods=tuple(use_cases.imports.enabled_methods()),
     )
     imports = ImportHandlers(
@@ -78,9 +82,13 @@ def image_v2_resources(
         reads=reads,
         writes=writes,
     )
+    locations = LocationHandlers(
+        service=use_cases.locations, wake_runner=use_cases.wake_runner, reads=reads, writes=writes
+    )
     return [
         *schema_resources(schemas),
         *image_resources(images, data),
+        *(location_resources(locations) if use_cases.locations.options.api else ()),
         *member_resources(MemberHandlers(service=use_cases.members, reads=reads, writes=writes)),
         *store_resources(StoreHandlers(service=use_cases.data, writes=writes)),
         *usage_resources(usage),

@@ -40,7 +40,14 @@ def image_path(image_id: str) -> str:
 _HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
 
 
-def image_view(image: Image) -> dict[str, Any]:
+def no_locations(_image: Image) -> dict[str, Any]:
+    return {}
+
+
+def image_view(
+    image: Image, locations: Callable[[Image], dict[str, Any]] = no_locations
+) -> dict[str, Any]:
+    """`locations` gives `locations` and `direct_url` when the options show them."""
     view: dict[str, Any] = {
         name: value for name, value in image.properties.items() if name not in _HIDDEN_PROPERTIES
     }
@@ -50,13 +57,15 @@ def image_view(image: Image) -> dict[str, Any]:
     view["id"] = image.id
     view["created_at"] = timestamp(image.created_at)
     view["updated_at"] = timestamp(image.updated_at)
+    view.update(locations(image))
     view["tags"] = sorted(image.tags)
     view["self"] = path
     view["file"] = f"{path}/file"
     view["schema"] = IMAGE_SCHEMA_PATH
-    if image.stores:
-        # As in Glance: present only once the image has data.
-        view["stores"] = ",".join(image.stores)
+    stores = dict.fromkeys([*image.stores, *(loc.store for loc in image.locations)])
+    if stores:
+        # As in Glance: present only once the image has data (a location's store too).
+        view["stores"] = ",".join(stores)
     return view
 
 

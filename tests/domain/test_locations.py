@@ -1,0 +1,115 @@
+"""Glance's rules for an image's locations (`LocationEditor`), without I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+
+import pytest
+
+from skylens.domain.errors import (
+    Conflict,
+    DuplicateLocation,
+    Forbidden,
+    InvalidRequest,
+    LimitExceeded,
+)
+from skylens.domain.images import Image, ImageStatus, Location, Visibility
+from skylens.domain.locations import LocationEditor, NewLocation, check_validation_data
+
+NOW = dt.datetime(2026, 12, 7, 12, 0, 0)
+EDITOR = LocationEditor(lambda store, image_id: f"file:///{store}/{image_id}", "sha512", quota=3)
+
+
+def image(status: ImageStatus = ImageStatus.QUEUED, **attributes: object) -> Image:
+    base = Image("id-1", "p", status, Visibility.PRIVATE, NOW, NOW)
+    return dataclasses.replace(base, **attributes)  # type: ignore[arg-type]
+
+
+def web(url: str, size: int | None = 10, **validation: str) -> NewLocation:
+    return NewLocation(Location(url, "web"), size, validation)
+
+
+def test_the_own_copies_come_first() -> None:
+    located = image(ImageStatus.ACTIVE, stores=("local",), locations=(Location("http://a", "web"),))
+
+    assert [loc.url for loc in EDITOR.locations(located)] == ["file:///local/id-1", "http://a"]
+
+
+def test_adding_to_a_queued_image_activates_it_with_the_locations_size() -> None:
+    added = EDITOR.add(image(), "-", web("http://a", 42), NOW)
+
+    assert (added.status, added.size, added.active_at) == (ImageStatus.ACTIVE, 42, NOW)
+    assert added.locations == (Location("http://a", "web"),)
+
+
+@pytest.mark.parametrize(
+    ("position", "expected"), [("0", ["http://b", "http://a"]), ("-", ["http://a", "http://b"])]
+)
+def test_positions(position: str, expected: list[str]) -> None:
+    one = EDITOR.add(image(), "-", web("http://a"), NOW)
+
+    two = EDITOR.add(one, position, web("http://b"), NOW)
+
+    assert [loc.url for loc in two.locations] == expected
+
+
+@pytest.mark.parametrize("status", [ImageStatus.SAVING, ImageStatus.DEACTIVATED])
+def test_only_queued_or_active_images_get_locations(status: ImageStatus) -> None:
+    with pytest.raises(Conflict):
+        EDITOR.add(image(status), "-", web("http://a"), NOW)
+
+
+def test_duplicates_the_last_location_and_the_quota() -> None:
+    one = EDITOR.add(image(), "-", web("http://a"), NOW)
+
+    with pytest.raises(DuplicateLocation):
+        EDITOR.add(one, "-", web("http://a"), NOW)
+    with pytest.raises(Forbidden):
+        EDITOR.remove(one, "0", NOW)
+    three = EDITOR.add(EDITOR.add(one, "-", web("http://b"), NOW), "-", web("http://c"), NOW)
+    with pytest.raises(LimitExceeded):
+        EDITOR.add(three, "-", web("http://d"), NOW)
+
+
+def test_removing_reports_an_own_copy() -> None:
+    located = image(ImageStatus.ACTIVE, stores=("local",), locations=(Location("http://a", "web"),))
+
+    left, removed = EDITOR.remove(located, "0", NOW)
+
+    assert removed.own
+    assert (left.stores, [loc.url for loc in left.locations]) == ((), ["http://a"])
+    with pytest.raises(InvalidRequest):
+        EDITOR.remove(located, "7", NOW)
+
+
+def test_replace_keeps_the_urls_of_a_located_image() -> None:
+    one = EDITOR.add(image(), "-", web("http://a"), NOW)
+
+    with pytest.raises(InvalidRequest, match="Original locations is not empty"):
+        EDITOR.replace(one, [web("http://b")], NOW)
+    renamed = EDITOR.replace(one, [NewLocation(Location("http://a", "web", {"k": "v"}), None)], NOW)
+    assert renamed.locations == (Location("http://a", "web", {"k": "v"}),)
+
+
+def test_validation_data_on_a_queued_image() -> None:
+    good = hashlib.sha512(b"x").hexdigest()
+
+    assert check_validation_data(
+        image(), [{"os_hash_algo": "sha512", "os_hash_value": good}], "sha512"
+    ) == {"os_hash_algo": "sha512", "os_hash_value": good}
+    with pytest.raises(Conflict, match="os_hash_algo must be sha512, not sha256"):
+        check_validation_data(
+            image(), [{"os_hash_algo": "sha256", "os_hash_value": good}], "sha512"
+        )
+    with pytest.raises(Conflict, match="not the correct size"):
+        check_validation_data(
+            image(), [{"os_hash_algo": "sha512", "os_hash_value": "ab"}], "sha512"
+        )
+    with pytest.raises(Conflict, match="Conflicting values"):
+        check_validation_data(
+            image(),
+            [{"os_hash_algo": "sha512", "os_hash_value": good}, {"os_hash_value": "cd"}],
+            "sha512",
+        )
