@@ -130,7 +130,7 @@ def connected(engine: sa.Engine) -> Iterator[sa.Connection]:
         except sa.exc.DBAPIError as error:
             if not _lost(error):
                 raise
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
 
 @contextlib.contextmanager
@@ -145,7 +145,7 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         except sa.exc.DBAPIError as error:
             if not _lost(error):
                 raise
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
 
 def _checked_out(engine: sa.Engine) -> sa.Connection:
@@ -154,7 +154,7 @@ def _checked_out(engine: sa.Engine) -> sa.Connection:
     try:
         return engine.connect()
     except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
-        raise _unavailable(error) from error
+        raise unavailable(error) from error
 
 
 def _lost(error: sa.exc.DBAPIError) -> bool:
@@ -165,11 +165,11 @@ def _lost(error: sa.exc.DBAPIError) -> bool:
     return isinstance(name, str) and name.startswith(_SQLITE_BUSY)
 
 
-def _unavailable(error: sa.exc.SQLAlchemyError) -> DatabaseUnavailable:
-    """The domain error for `error`, logged as one line: an outage must not fill the
-    log with a traceback per request."""
+def unavailable(error: BaseException) -> DatabaseUnavailable:
+    """The domain error for `error` (SQLAlchemy's, or a driver's own), logged as one
+    line: an outage must not fill the log with a traceback per request."""
     cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
-    reason = f"{type(cause).__name__}: {_first_line(cause)}"
+    reason = f"{type(cause).__name__}: {first_line(cause)}"
     log.warning("database unavailable: %s", reason)
     return DatabaseUnavailable(reason)
 
@@ -235,7 +235,7 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
     except CommandError as error:
         raise DatabaseSetupError(
             f"cannot downgrade {redacted(engine.url)} from revision {current or 'none'} "
-            f"to {revision}: {_first_line(error)}"
+            f"to {revision}: {first_line(error)}"
         ) from None
 
 
@@ -303,7 +303,7 @@ def setup_errors(url: str | sa.URL) -> Iterator[None]:
         yield
     except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
         cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
-        raise DatabaseSetupError(f"cannot use {redacted(url)}: {_first_line(cause)}") from None
+        raise DatabaseSetupError(f"cannot use {redacted(url)}: {first_line(cause)}") from None
     except (OSError, sa.exc.ArgumentError, ValueError) as error:
         raise DatabaseSetupError(f"cannot use {redacted(url)}: {error}") from None
 
@@ -316,6 +316,7 @@ def redacted(url: str | sa.URL) -> str:
         return "the configured database URL (which does not parse)"
 
 
-def _first_line(error: BaseException | None) -> str:
+def first_line(error: BaseException | None) -> str:
+    """The first line of `error`'s message, or its type's name when it has none."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__

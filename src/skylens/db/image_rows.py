@@ -6,6 +6,7 @@ reads (`db/reads.py`), so both read exactly the same columns the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from skylens.db import listing, visibility
 from skylens.db.expressions import json_array_agg, json_object_agg
-from skylens.db.tables import image_members, image_properties, image_tags, images
+from skylens.db.tables import image_members, image_properties, image_tags, image_uploads, images
 from skylens.domain.access import RequestContext
 from skylens.domain.images import Image, ImageStatus, Location, Visibility
 from skylens.domain.listing import ListQuery
@@ -44,6 +45,21 @@ MEMBERSHIP = sa.select(image_members.c.status).where(
     image_members.c.image_id == sa.bindparam("image_id"),
     image_members.c.member == sa.bindparam("member"),
 )
+
+
+def stale_upload(before: dt.datetime) -> sa.ColumnElement[bool]:
+    """An upload (`saving`) or a stage under way (`uploading` without a size: staged
+    data has one and waits for its import) whose lease was last renewed before
+    `before`, or that holds no lease and has not changed since: its process is gone.
+    The statement outer-joins `image_uploads` on the image."""
+    lease = image_uploads.c.renewed_at
+    return sa.and_(
+        sa.or_(
+            images.c.status == ImageStatus.SAVING.value,
+            sa.and_(images.c.status == ImageStatus.UPLOADING.value, images.c.size.is_(None)),
+        ),
+        sa.or_(lease < before, sa.and_(lease.is_(None), images.c.updated_at < before)),
+    )
 
 
 def marker_statement(context: RequestContext, marker_id: str) -> sa.Select[Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -34,6 +33,7 @@ from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import LRUCache
 
+from skylens.db.engine import unavailable
 from skylens.db.image_rows import (
     ATTRIBUTES,
     GET,
@@ -43,11 +43,9 @@ from skylens.db.image_rows import (
     page_statement,
 )
 from skylens.domain.access import RequestContext
-from skylens.domain.errors import DatabaseUnavailable, InvalidFilter, StatementTimedOut
+from skylens.domain.errors import InvalidFilter, StatementTimedOut
 from skylens.domain.images import Image, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
-
-log = logging.getLogger("skylens.db")
 
 # (Its constructor carries no annotations.)
 _DIALECT: sa.Dialect = psycopg_dialect.dialect()  # type: ignore[no-untyped-call]
@@ -211,7 +209,7 @@ class PostgresImageReads:
                             continue
                         raise
             except (psycopg.OperationalError, TimeoutError) as error:
-                raise _unavailable(error) from error
+                raise unavailable(error) from error
         raise AssertionError("unreachable: the second attempt returns or raises")
 
 
@@ -227,14 +225,6 @@ async def _all(
 ) -> list[tuple[Any, ...]]:
     cursor = await connection.execute(sql, params)
     return await cursor.fetchall()
-
-
-def _unavailable(error: BaseException) -> DatabaseUnavailable:
-    """As the engine's: one log line, no traceback."""
-    lines = str(error).strip().splitlines()
-    reason = f"{type(error).__name__}: {lines[0] if lines else ''}"
-    log.warning("database unavailable: %s", reason)
-    return DatabaseUnavailable(reason)
 
 
 def conninfo_of(url: str | sa.URL) -> str:

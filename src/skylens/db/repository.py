@@ -18,6 +18,7 @@ from skylens.db.image_rows import (
     image_of,
     marker_statement,
     page_statement,
+    stale_upload,
 )
 from skylens.db.tables import (
     image_members,
@@ -79,19 +80,7 @@ class SqlImageRepository:
         saving_without_live_lease = (
             sa.select(images.c.id)
             .outerjoin(image_uploads, image_uploads.c.image_id == images.c.id)
-            .where(
-                sa.or_(
-                    images.c.status == ImageStatus.SAVING.value,
-                    # Being staged (staged data has a size; it waits for its import).
-                    sa.and_(
-                        images.c.status == ImageStatus.UPLOADING.value, images.c.size.is_(None)
-                    ),
-                ),
-                sa.or_(
-                    lease < renewed_before,
-                    sa.and_(lease.is_(None), images.c.updated_at < renewed_before),
-                ),
-            )
+            .where(stale_upload(renewed_before))
         )
         expired_leases = sa.select(image_uploads.c.image_id).where(lease < renewed_before)
         with connected(self._reader) as connection:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 
 from skylens.db.engine import connected
+from skylens.db.image_rows import stale_upload
 from skylens.db.tables import image_properties, image_uploads, images, tasks
 
 # The image property an import holds its lock with: the task's id.
@@ -82,13 +83,7 @@ def _uploads(
             stage_host.label("stage_host"),
         )
         .outerjoin(image_uploads, image_uploads.c.image_id == images.c.id)
-        .where(
-            sa.or_(
-                images.c.status == "saving",
-                sa.and_(images.c.status == "uploading", images.c.size.is_(None)),
-            ),
-            sa.or_(lease < before, sa.and_(lease.is_(None), images.c.updated_at < before)),
-        )
+        .where(stale_upload(before))
     )
     for row in connection.execute(query):
         kind = "upload" if row.status == "saving" else "stage"
@@ -174,11 +169,7 @@ def _tasks(connection: sa.Connection, now: dt.datetime, before: dt.datetime) -> 
         tasks.c.attempts,
     ).where(
         tasks.c.status.in_(_UNFINISHED_TASKS),
-        sa.or_(
-            expires < now,
-            sa.and_(expires.is_(None), tasks.c.updated_at < before),
-            tasks.c.updated_at < before,
-        ),
+        sa.or_(expires < now, tasks.c.updated_at < before),
     )
     for row in connection.execute(query):
         if row.lease_expires_at is not None and row.lease_expires_at < now:

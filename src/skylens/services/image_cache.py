@@ -338,7 +338,8 @@ class ImageCache:
         sizes = self._files.sizes()
         total = sum(sizes.values())
         order = [entry.image_id for entry in self._index.entries(self.node)]
-        unindexed = [image_id for image_id in sizes if image_id not in set(order)]
+        indexed = set(order)
+        unindexed = [image_id for image_id in sizes if image_id not in indexed]
         files = pruned = 0
         for image_id in [*unindexed, *order]:
             if total <= self._limits.max_size:
