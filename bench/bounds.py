@@ -56,6 +56,12 @@ def measure(path: Path, scratch: Path, runs: int = 2) -> Bounds:
     )
 
 
+def loopback(path: Path, runs: int = 3) -> float:
+    """MB/s of the fastest of `runs` loopback sends of the file (sendfile -> recv)."""
+    size = path.stat().st_size
+    return size / min(_loopback(path) for _ in range(runs)) / 1e6
+
+
 def hashing_two_threads(path: Path) -> float:
     """md5 | sha512 on two threads over the file, once: MB/s."""
     return path.stat().st_size / _hash_in_threads(path) / 1e6
