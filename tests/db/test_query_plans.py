@@ -140,8 +140,8 @@ def test_the_read_pool_does_not_jit(seeded_url: str) -> None:
     async def setting() -> Any:
         pool = ConnectionPool(conninfo_of(seeded_url), 1)
         try:
-            async with pool.connection() as connection:
-                cursor = await connection.execute("SHOW jit")
+            async with pool.cursor() as cursor:
+                await cursor.execute("SHOW jit")
                 return await cursor.fetchone()
         finally:
             await pool.close()

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from skylens.api.app import create_app
 from skylens.api.compute_v21.routes import ComputeMount
+from skylens.api.routing import RouteGroup
 from skylens.config import load
 from skylens.db.engine import create_engine
 
@@ -46,7 +47,8 @@ def served_routes(data_dir: Path, environ: Mapping[str, str] | None = None) -> l
     surfaces: list[tuple[Surface, Starlette]] = [("image", app), ("compute", compute)]
     served = []
     for surface, starlette in surfaces:
-        for route in starlette.routes:
-            assert isinstance(route, Route), route
-            served.append(ServedRoute(surface, route))
+        for entry in starlette.routes:
+            for route in entry.routes if isinstance(entry, RouteGroup) else [entry]:
+                assert isinstance(route, Route), route
+                served.append(ServedRoute(surface, route))
     return served

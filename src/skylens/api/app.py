@@ -45,7 +45,7 @@ from skylens.api.middleware import (
 from skylens.api.openapi import openapi_document
 from skylens.api.requests import RefuseNul, RequestLimits, install_limits
 from skylens.api.responses import json_response
-from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource
+from skylens.api.routing import IMPLEMENTED_METHODS, PublicOperation, Resource, grouped
 from skylens.api.versions import (
     VERSIONS_SCHEMA,
     VersionNegotiation,
@@ -176,7 +176,7 @@ def _image_app(
     and closes the database."""
     app = Starlette(
         lifespan=_lifespan(parts, settings.storage.sweep_interval_seconds, closing),
-        routes=[resource.route(parts.authenticator) for resource in resources],
+        routes=grouped(resource.route(parts.authenticator) for resource in resources),
         middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
             SkylensError: handle_error,

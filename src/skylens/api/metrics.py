@@ -29,6 +29,7 @@ import socket
 import threading
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import (
@@ -64,6 +65,11 @@ class Metrics:
         # them at each scrape.
         own = None if self._multiprocess else CollectorRegistry()
         self._registry = own
+        # `labels()` takes a lock and builds a key on every call; a request needs
+        # the same few children over and over. Bounded like the children themselves:
+        # the routes, the methods the server accepts and the statuses it answers.
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._route_children: dict[str, tuple[Any, Any]] = {}
         request = ("method", "route", "status")
         self.requests = Counter(
             "skylens_http_requests", "HTTP requests answered", request, registry=own
@@ -137,15 +143,26 @@ class Metrics:
     def observe(self, exchange: Exchange) -> None:
         route = exchange.facts.route if exchange.facts and exchange.facts.route else UNMATCHED
         labels = (exchange.method, route, str(exchange.status))
-        self.requests.labels(*labels).inc()
-        self.duration.labels(*labels).observe(exchange.seconds)
-        if exchange.bytes_in:
-            self.received.labels(route).inc(exchange.bytes_in)
-        if exchange.bytes_out:
-            self.sent.labels(route).inc(exchange.bytes_out)
+        counted = self._request_children.get(labels)
+        if counted is None:
+            counted = (self.requests.labels(*labels), self.duration.labels(*labels))
+            self._request_children[labels] = counted
+        counted[0].inc()
+        counted[1].observe(exchange.seconds)
+        if exchange.bytes_in or exchange.bytes_out:
+            received, sent = self._route_children.get(route) or self._bytes_children(route)
+            if exchange.bytes_in:
+                received.inc(exchange.bytes_in)
+            if exchange.bytes_out:
+                sent.inc(exchange.bytes_out)
         store = exchange.facts.store if exchange.facts else None
         if store is not None:
             self._image_data(exchange, store)
+
+    def _bytes_children(self, route: str) -> tuple[Any, Any]:
+        children = (self.received.labels(route), self.sent.labels(route))
+        self._route_children[route] = children
+        return children
 
     def _image_data(self, exchange: Exchange, store: str) -> None:
         # Image data only: not the bytes of an upload that was not stored, nor an

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import logging
 import re
@@ -328,6 +329,7 @@ def _host_and_port(value: str) -> tuple[str, int | None] | None:
     return name, int(port)
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request, of a handful of Host names
 def is_loopback(name: str) -> bool:
     """`localhost` or a loopback address: what only this machine reaches."""
     if name == "localhost":

@@ -53,6 +53,7 @@ _DIALECT: sa.Dialect = psycopg_dialect.dialect()  # type: ignore[no-untyped-call
 _CHECKOUT_TIMEOUT_SECONDS = 30.0
 
 T = TypeVar("T")
+Cursor = psycopg.AsyncCursor[tuple[Any, ...]]
 
 
 # Compiled lists by the shape of their statement (SQLAlchemy's cache key: the same
@@ -81,7 +82,9 @@ _MEMBERSHIP_SQL = str(MEMBERSHIP.compile(dialect=_DIALECT))
 
 
 class ConnectionPool:
-    """At most `size` autocommit connections to `conninfo`, opened as needed.
+    """At most `size` autocommit connections to `conninfo`, opened as needed, each
+    lent out with its one cursor: making a cursor costs a fifth of a show's
+    statement, so a connection keeps its own (and the last result it fetched).
 
     Unlike psycopg_pool's, a checkout fails at once when the database cannot be
     reached (rather than waiting for it to come back): a request then answers 503
@@ -102,43 +105,52 @@ class ConnectionPool:
             f"-c statement_timeout={max(statement_timeout_ms, 0):d} "
             "-c plan_cache_mode=force_custom_plan -c jit=off"
         )
-        self._idle: collections.deque[psycopg.AsyncConnection[Any]] = collections.deque()
+        self._idle: collections.deque[Cursor] = collections.deque()
         self._opened = 0  # idle and in use
+        self._waiting = 0  # checkouts waiting for a connection to come back
         self._returned = asyncio.Condition()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        connection = await self._checkout()
+    async def cursor(self) -> AsyncIterator[Cursor]:
+        cursor = await self.checkout()
         try:
-            yield connection
+            yield cursor
         finally:
-            await self._checkin(connection)
+            await self.checkin(cursor)
 
-    async def _checkout(self) -> psycopg.AsyncConnection[Any]:
+    async def checkout(self) -> Cursor:
+        """A pooled connection's cursor; give it back with `checkin`."""
         while True:
             if self._idle:
                 return self._idle.pop()
             if self._opened < self._size:
                 self._opened += 1
                 try:
-                    return await psycopg.AsyncConnection.connect(
+                    connection = await psycopg.AsyncConnection.connect(
                         self._conninfo, autocommit=True, options=self._options
                     )
                 except BaseException:
                     self._opened -= 1
                     raise
-            async with self._returned:
-                await asyncio.wait_for(self._returned.wait(), _CHECKOUT_TIMEOUT_SECONDS)
+                return connection.cursor()
+            self._waiting += 1
+            try:
+                async with self._returned:
+                    await asyncio.wait_for(self._returned.wait(), _CHECKOUT_TIMEOUT_SECONDS)
+            finally:
+                self._waiting -= 1
 
-    async def _checkin(self, connection: psycopg.AsyncConnection[Any]) -> None:
+    async def checkin(self, cursor: Cursor) -> None:
+        connection = cursor.connection
         if connection.closed or connection.info.transaction_status != pq.TransactionStatus.IDLE:
             # Lost, or cut off mid-statement (the request was cancelled): not reusable.
             self._opened -= 1
             await connection.close()
         else:
-            self._idle.append(connection)
-        async with self._returned:
-            self._returned.notify()
+            self._idle.append(cursor)
+        if self._waiting:
+            async with self._returned:
+                self._returned.notify()
 
     def discard_idle(self) -> None:
         """Forget the idle connections (after one was found closed by the server,
@@ -149,7 +161,7 @@ class ConnectionPool:
     async def close(self) -> None:
         while self._idle:
             self._opened -= 1
-            await self._idle.pop().close()
+            await self._idle.pop().connection.close()
 
 
 class PostgresImageReads:
@@ -170,15 +182,15 @@ class PostgresImageReads:
         if query.limit <= 0:
             return ImagePage(images=(), next_marker=None)
 
-        async def page(connection: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+        async def page(cursor: Cursor) -> list[tuple[Any, ...]]:
             marker = None
             if query.marker is not None:
-                found = await _one(connection, *_compiled(marker_statement(context, query.marker)))
+                found = await _one(cursor, *_compiled(marker_statement(context, query.marker)))
                 if found is None:
                     raise InvalidFilter(f"No image found with ID {query.marker}")
                 marker = dict(zip(ATTRIBUTES, found, strict=True))
             statement = page_statement(context, query, "postgresql", marker)
-            return await _all(connection, *_compiled(statement))
+            return await _all(cursor, *_compiled(statement))
 
         rows = await self._attempt(page)
         found_images = [image_of(row, row[-2], row[-1]) for row in rows]
@@ -187,43 +199,41 @@ class PostgresImageReads:
 
     async def _run(
         self,
-        fetch: Callable[[psycopg.AsyncConnection[Any], str, dict[str, Any]], Any],
+        fetch: Callable[[Cursor, str, dict[str, Any]], Any],
         sql: str,
         params: dict[str, Any],
     ) -> Any:
-        return await self._attempt(lambda connection: fetch(connection, sql, params))
+        return await self._attempt(lambda cursor: fetch(cursor, sql, params))
 
-    async def _attempt(self, work: Callable[[psycopg.AsyncConnection[Any]], Any]) -> Any:
-        """`work` on a pooled connection; once more on a new one if the server had
-        closed it (a restart since it was last used)."""
+    async def _attempt(self, work: Callable[[Cursor], Any]) -> Any:
+        """`work` on a pooled connection's cursor; once more on a new connection if
+        the server had closed it (a restart since it was last used)."""
         for retry in (True, False):
             try:
-                async with self._pool.connection() as connection:
-                    try:
-                        return await work(connection)
-                    except psycopg.errors.QueryCanceled as error:
-                        raise StatementTimedOut() from error
-                    except psycopg.OperationalError:
-                        if retry and connection.closed:
-                            self._pool.discard_idle()
-                            continue
-                        raise
+                cursor = await self._pool.checkout()
+                try:
+                    return await work(cursor)
+                except psycopg.errors.QueryCanceled as error:
+                    raise StatementTimedOut() from error
+                except psycopg.OperationalError:
+                    if retry and cursor.connection.closed:
+                        self._pool.discard_idle()
+                        continue
+                    raise
+                finally:
+                    await self._pool.checkin(cursor)
             except (psycopg.OperationalError, TimeoutError) as error:
                 raise unavailable(error) from error
         raise AssertionError("unreachable: the second attempt returns or raises")
 
 
-async def _one(
-    connection: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
-) -> tuple[Any, ...] | None:
-    cursor = await connection.execute(sql, params)
+async def _one(cursor: Cursor, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    await cursor.execute(sql, params)
     return await cursor.fetchone()
 
 
-async def _all(
-    connection: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
-) -> list[tuple[Any, ...]]:
-    cursor = await connection.execute(sql, params)
+async def _all(cursor: Cursor, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    await cursor.execute(sql, params)
     return await cursor.fetchall()
 
 

@@ -25,7 +25,7 @@ from skylens.api.listing import ListLimits
 from skylens.api.middleware import ClientGoneMiddleware
 from skylens.api.requests import RefuseNul, RequestLimits, base_url, install_limits
 from skylens.api.responses import json_response
-from skylens.api.routing import Handler, Operation, PublicOperation, Resource
+from skylens.api.routing import Handler, Operation, PublicOperation, Resource, grouped
 from skylens.api.use_cases import UseCases
 from skylens.domain.errors import SkylensError
 from skylens.domain.ports import Authenticator
@@ -55,7 +55,7 @@ def compute_v21_app(
 ) -> ASGIApp:
     """The proxy's own app: its routes, Nova's error format and microversions."""
     app = Starlette(
-        routes=[resource.route(authenticator) for resource in resources],
+        routes=grouped(resource.route(authenticator) for resource in resources),
         middleware=[Middleware(ClientGoneMiddleware)],
         exception_handlers={
             SkylensError: errors.handle_error,
