@@ -16,7 +16,12 @@ from skylens.domain.errors import (
     LimitExceeded,
 )
 from skylens.domain.images import Image, ImageStatus, Location, Visibility
-from skylens.domain.locations import LocationEditor, NewLocation, check_validation_data
+from skylens.domain.locations import (
+    LocationEditor,
+    NewLocation,
+    check_hashing_data,
+    check_validation_data,
+)
 
 NOW = dt.datetime(2026, 12, 7, 12, 0, 0)
 EDITOR = LocationEditor(lambda store, image_id: f"file:///{store}/{image_id}", "sha512", quota=3)
@@ -113,3 +118,22 @@ def test_validation_data_on_a_queued_image() -> None:
             [{"os_hash_algo": "sha512", "os_hash_value": good}, {"os_hash_value": "cd"}],
             "sha512",
         )
+
+
+def test_one_digest_check_in_each_api_s_words() -> None:
+    short = hashlib.sha512(b"x").hexdigest()[:-2]
+
+    with pytest.raises(Conflict, match=r"^checksum \(ab\) is not the correct size for md5 "):
+        check_validation_data(image(), [{"checksum": "ab"}], "sha512")
+    with pytest.raises(Conflict, match=r"^checksum \(xy\) is not a valid hexadecimal value$"):
+        check_validation_data(image(), [{"checksum": "xy"}], "sha512")
+    with pytest.raises(InvalidRequest) as refused:
+        check_hashing_data({"os_hash_algo": "sha512", "os_hash_value": short})
+    assert refused.value.message == (
+        f"os_hash_value: ({short}) is not the correct size for (sha512) (should be (64) bytes)"
+    )
+    with pytest.raises(InvalidRequest, match=r"^os_hash_value \(zz\) is not a valid hex"):
+        check_hashing_data({"os_hash_algo": "md5", "os_hash_value": "zz"})
+    check_hashing_data(
+        {"os_hash_algo": "sha256", "os_hash_value": hashlib.sha256(b"x").hexdigest()}
+    )

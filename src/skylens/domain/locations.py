@@ -22,6 +22,7 @@ from skylens.domain.errors import (
     Forbidden,
     InvalidRequest,
     LimitExceeded,
+    SkylensError,
 )
 from skylens.domain.images import Image, ImageStatus, Location
 
@@ -190,25 +191,11 @@ def check_validation_data(
             f"New value(s) for {', '.join(new)} may only be provided when image status is 'queued'"
         )
     if "checksum" in new:
-        checksum = _hex(new["checksum"])
-        if checksum is None:
-            raise Conflict(f"checksum ({new['checksum']}) is not a valid hexadecimal value")
-        if len(checksum) != 16:
-            raise Conflict(
-                f"checksum ({new['checksum']}) is not the correct size for md5 (should be 16 bytes)"
-            )
+        _check_digest("checksum", new["checksum"], "md5", Conflict)
     algo = new.get("os_hash_algo")
     if algo != hash_algo:
         raise Conflict(f"os_hash_algo must be {hash_algo}, not {algo}")
-    hash_value = _hex(new["os_hash_value"])
-    if hash_value is None:
-        raise Conflict(f"os_hash_value ({new['os_hash_value']}) is not a valid hexadecimal value")
-    want = hashlib.new(hash_algo).digest_size
-    if len(hash_value) != want:
-        raise Conflict(
-            f"os_hash_value ({new['os_hash_value']}) is not the correct size for {hash_algo} "
-            f"(should be {want} bytes)"
-        )
+    _check_digest("os_hash_value", new["os_hash_value"], hash_algo, Conflict)
     return new
 
 
@@ -217,22 +204,30 @@ def check_hashing_data(data: Mapping[str, str]) -> None:
     `_validate_hashing_data`: 400s."""
     if "os_hash_value" not in data:
         return
-    value = _hex(data["os_hash_value"])
-    if value is None:
-        raise InvalidRequest(
-            f"os_hash_value ({data['os_hash_value']}) is not a valid hexadecimal value"
-        )
     algo = data.get("os_hash_algo", "sha512")
-    want = hashlib.new(algo).digest_size
-    if len(value) != want:
-        raise InvalidRequest(
-            f"os_hash_value: ({data['os_hash_value']}) is not the correct size for ({algo}) "
-            f"(should be ({want}) bytes)"
-        )
+    _check_digest("os_hash_value", data["os_hash_value"], algo, InvalidRequest, _API_WRONG_SIZE)
 
 
-def _hex(text: str) -> bytes | None:
+# Glance's words for a digest of the wrong length: PATCH's, and the locations API's (2.17).
+_WRONG_SIZE = "{name} ({value}) is not the correct size for {algo} (should be {want} bytes)"
+_API_WRONG_SIZE = (
+    "{name}: ({value}) is not the correct size for ({algo}) (should be ({want}) bytes)"
+)
+
+
+def _check_digest(
+    name: str,
+    value: str,
+    algo: str,
+    error: Callable[[str], SkylensError],
+    wrong_size: str = _WRONG_SIZE,
+) -> None:
+    """Refuse with `error` a `value` (of the attribute `name`) that is not the hex
+    digest of an `algo` hash, in Glance's words."""
     try:
-        return bytes.fromhex(text)
+        digest = bytes.fromhex(value)
     except ValueError:
-        return None
+        raise error(f"{name} ({value}) is not a valid hexadecimal value") from None
+    want = hashlib.new(algo).digest_size
+    if len(digest) != want:
+        raise error(wrong_size.format(name=name, value=value, algo=algo, want=want))
