@@ -30,7 +30,7 @@ from skylens.domain.ports import ImageRepository, Offload, Policy, TaskRepositor
 from skylens.domain.stores import ConfiguredStore
 from skylens.domain.tasks import Task
 from skylens.services.images import ImageService
-from skylens.services.imports import IMPORT_LOCK
+from skylens.services.imports import IMPORT_LOCK, check_import_lock, check_lock_unchanged
 from skylens.services.tasks import TaskStarter
 
 log = logging.getLogger(__name__)
@@ -211,14 +211,7 @@ class LocationService:
         if SERVICE not in context.roles and not self._served_by_url_store(url):
             raise Forbidden("http store must be enabled to use location API by normal user.")
         check_hashing_data(validation)
-        holder = image.properties.get(IMPORT_LOCK)
-        if holder:
-            task = self._tasks.get(holder)
-            if task is not None and not task.finished:
-                raise Conflict(
-                    f"New operation on image '{image_id}' is not permitted as prior operation "
-                    "is still in progress"
-                )
+        check_import_lock(self._tasks, image)
         return image
 
     def _served_by_url_store(self, url: str) -> bool:
@@ -246,11 +239,7 @@ class LocationService:
                         f"It's not allowed to add locations if image status is "
                         f"{current.status.value}."
                     )
-                if current.properties.get(IMPORT_LOCK) not in (None, stale):
-                    raise Conflict(
-                        f"New operation on image '{image.id}' is not permitted as prior "
-                        "operation is still in progress"
-                    )
+                check_lock_unchanged(current, stale)
                 properties = {**current.properties, IMPORT_LOCK: task.id}
                 return current.with_changes(utc_now(), properties=properties)
 
