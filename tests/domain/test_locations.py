@@ -17,10 +17,11 @@ from skylens.domain.errors import (
 )
 from skylens.domain.images import Image, ImageStatus, Location, Visibility
 from skylens.domain.locations import (
+    ExpectedHash,
     LocationEditor,
     NewLocation,
-    check_hashing_data,
     check_validation_data,
+    expected_hash,
 )
 
 NOW = dt.datetime(2026, 12, 7, 12, 0, 0)
@@ -128,12 +129,21 @@ def test_one_digest_check_in_each_api_s_words() -> None:
     with pytest.raises(Conflict, match=r"^checksum \(xy\) is not a valid hexadecimal value$"):
         check_validation_data(image(), [{"checksum": "xy"}], "sha512")
     with pytest.raises(InvalidRequest) as refused:
-        check_hashing_data({"os_hash_algo": "sha512", "os_hash_value": short})
+        expected_hash({"os_hash_algo": "sha512", "os_hash_value": short}, "sha512")
     assert refused.value.message == (
         f"os_hash_value: ({short}) is not the correct size for (sha512) (should be (64) bytes)"
     )
     with pytest.raises(InvalidRequest, match=r"^os_hash_value \(zz\) is not a valid hex"):
-        check_hashing_data({"os_hash_algo": "md5", "os_hash_value": "zz"})
-    check_hashing_data(
-        {"os_hash_algo": "sha256", "os_hash_value": hashlib.sha256(b"x").hexdigest()}
-    )
+        expected_hash({"os_hash_algo": "md5", "os_hash_value": "zz"}, "sha512")
+
+
+def test_the_location_api_s_validation_data_read_once_checked() -> None:
+    given = hashlib.sha256(b"x").hexdigest().upper()
+
+    expected = expected_hash({"os_hash_algo": "sha256", "os_hash_value": given}, "sha512")
+
+    assert expected == ExpectedHash("sha256", given)
+    assert expected.validation_data() == {"os_hash_algo": "sha256", "os_hash_value": given}
+    assert expected.matches(hashlib.sha256(b"x").hexdigest())
+    assert not expected.matches(hashlib.sha256(b"y").hexdigest())
+    assert expected_hash({}, "sha512") is None

@@ -199,13 +199,29 @@ def check_validation_data(
     return new
 
 
-def check_hashing_data(data: Mapping[str, str]) -> None:
-    """The add-location API's (2.17) check of `validation_data`, as Glance's
-    `_validate_hashing_data`: 400s."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExpectedHash:
+    """The add-location API's (2.17) `validation_data`: the hash the data at the URL
+    must have."""
+
+    algo: str
+    value: str  # hex, as the client gave it
+
+    def validation_data(self) -> dict[str, str]:
+        return {"os_hash_algo": self.algo, "os_hash_value": self.value}
+
+    def matches(self, hexdigest: str) -> bool:
+        return hexdigest == self.value.lower()
+
+
+def expected_hash(data: Mapping[str, str], default_algo: str) -> ExpectedHash | None:
+    """`validation_data` of the add-location API (2.17) checked as Glance's
+    `_validate_hashing_data` checks it (400s), and read; None if it names no hash."""
     if "os_hash_value" not in data:
-        return
-    algo = data.get("os_hash_algo", "sha512")
+        return None
+    algo = data.get("os_hash_algo", default_algo)
     _check_digest("os_hash_value", data["os_hash_value"], algo, InvalidRequest, _API_WRONG_SIZE)
+    return ExpectedHash(algo, data["os_hash_value"])
 
 
 # Glance's words for a digest of the wrong length: PATCH's, and the locations API's (2.17).

@@ -24,7 +24,7 @@ from skylens.domain.access import SERVICE, Action, RequestContext
 from skylens.domain.changes import Change, ChangeOp, LocationChange, invisible
 from skylens.domain.errors import Conflict, Forbidden, ImportUriRefused, InvalidLocation
 from skylens.domain.images import Image, ImageStatus, Location, utc_now
-from skylens.domain.locations import LocationEditor, NewLocation, check_hashing_data
+from skylens.domain.locations import ExpectedHash, LocationEditor, NewLocation, expected_hash
 from skylens.domain.policy import authorize
 from skylens.domain.ports import ImageRepository, Offload, Policy, TaskRepository
 from skylens.domain.stores import ConfiguredStore
@@ -46,6 +46,16 @@ class LocationOptions:
     api: bool = False  # images.locations_api: POST/GET .../locations
     do_secure_hash: bool = True
     quota: int = 10  # images.location_quota
+
+
+@dataclasses.dataclass(frozen=True)
+class LocationAdd:
+    """A `POST .../locations` that passed its checks: the image as they found it, the
+    URL and the hash its data must have (`validation_data`, read)."""
+
+    image: Image
+    url: str
+    expected: ExpectedHash | None
 
 
 class LocationService:
@@ -200,7 +210,7 @@ class LocationService:
 
     def check_add(
         self, context: RequestContext, image_id: str, url: str, validation: Mapping[str, str]
-    ) -> Image:
+    ) -> LocationAdd:
         """`POST .../locations`'s checks, in Glance's order."""
         image = self._images.get(context, image_id)
         if image.status is not ImageStatus.QUEUED:
@@ -210,9 +220,9 @@ class LocationService:
         authorize(self._policy, context, Action.ADD_IMAGE_LOCATION, image)
         if SERVICE not in context.roles and not self._served_by_url_store(url):
             raise Forbidden("http store must be enabled to use location API by normal user.")
-        check_hashing_data(validation)
+        expected = expected_hash(validation, self.editor.hash_algo)
         check_import_lock(self._tasks, image)
-        return image
+        return LocationAdd(image, url, expected)
 
     def _served_by_url_store(self, url: str) -> bool:
         return any(
@@ -220,16 +230,10 @@ class LocationService:
             for store in self._stores.values()
         )
 
-    def start_add(
-        self,
-        context: RequestContext,
-        image: Image,
-        url: str,
-        validation: Mapping[str, str],
-        request_id: str | None,
-    ) -> str:
+    def start_add(self, context: RequestContext, add: LocationAdd, request_id: str | None) -> str:
         """The `location_import` task, held by its creator until the image is locked
         to it; then released to the runners. Its id."""
+        image = add.image
         stale = image.properties.get(IMPORT_LOCK)
 
         def lock(task: Task) -> None:
@@ -245,7 +249,8 @@ class LocationService:
 
             self._repository.update(image.id, locked)
 
-        task_input = {"image_id": image.id, "loc_url": url, "validation_data": dict(validation)}
+        validation = add.expected.validation_data() if add.expected else {}
+        task_input = {"image_id": image.id, "loc_url": add.url, "validation_data": validation}
         return self._starter.start(
             context, LOCATION_IMPORT_TASK, image.id, task_input, request_id, lock
         )

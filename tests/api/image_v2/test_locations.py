@@ -393,6 +393,34 @@ def test_post_locations_with_a_wrong_hash_leaves_the_image_queued(
     assert "os_glance_import_task" not in image
 
 
+@pytest.mark.parametrize("algo", ["md5", "sha512", "sha1"])
+def test_post_locations_checks_validation_data_in_any_algorithm(
+    api: httpx.Client, web_files: WebSource, algo: str
+) -> None:
+    """md5 and sha512 (the service's) are digests the ingest computes anyway; sha1 is
+    computed besides, in the same pass. Upper-case hex matches as lower-case."""
+    url = published(web_files)
+    right = hashlib.new(algo, DATA, usedforsecurity=False).hexdigest().upper()
+    wrong = hashlib.new(algo, b"other", usedforsecurity=False).hexdigest()
+    accepted, refused = new_image(api), new_image(api)
+
+    for image_id, value in ((accepted, right), (refused, wrong)):
+        validation = {"os_hash_algo": algo, "os_hash_value": value}
+        response = api.post(
+            f"/v2/images/{image_id}/locations", json={"url": url, "validation_data": validation}
+        )
+        assert response.status_code == 202, response.text
+
+    image = finished(api, accepted)
+    assert image["task"]["status"] == "success", image["task"]["message"]
+    assert (image["status"], image["os_hash_algo"]) == ("active", "sha512")
+    assert image["os_hash_value"] == hashlib.sha512(DATA).hexdigest()
+    failed = finished(api, refused)
+    assert failed["task"]["status"] == "failure"
+    assert "does not match" in failed["task"]["message"]
+    assert (failed["status"], failed["locations"]) == ("queued", [])
+
+
 def test_post_locations_refusals(
     http: ClientFactory, member: Identity, service: Identity, web_files: WebSource
 ) -> None:
