@@ -12,6 +12,7 @@ from skylens.domain.errors import (
     Conflict,
     DuplicateLocation,
     Forbidden,
+    InvalidLocation,
     InvalidRequest,
     LimitExceeded,
 )
@@ -147,3 +148,33 @@ def test_the_location_api_s_validation_data_read_once_checked() -> None:
     assert expected.matches(hashlib.sha256(b"x").hexdigest())
     assert not expected.matches(hashlib.sha256(b"y").hexdigest())
     assert expected_hash({}, "sha512") is None
+
+
+def test_an_add_is_refused_for_the_quota_then_its_url_then_as_a_duplicate() -> None:
+    """Glance's order: the quota proxy counts before the store proxy checks the URL,
+    and the URL before looking for a duplicate."""
+    three = image(
+        ImageStatus.ACTIVE,
+        locations=tuple(Location(f"http://{name}", "web") for name in "abc"),
+    )
+    refused = NewLocation(Location("http://a", "web"), None, {}, "http://a: no store serves it")
+
+    with pytest.raises(LimitExceeded, match="Attempted: 4, Maximum: 3"):
+        EDITOR.add(three, "-", refused, NOW)
+    two = dataclasses.replace(three, locations=three.locations[:2])
+    with pytest.raises(InvalidLocation) as invalid:
+        EDITOR.add(two, "-", refused, NOW)
+    assert invalid.value.reason == "http://a: no store serves it"
+    with pytest.raises(DuplicateLocation):
+        EDITOR.add(two, "-", web("http://a"), NOW)
+
+
+def test_a_replace_checks_each_url_before_its_duplicates() -> None:
+    refused = NewLocation(Location("http://b", "web"), None, {}, "http://b: host not allowed")
+
+    with pytest.raises(LimitExceeded):
+        EDITOR.replace(image(), [web("http://a"), web("http://b"), refused, web("http://d")], NOW)
+    with pytest.raises(DuplicateLocation):
+        EDITOR.replace(image(), [web("http://a"), web("http://a"), refused], NOW)
+    with pytest.raises(InvalidLocation):
+        EDITOR.replace(image(), [refused, web("http://a"), web("http://a")], NOW)

@@ -5,8 +5,9 @@ An image's data lives in the service's own stores (`Image.stores`, under the key
 (`Image.locations`: the `http` store). Clients see one list, `locations`: the own
 stores' copies first, in the order they got the data, then the URLs in the order
 they were added. `LocationEditor` applies Glance's (2.4+) JSON-patch rules for
-`/locations` to that list; finding a URL's store and size (network I/O) happens
-before, and each new location arrives as a `NewLocation`.
+`/locations` to that list, in Glance's order; each new location arrives as a
+`NewLocation`, its store found (or why none may serve it) and, once every rule
+that needs no network has passed, its size read from its URL.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from skylens.domain.errors import (
     Conflict,
     DuplicateLocation,
     Forbidden,
+    InvalidLocation,
     InvalidRequest,
     LimitExceeded,
     SkylensError,
@@ -32,11 +34,15 @@ VALIDATION_ALGORITHMS = ("sha1", "sha256", "sha512", "md5")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NewLocation:
-    """A location a client asks to add, its store found and its size read."""
+    """A location a client asks to add: its store found (`refused` says why none may
+    serve it), then its size read."""
 
     location: Location
     size: int | None = None
     validation: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Why the location is invalid without fetching anything (no store serves the URL,
+    # the URI filter refuses it): `InvalidLocation` where Glance checks the URL.
+    refused: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +72,11 @@ class LocationEditor:
         index = _position(position, len(current), allow_end=True)
         if index is None:
             raise InvalidRequest("Invalid position for adding a location.")
+        self._check_quota(len(current) + 1)
+        _check_url(new)
         if any(_same(existing, new.location) for existing in current):
             raise DuplicateLocation(new.location.url)
         current.insert(index, new.location)
-        self._check_quota(len(current))
         return self._with(image, current, [new], values, now)
 
     def replace(self, image: Image, new: Sequence[NewLocation], now: dt.datetime) -> Image:
@@ -86,6 +93,7 @@ class LocationEditor:
             shown = [loc.shown() for loc in current]
             raise InvalidRequest(f"Original locations is not empty: {shown}")
         for index, location in enumerate(wanted):
+            _check_url(new[index])
             if any(_same(location, other) for other in wanted[index + 1 :]):
                 raise DuplicateLocation(location.url)
         if same_urls and current:
@@ -147,6 +155,11 @@ class LocationEditor:
                 os_hash_value=values.get("os_hash_value", changed.os_hash_value),
             )
         return changed
+
+
+def _check_url(new: NewLocation) -> None:
+    if new.refused is not None:
+        raise InvalidLocation(new.refused)
 
 
 def _same(one: Location, other: Location) -> bool:

@@ -100,7 +100,7 @@ class LocationImport:
                 return {"image_id": image.id}
             raise LocationImportFailed("The image is not locked to this task")
         try:
-            new = await self._locations.resolve(image.id, {"url": url}, known=set())
+            new = await self._locations.resolve(image.id, {"url": url})
         except SkylensError as error:
             raise LocationImportFailed(f"{error.message}: {url}") from error
         digest = None
