@@ -12,11 +12,18 @@ from skylens.domain.errors import (
     Conflict,
     DuplicateLocation,
     Forbidden,
+    InvalidLocation,
     InvalidRequest,
     LimitExceeded,
 )
 from skylens.domain.images import Image, ImageStatus, Location, Visibility
-from skylens.domain.locations import LocationEditor, NewLocation, check_validation_data
+from skylens.domain.locations import (
+    ExpectedHash,
+    LocationEditor,
+    NewLocation,
+    check_validation_data,
+    expected_hash,
+)
 
 NOW = dt.datetime(2026, 12, 7, 12, 0, 0)
 EDITOR = LocationEditor(lambda store, image_id: f"file:///{store}/{image_id}", "sha512", quota=3)
@@ -113,3 +120,61 @@ def test_validation_data_on_a_queued_image() -> None:
             [{"os_hash_algo": "sha512", "os_hash_value": good}, {"os_hash_value": "cd"}],
             "sha512",
         )
+
+
+def test_one_digest_check_in_each_api_s_words() -> None:
+    short = hashlib.sha512(b"x").hexdigest()[:-2]
+
+    with pytest.raises(Conflict, match=r"^checksum \(ab\) is not the correct size for md5 "):
+        check_validation_data(image(), [{"checksum": "ab"}], "sha512")
+    with pytest.raises(Conflict, match=r"^checksum \(xy\) is not a valid hexadecimal value$"):
+        check_validation_data(image(), [{"checksum": "xy"}], "sha512")
+    with pytest.raises(InvalidRequest) as refused:
+        expected_hash({"os_hash_algo": "sha512", "os_hash_value": short}, "sha512")
+    assert refused.value.message == (
+        f"os_hash_value: ({short}) is not the correct size for (sha512) (should be (64) bytes)"
+    )
+    with pytest.raises(InvalidRequest, match=r"^os_hash_value \(zz\) is not a valid hex"):
+        expected_hash({"os_hash_algo": "md5", "os_hash_value": "zz"}, "sha512")
+
+
+def test_the_location_api_s_validation_data_read_once_checked() -> None:
+    given = hashlib.sha256(b"x").hexdigest().upper()
+
+    expected = expected_hash({"os_hash_algo": "sha256", "os_hash_value": given}, "sha512")
+
+    assert expected == ExpectedHash("sha256", given)
+    assert expected.validation_data() == {"os_hash_algo": "sha256", "os_hash_value": given}
+    assert expected.matches(hashlib.sha256(b"x").hexdigest())
+    assert not expected.matches(hashlib.sha256(b"y").hexdigest())
+    assert expected_hash({}, "sha512") is None
+
+
+def test_an_add_is_refused_for_the_quota_then_its_url_then_as_a_duplicate() -> None:
+    """Glance's order: the quota proxy counts before the store proxy checks the URL,
+    and the URL before looking for a duplicate."""
+    three = image(
+        ImageStatus.ACTIVE,
+        locations=tuple(Location(f"http://{name}", "web") for name in "abc"),
+    )
+    refused = NewLocation(Location("http://a", "web"), None, {}, "http://a: no store serves it")
+
+    with pytest.raises(LimitExceeded, match="Attempted: 4, Maximum: 3"):
+        EDITOR.add(three, "-", refused, NOW)
+    two = dataclasses.replace(three, locations=three.locations[:2])
+    with pytest.raises(InvalidLocation) as invalid:
+        EDITOR.add(two, "-", refused, NOW)
+    assert invalid.value.reason == "http://a: no store serves it"
+    with pytest.raises(DuplicateLocation):
+        EDITOR.add(two, "-", web("http://a"), NOW)
+
+
+def test_a_replace_checks_each_url_before_its_duplicates() -> None:
+    refused = NewLocation(Location("http://b", "web"), None, {}, "http://b: host not allowed")
+
+    with pytest.raises(LimitExceeded):
+        EDITOR.replace(image(), [web("http://a"), web("http://b"), refused, web("http://d")], NOW)
+    with pytest.raises(DuplicateLocation):
+        EDITOR.replace(image(), [web("http://a"), web("http://a"), refused], NOW)
+    with pytest.raises(InvalidLocation):
+        EDITOR.replace(image(), [refused, web("http://a"), web("http://a")], NOW)

@@ -177,6 +177,12 @@ def location_fetcher(settings: Settings) -> HttpFetcher:
     return _fetcher(settings)
 
 
+def location_filter(settings: Settings) -> UriFilter:
+    """What a location URL must pass before anything is fetched: web-download's filter
+    ([import_filtering]), which the http stores' fetcher applies again."""
+    return _uri_filter(settings)
+
+
 def _uri_filter(settings: Settings) -> UriFilter:
     return UriFilter(**dataclasses.asdict(settings.import_filtering))  # the same options
 

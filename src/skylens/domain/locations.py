@@ -5,8 +5,9 @@ An image's data lives in the service's own stores (`Image.stores`, under the key
 (`Image.locations`: the `http` store). Clients see one list, `locations`: the own
 stores' copies first, in the order they got the data, then the URLs in the order
 they were added. `LocationEditor` applies Glance's (2.4+) JSON-patch rules for
-`/locations` to that list; finding a URL's store and size (network I/O) happens
-before, and each new location arrives as a `NewLocation`.
+`/locations` to that list, in Glance's order; each new location arrives as a
+`NewLocation`, its store found (or why none may serve it) and, once every rule
+that needs no network has passed, its size read from its URL.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from skylens.domain.errors import (
     Conflict,
     DuplicateLocation,
     Forbidden,
+    InvalidLocation,
     InvalidRequest,
     LimitExceeded,
+    SkylensError,
 )
 from skylens.domain.images import Image, ImageStatus, Location
 
@@ -31,11 +34,15 @@ VALIDATION_ALGORITHMS = ("sha1", "sha256", "sha512", "md5")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NewLocation:
-    """A location a client asks to add, its store found and its size read."""
+    """A location a client asks to add: its store found (`refused` says why none may
+    serve it), then its size read."""
 
     location: Location
     size: int | None = None
     validation: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Why the location is invalid without fetching anything (no store serves the URL,
+    # the URI filter refuses it): `InvalidLocation` where Glance checks the URL.
+    refused: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +72,11 @@ class LocationEditor:
         index = _position(position, len(current), allow_end=True)
         if index is None:
             raise InvalidRequest("Invalid position for adding a location.")
+        self._check_quota(len(current) + 1)
+        _check_url(new)
         if any(_same(existing, new.location) for existing in current):
             raise DuplicateLocation(new.location.url)
         current.insert(index, new.location)
-        self._check_quota(len(current))
         return self._with(image, current, [new], values, now)
 
     def replace(self, image: Image, new: Sequence[NewLocation], now: dt.datetime) -> Image:
@@ -85,6 +93,7 @@ class LocationEditor:
             shown = [loc.shown() for loc in current]
             raise InvalidRequest(f"Original locations is not empty: {shown}")
         for index, location in enumerate(wanted):
+            _check_url(new[index])
             if any(_same(location, other) for other in wanted[index + 1 :]):
                 raise DuplicateLocation(location.url)
         if same_urls and current:
@@ -148,6 +157,11 @@ class LocationEditor:
         return changed
 
 
+def _check_url(new: NewLocation) -> None:
+    if new.refused is not None:
+        raise InvalidLocation(new.refused)
+
+
 def _same(one: Location, other: Location) -> bool:
     return one.url == other.url and dict(one.metadata) == dict(other.metadata)
 
@@ -190,49 +204,59 @@ def check_validation_data(
             f"New value(s) for {', '.join(new)} may only be provided when image status is 'queued'"
         )
     if "checksum" in new:
-        checksum = _hex(new["checksum"])
-        if checksum is None:
-            raise Conflict(f"checksum ({new['checksum']}) is not a valid hexadecimal value")
-        if len(checksum) != 16:
-            raise Conflict(
-                f"checksum ({new['checksum']}) is not the correct size for md5 (should be 16 bytes)"
-            )
+        _check_digest("checksum", new["checksum"], "md5", Conflict)
     algo = new.get("os_hash_algo")
     if algo != hash_algo:
         raise Conflict(f"os_hash_algo must be {hash_algo}, not {algo}")
-    hash_value = _hex(new["os_hash_value"])
-    if hash_value is None:
-        raise Conflict(f"os_hash_value ({new['os_hash_value']}) is not a valid hexadecimal value")
-    want = hashlib.new(hash_algo).digest_size
-    if len(hash_value) != want:
-        raise Conflict(
-            f"os_hash_value ({new['os_hash_value']}) is not the correct size for {hash_algo} "
-            f"(should be {want} bytes)"
-        )
+    _check_digest("os_hash_value", new["os_hash_value"], hash_algo, Conflict)
     return new
 
 
-def check_hashing_data(data: Mapping[str, str]) -> None:
-    """The add-location API's (2.17) check of `validation_data`, as Glance's
-    `_validate_hashing_data`: 400s."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExpectedHash:
+    """The add-location API's (2.17) `validation_data`: the hash the data at the URL
+    must have."""
+
+    algo: str
+    value: str  # hex, as the client gave it
+
+    def validation_data(self) -> dict[str, str]:
+        return {"os_hash_algo": self.algo, "os_hash_value": self.value}
+
+    def matches(self, hexdigest: str) -> bool:
+        return hexdigest == self.value.lower()
+
+
+def expected_hash(data: Mapping[str, str], default_algo: str) -> ExpectedHash | None:
+    """`validation_data` of the add-location API (2.17) checked as Glance's
+    `_validate_hashing_data` checks it (400s), and read; None if it names no hash."""
     if "os_hash_value" not in data:
-        return
-    value = _hex(data["os_hash_value"])
-    if value is None:
-        raise InvalidRequest(
-            f"os_hash_value ({data['os_hash_value']}) is not a valid hexadecimal value"
-        )
-    algo = data.get("os_hash_algo", "sha512")
-    want = hashlib.new(algo).digest_size
-    if len(value) != want:
-        raise InvalidRequest(
-            f"os_hash_value: ({data['os_hash_value']}) is not the correct size for ({algo}) "
-            f"(should be ({want}) bytes)"
-        )
-
-
-def _hex(text: str) -> bytes | None:
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
         return None
+    algo = data.get("os_hash_algo", default_algo)
+    _check_digest("os_hash_value", data["os_hash_value"], algo, InvalidRequest, _API_WRONG_SIZE)
+    return ExpectedHash(algo, data["os_hash_value"])
+
+
+# Glance's words for a digest of the wrong length: PATCH's, and the locations API's (2.17).
+_WRONG_SIZE = "{name} ({value}) is not the correct size for {algo} (should be {want} bytes)"
+_API_WRONG_SIZE = (
+    "{name}: ({value}) is not the correct size for ({algo}) (should be ({want}) bytes)"
+)
+
+
+def _check_digest(
+    name: str,
+    value: str,
+    algo: str,
+    error: Callable[[str], SkylensError],
+    wrong_size: str = _WRONG_SIZE,
+) -> None:
+    """Refuse with `error` a `value` (of the attribute `name`) that is not the hex
+    digest of an `algo` hash, in Glance's words."""
+    try:
+        digest = bytes.fromhex(value)
+    except ValueError:
+        raise error(f"{name} ({value}) is not a valid hexadecimal value") from None
+    want = hashlib.new(algo).digest_size
+    if len(digest) != want:
+        raise error(wrong_size.format(name=name, value=value, algo=algo, want=want))

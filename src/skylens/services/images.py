@@ -185,7 +185,33 @@ class ImageService:
         """`update` with the changes `plan` makes of the image as the caller sees it,
         inside the same atomic update (e.g. "remove every property but these")."""
         rules = self._rules()
+        change = self._updating(context, rules, plan, add_replaces, locations)
+        updated = self.change(context, image_id, Action.MODIFY_IMAGE, change)
+        return as_seen_by(updated if rules is None else rules.shown(context, updated), context)
 
+    def try_update(
+        self,
+        context: RequestContext,
+        image_id: str,
+        changes: Sequence[Change],
+        locations: LocationChange,
+        add_replaces: bool,
+    ) -> Image:
+        """What `update` would make of the image as it is now, written nowhere: it
+        raises whatever `update` would refuse. For a caller with slow work to do
+        before the update (a new location's size read from its URL), so that a
+        request refused anyway costs nothing slow."""
+        change = self._updating(context, self._rules(), lambda _: changes, add_replaces, locations)
+        return change(self._writable(context, image_id, Action.MODIFY_IMAGE))
+
+    def _updating(
+        self,
+        context: RequestContext,
+        rules: PropertyRules | None,
+        plan: Callable[[Image], Iterable[Change]],
+        add_replaces: bool,
+        locations: LocationChange | None,
+    ) -> Callable[[Image], Image]:
         def change(image: Image) -> Image:
             # The caller changes the image as it sees it; what it cannot see stays.
             shown = image if rules is None else rules.shown(context, image)
@@ -204,8 +230,7 @@ class ImageService:
             check_counts(changed, self._limits, before=shown)
             return restore_hidden(changed, image, shown)
 
-        updated = self.change(context, image_id, Action.MODIFY_IMAGE, change)
-        return as_seen_by(updated if rules is None else rules.shown(context, updated), context)
+        return change
 
     def delete(self, context: RequestContext, image_id: str) -> Image:
         """Delete the image record; returns it as it was last (its `stores` included)."""

@@ -49,6 +49,29 @@ def with_stores(
     return {**image.properties, key: ",".join(names)}
 
 
+def check_import_lock(tasks: TaskRepository, image: Image) -> str | None:
+    """Glance's `_enforce_import_lock`, for an import and a location import (2.17)
+    alike: 409 while the task holding the image's import lock runs; the id of a stale
+    lock (its task finished or gone), which the caller may take over."""
+    holder = image.properties.get(IMPORT_LOCK)
+    if not holder:
+        return None
+    task = tasks.get(holder)
+    if task is not None and not task.finished:
+        raise Conflict("Image has active task")
+    return holder
+
+
+def check_lock_unchanged(image: Image, stale_lock: str | None) -> None:
+    """In the atomic change that takes the import lock: 409 if another operation took
+    it since `check_import_lock` found it free (or held by `stale_lock`)."""
+    if image.properties.get(IMPORT_LOCK, stale_lock) != stale_lock:
+        raise Conflict(
+            f"New operation on image '{image.id}' is not permitted as prior operation "
+            "is still in progress"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Started:
     task_id: str | None  # None: nothing to do (copy-image to stores that have it)
@@ -152,7 +175,7 @@ class ImportService:
             authorize(self._policy, context, Action.COPY_IMAGE, image)
         else:
             authorize(self._policy, context, Action.MODIFY_IMAGE, image)
-        stale_lock = self._check_lock(image)
+        stale_lock = check_import_lock(self._tasks, image)
         for store in request.stores:
             if store not in self._stores:
                 raise Conflict(f"Store for identifier {store} not found")
@@ -185,17 +208,6 @@ class ImportService:
             raise Conflict("'container_format' needs to be set before import")
         if not image.disk_format:
             raise Conflict("'disk_format' needs to be set before import")
-
-    def _check_lock(self, image: Image) -> str | None:
-        """409 while another import of the image runs; the id of a stale lock (its
-        task finished or gone) that this import may take over."""
-        holder = image.properties.get(IMPORT_LOCK)
-        if not holder:
-            return None
-        task = self._tasks.get(holder)
-        if task is not None and not task.finished:
-            raise Conflict("Image has active task")
-        return holder
 
     def _create(
         self,
@@ -237,11 +249,7 @@ class ImportService:
         injected: Mapping[str, str],
     ) -> Callable[[Image], Image]:
         def locked(image: Image) -> Image:
-            if image.properties.get(IMPORT_LOCK, stale_lock) != stale_lock:
-                raise Conflict(
-                    f"New operation on image '{image.id}' is not permitted as prior operation "
-                    "is still in progress"
-                )
+            check_lock_unchanged(image, stale_lock)
             self._check_status(image, method)
             changed = dataclasses.replace(
                 image, properties=with_stores(image, IMPORTING_TO, request.stores)

@@ -7,7 +7,8 @@ the data is and activates the image, under the image's lock (`os_glance_import_t
 = the task's id). With `images.do_secure_hash` the data is read once from its store
 (through the same `ingest` as an upload, into no store): its checksum, secure hash
 and size are computed, its format inspected (unsafe data, or data not of the image's
-`disk_format`, fails the task), and `validation_data`'s hash must match. Without it,
+`disk_format`, fails the task), and `validation_data`'s hash must match: one of those
+digests, unless it names another algorithm, hashed besides in the same pass. Without it,
 `validation_data` is taken at its word, as Glance does.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 from skylens.domain.data import DataDigest
 from skylens.domain.errors import SkylensError
 from skylens.domain.images import Image, ImageStatus, utc_now
-from skylens.domain.locations import NewLocation
+from skylens.domain.locations import ExpectedHash, NewLocation, expected_hash
 from skylens.domain.ports import FormatInspector, ImageRepository, Offload
 from skylens.domain.stores import ConfiguredStore
 from skylens.domain.tasks import Task
@@ -41,14 +42,15 @@ class LocationImportFailed(Exception):
 
 
 class _Hashing:
-    """A `BlobWriter` that keeps nothing: it hashes what passes with the algorithm
-    `validation_data` names."""
+    """A `BlobWriter` that keeps nothing: it hashes what passes with `algorithm`, if
+    one is given (the hash `validation_data` names when the ingest computes another)."""
 
-    def __init__(self, algorithm: str) -> None:
-        self.hash = hashlib.new(algorithm)
+    def __init__(self, algorithm: str | None) -> None:
+        self.hash = None if algorithm is None else hashlib.new(algorithm)
 
     def write(self, data: bytes | memoryview) -> None:
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
 
     def commit(self) -> None:
         return None
@@ -87,7 +89,7 @@ class LocationImport:
 
     async def run(self, task: Task, attempt: int, progress: Progress) -> Mapping[str, Any]:
         url = str(task.input["loc_url"])
-        validation = dict(task.input.get("validation_data") or {})
+        expected = expected_hash(task.input.get("validation_data") or {}, self._limits.hash_algo)
         assert task.image_id is not None
         image = await self._database(self._repository.get, task.image_id)
         if image is None:
@@ -98,25 +100,29 @@ class LocationImport:
                 return {"image_id": image.id}
             raise LocationImportFailed("The image is not locked to this task")
         try:
-            new = await self._locations.resolve(image.id, {"url": url}, known=set())
+            new = await self._locations.resolve(image.id, {"url": url})
         except SkylensError as error:
             raise LocationImportFailed(f"{error.message}: {url}") from error
         digest = None
         if self._secure_hash:
             progress("Computing the hash of the location's data")
-            digest = await self._digest(image, new, validation)
-        await self._database(self._repository.update, image.id, self._active(task, new, digest))
+            digest = await self._digest(image, new, expected)
+        active = self._active(task, new, expected, digest)
+        await self._database(self._repository.update, image.id, active)
         return {"image_id": image.id}
 
     async def _digest(
-        self, image: Image, new: NewLocation, validation: Mapping[str, str]
+        self, image: Image, new: NewLocation, expected: ExpectedHash | None
     ) -> DataDigest:
         store = self._stores[new.location.store]
         assert store.key_of_url is not None  # only URL stores resolve a new location
         key = store.key_of_url(new.location.url)
         assert key is not None
         chunks = await self._storage(store.blob.read, key)
-        writer = _Hashing(validation.get("os_hash_algo", self._limits.hash_algo))
+        # The ingest computes md5 and the service's secure hash: a second hash only
+        # for another algorithm.
+        computed = ("md5", self._limits.hash_algo)
+        writer = _Hashing(None if expected is None or expected.algo in computed else expected.algo)
         body = BlobSource(chunks)
         try:
             digest = await ingest(
@@ -133,18 +139,24 @@ class LocationImport:
             check_format(image.disk_format, digest, self._limits.verify_disk_format)
         except SkylensError as error:
             raise LocationImportFailed(error.message) from error
-        wanted = validation.get("os_hash_value")
-        if wanted is not None and writer.hash.hexdigest() != wanted.lower():
-            raise LocationImportFailed(
-                "os_hash_value: the data at the location does not match validation_data"
-            )
+        if expected is not None:
+            if writer.hash is not None:
+                actual = writer.hash.hexdigest()
+            else:
+                actual = digest.checksum if expected.algo == "md5" else digest.hash_value
+            if not expected.matches(actual):
+                raise LocationImportFailed(
+                    "os_hash_value: the data at the location does not match validation_data"
+                )
         return digest
 
     def _active(
-        self, task: Task, new: NewLocation, digest: DataDigest | None
+        self,
+        task: Task,
+        new: NewLocation,
+        expected: ExpectedHash | None,
+        digest: DataDigest | None,
     ) -> Callable[[Image], Image]:
-        validation = dict(task.input.get("validation_data") or {})
-
         def change(image: Image) -> Image:
             if image.properties.get(IMPORT_LOCK) != task.id:
                 raise LocationImportFailed("The image is not locked to this task")
@@ -154,6 +166,7 @@ class LocationImport:
             if digest is not None:
                 located = self._locations.editor.add(unlocked, "-", _bare(new), now)
                 return activated(dataclasses.replace(located, status=image.status), digest, now)
+            validation = expected.validation_data() if expected else {}
             given = NewLocation(new.location, new.size, validation)
             return self._locations.editor.add(unlocked, "-", given, now)
 

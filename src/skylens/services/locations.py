@@ -2,9 +2,12 @@
 API of 2.17 (`POST`/`GET /v2/images/{id}/locations`).
 
 A new location's URL is matched to a store first (metadata `store`, or the first
-store of URLs that serves it; the service's own copy of this image in one of its
-stores also matches) and its size read from there: network I/O, done before the
-image's row is locked. Then the change applies Glance's rules (`LocationEditor`)
+store of URLs that serves it and whose URI filter lets it through; the service's
+own copy of this image in one of its stores also matches). The whole PATCH is then
+tried on the image as it is, so that every rule that needs no network (Glance's
+rules, `LocationEditor`, the quota among them) refuses before any URL is read; then
+the size of each new location the tried image keeps is read from its store (network
+I/O, before the image's row is locked), and the change applies the same rules again
 inside the image's atomic update. A removed own copy's data is deleted after.
 
 `POST .../locations` creates a `location_import` task (`LocationImport`) and locks
@@ -24,13 +27,14 @@ from skylens.domain.access import SERVICE, Action, RequestContext
 from skylens.domain.changes import Change, ChangeOp, LocationChange, invisible
 from skylens.domain.errors import Conflict, Forbidden, ImportUriRefused, InvalidLocation
 from skylens.domain.images import Image, ImageStatus, Location, utc_now
-from skylens.domain.locations import LocationEditor, NewLocation, check_hashing_data
+from skylens.domain.locations import ExpectedHash, LocationEditor, NewLocation, expected_hash
 from skylens.domain.policy import authorize
 from skylens.domain.ports import ImageRepository, Offload, Policy, TaskRepository
 from skylens.domain.stores import ConfiguredStore
 from skylens.domain.tasks import Task
+from skylens.domain.uris import UriFilter
 from skylens.services.images import ImageService
-from skylens.services.imports import IMPORT_LOCK
+from skylens.services.imports import IMPORT_LOCK, check_import_lock, check_lock_unchanged
 from skylens.services.tasks import TaskStarter
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,16 @@ class LocationOptions:
     quota: int = 10  # images.location_quota
 
 
+@dataclasses.dataclass(frozen=True)
+class LocationAdd:
+    """A `POST .../locations` that passed its checks: the image as they found it, the
+    URL and the hash its data must have (`validation_data`, read)."""
+
+    image: Image
+    url: str
+    expected: ExpectedHash | None
+
+
 class LocationService:
     def __init__(
         self,
@@ -60,6 +74,7 @@ class LocationService:
         options: LocationOptions,
         *,
         hash_algo: str,
+        uri_filter: UriFilter,
         database: Offload,
         storage: Offload,
         creator: str,
@@ -71,6 +86,7 @@ class LocationService:
         self._stores = stores
         self._key_of = key_of
         self._policy = policy
+        self._uri_filter = uri_filter
         self.options = options
         self.editor = LocationEditor(self._own_url, hash_algo, options.quota)
         self._database = database
@@ -99,36 +115,81 @@ class LocationService:
     # -- PATCH -------------------------------------------------------------------
 
     async def prepare(
-        self, context: RequestContext, image_id: str, changes: Sequence[Change]
+        self,
+        context: RequestContext,
+        image_id: str,
+        changes: Sequence[Change],
+        *,
+        add_replaces: bool = True,
     ) -> tuple[Change, ...]:
         """The changes with each new location found in its store and its size read
-        (before the image is locked); other changes as they are."""
+        (before the image is locked); other changes as they are.
+
+        The whole PATCH is tried first on the image as it is (`ImageService.try_update`):
+        what Glance refuses without reading a URL (policy, status, validation data,
+        positions, the quota, duplicates, a URL no store serves or the URI filter
+        refuses, and every other change's rules) is refused before anything is
+        fetched. Then only the new locations the tried image keeps are fetched, so a
+        request fetches at most `location_quota` URLs."""
         if not self.options.shown:
             return tuple(changes)  # refused with Glance's 403s when applied
-        current = await self._database(self._images.get, context, image_id)
-        if not all(
-            self._policy.allows(context, action, current)
-            for action in (Action.MODIFY_IMAGE, Action.SET_IMAGE_LOCATION)
-        ):
-            # Nothing is fetched for a caller who may not add locations: the change
-            # is refused with the policy's 403 when applied.
-            return tuple(changes)
-        known = {loc.url for loc in self.editor.locations(current)}
-        prepared = []
-        for change in changes:
-            if change.name != "locations" or change.op is ChangeOp.REMOVE:
-                prepared.append(change)
-                continue
-            if change.op is ChangeOp.ADD:
-                value: Any = await self.resolve(image_id, change.value, known=set())
-            else:
-                value = tuple([await self.resolve(image_id, raw, known) for raw in change.value])
-            prepared.append(dataclasses.replace(change, value=value))
-        return tuple(prepared)
+        matched = tuple(self._matched(image_id, change) for change in changes)
+        sizes: dict[str, int] = {}
+        for new in await self._to_read(context, image_id, matched, add_replaces):
+            if new.location.url not in sizes:
+                sizes[new.location.url] = await self._size(new)
 
-    async def resolve(self, image_id: str, raw: Mapping[str, Any], known: set[str]) -> NewLocation:
-        """A location a client gave, its store found and (unless the image already
-        has this URL) its size read; `InvalidLocation` if no store serves it."""
+        def with_size(new: NewLocation) -> NewLocation:
+            size = sizes.get(new.location.url)
+            return new if size is None else dataclasses.replace(new, size=size)
+
+        return tuple(
+            dataclasses.replace(change, value=_each(change, with_size))
+            if change.name == "locations" and change.op is not ChangeOp.REMOVE
+            else change
+            for change in matched
+        )
+
+    async def _to_read(
+        self,
+        context: RequestContext,
+        image_id: str,
+        changes: Sequence[Change],
+        add_replaces: bool,
+    ) -> list[NewLocation]:
+        """The new locations whose URLs `changes` (matched) must read: those the PATCH,
+        tried on the image as it is, leaves on it; but not the service's own copies,
+        nor the URLs a replace keeps (Glance reads none when only metadata changes).
+        Raises what the PATCH would be refused for."""
+        added: list[NewLocation] = []
+        edit = self.editing(context, [])
+
+        def tried(image: Image, change: Change, now: dt.datetime) -> Image:
+            changed = edit(image, change, now)
+            if change.op is ChangeOp.ADD:
+                added.append(change.value)
+            elif change.op is ChangeOp.REPLACE:
+                known = {location.url for location in self.editor.locations(image)}
+                added.extend(new for new in change.value if new.location.url not in known)
+            return changed
+
+        image = await self._database(
+            self._images.try_update, context, image_id, changes, tried, add_replaces
+        )
+        kept = self.editor.locations(image)
+        return [new for new in added if not new.location.own and new.location in kept]
+
+    def _matched(self, image_id: str, change: Change) -> Change:
+        """A PATCH change with the new locations it names matched to their stores."""
+        if change.name != "locations" or change.op is ChangeOp.REMOVE:
+            return change
+        return dataclasses.replace(
+            change, value=_each(change, lambda raw: self.match(image_id, raw))
+        )
+
+    def match(self, image_id: str, raw: Mapping[str, Any]) -> NewLocation:
+        """A location a client gave, its store found without fetching anything; or,
+        in `refused`, why none may serve it."""
         url = raw["url"]
         metadata = dict(raw.get("metadata") or {})
         validation = dict(raw.get("validation_data") or {})
@@ -140,20 +201,41 @@ class LocationService:
                 if url == self._own_url(store.id, image_id):
                     return NewLocation(Location(url, store.id, {}, own=True), None, validation)
                 continue
-            key = store.key_of_url(url)
-            if key is None:
+            if store.key_of_url(url) is None:
                 continue
-            location = Location(url, store.id, metadata)
-            if url in known:
-                return NewLocation(location, None, validation)
+            refused = None
             try:
-                size = await self._storage(store.blob.size, key)
-            except ImportUriRefused as refused:  # Glance's word for any bad URL
-                raise InvalidLocation(f"{url}: {refused.reason}") from refused
-            if not size:
-                raise InvalidLocation(f"{url}: no data")
-            return NewLocation(location, size, validation)
-        raise InvalidLocation(f"{url}: no store serves it")
+                self._uri_filter.check(url)
+            except ImportUriRefused as error:  # Glance's word for any bad URL
+                refused = f"{url}: {error.reason}"
+            return NewLocation(Location(url, store.id, metadata), None, validation, refused)
+        refused = f"{url}: no store serves it"
+        return NewLocation(Location(url, wanted or "", metadata), None, validation, refused)
+
+    async def resolve(self, image_id: str, raw: Mapping[str, Any]) -> NewLocation:
+        """A location a client gave, its store found and its size read;
+        `InvalidLocation` if no store serves it or its data cannot be read."""
+        new = self.match(image_id, raw)
+        if new.refused is not None:
+            raise InvalidLocation(new.refused)
+        if new.location.own:
+            return new
+        return dataclasses.replace(new, size=await self._size(new))
+
+    async def _size(self, new: NewLocation) -> int:
+        """The size of the data at `new`'s URL (in a store of URLs), read from there."""
+        url = new.location.url
+        store = self._stores[new.location.store]
+        assert store.key_of_url is not None
+        key = store.key_of_url(url)
+        assert key is not None
+        try:
+            size = await self._storage(store.blob.size, key)
+        except ImportUriRefused as refused:  # the filter, on the addresses or a redirect
+            raise InvalidLocation(f"{url}: {refused.reason}") from refused
+        if not size:
+            raise InvalidLocation(f"{url}: no data")
+        return size
 
     def editing(self, context: RequestContext, removed: list[Location]) -> LocationChange:
         """What applies a PATCH's `/locations` changes to the image (appending the
@@ -200,7 +282,7 @@ class LocationService:
 
     def check_add(
         self, context: RequestContext, image_id: str, url: str, validation: Mapping[str, str]
-    ) -> Image:
+    ) -> LocationAdd:
         """`POST .../locations`'s checks, in Glance's order."""
         image = self._images.get(context, image_id)
         if image.status is not ImageStatus.QUEUED:
@@ -210,16 +292,9 @@ class LocationService:
         authorize(self._policy, context, Action.ADD_IMAGE_LOCATION, image)
         if SERVICE not in context.roles and not self._served_by_url_store(url):
             raise Forbidden("http store must be enabled to use location API by normal user.")
-        check_hashing_data(validation)
-        holder = image.properties.get(IMPORT_LOCK)
-        if holder:
-            task = self._tasks.get(holder)
-            if task is not None and not task.finished:
-                raise Conflict(
-                    f"New operation on image '{image_id}' is not permitted as prior operation "
-                    "is still in progress"
-                )
-        return image
+        expected = expected_hash(validation, self.editor.hash_algo)
+        check_import_lock(self._tasks, image)
+        return LocationAdd(image, url, expected)
 
     def _served_by_url_store(self, url: str) -> bool:
         return any(
@@ -227,16 +302,10 @@ class LocationService:
             for store in self._stores.values()
         )
 
-    def start_add(
-        self,
-        context: RequestContext,
-        image: Image,
-        url: str,
-        validation: Mapping[str, str],
-        request_id: str | None,
-    ) -> str:
+    def start_add(self, context: RequestContext, add: LocationAdd, request_id: str | None) -> str:
         """The `location_import` task, held by its creator until the image is locked
         to it; then released to the runners. Its id."""
+        image = add.image
         stale = image.properties.get(IMPORT_LOCK)
 
         def lock(task: Task) -> None:
@@ -246,17 +315,21 @@ class LocationService:
                         f"It's not allowed to add locations if image status is "
                         f"{current.status.value}."
                     )
-                if current.properties.get(IMPORT_LOCK) not in (None, stale):
-                    raise Conflict(
-                        f"New operation on image '{image.id}' is not permitted as prior "
-                        "operation is still in progress"
-                    )
+                check_lock_unchanged(current, stale)
                 properties = {**current.properties, IMPORT_LOCK: task.id}
                 return current.with_changes(utc_now(), properties=properties)
 
             self._repository.update(image.id, locked)
 
-        task_input = {"image_id": image.id, "loc_url": url, "validation_data": dict(validation)}
+        validation = add.expected.validation_data() if add.expected else {}
+        task_input = {"image_id": image.id, "loc_url": add.url, "validation_data": validation}
         return self._starter.start(
             context, LOCATION_IMPORT_TASK, image.id, task_input, request_id, lock
         )
+
+
+def _each(change: Change, convert: Callable[[Any], NewLocation]) -> Any:
+    """A `/locations` add's or replace's value with each location converted."""
+    if change.op is ChangeOp.ADD:
+        return convert(change.value)
+    return tuple(convert(value) for value in change.value)

@@ -393,6 +393,34 @@ def test_post_locations_with_a_wrong_hash_leaves_the_image_queued(
     assert "os_glance_import_task" not in image
 
 
+@pytest.mark.parametrize("algo", ["md5", "sha512", "sha1"])
+def test_post_locations_checks_validation_data_in_any_algorithm(
+    api: httpx.Client, web_files: WebSource, algo: str
+) -> None:
+    """md5 and sha512 (the service's) are digests the ingest computes anyway; sha1 is
+    computed besides, in the same pass. Upper-case hex matches as lower-case."""
+    url = published(web_files)
+    right = hashlib.new(algo, DATA, usedforsecurity=False).hexdigest().upper()
+    wrong = hashlib.new(algo, b"other", usedforsecurity=False).hexdigest()
+    accepted, refused = new_image(api), new_image(api)
+
+    for image_id, value in ((accepted, right), (refused, wrong)):
+        validation = {"os_hash_algo": algo, "os_hash_value": value}
+        response = api.post(
+            f"/v2/images/{image_id}/locations", json={"url": url, "validation_data": validation}
+        )
+        assert response.status_code == 202, response.text
+
+    image = finished(api, accepted)
+    assert image["task"]["status"] == "success", image["task"]["message"]
+    assert (image["status"], image["os_hash_algo"]) == ("active", "sha512")
+    assert image["os_hash_value"] == hashlib.sha512(DATA).hexdigest()
+    failed = finished(api, refused)
+    assert failed["task"]["status"] == "failure"
+    assert "does not match" in failed["task"]["message"]
+    assert (failed["status"], failed["locations"]) == ("queued", [])
+
+
 def test_post_locations_refusals(
     http: ClientFactory, member: Identity, service: Identity, web_files: WebSource
 ) -> None:
@@ -453,18 +481,96 @@ def test_the_versions_document_lists_2_17(api: httpx.Client) -> None:
 
 
 def test_more_locations_than_the_quota_are_refused(api: httpx.Client, web_files: WebSource) -> None:
-    image_id = located(api, published(web_files))
+    first = published(web_files)
+    image_id = located(api, first)
     for _ in range(9):  # the default images.location_quota, 10
         assert patch(api, image_id, add(published(web_files))).status_code == 200
 
-    response = patch(api, image_id, add(published(web_files)))
+    # The quota first, as in Glance: before the URL or a duplicate is looked at.
+    for url in (published(web_files), "ftp://example.com/image", first):
+        assert_error(
+            patch(api, image_id, add(url)),
+            413,
+            "The limit has been exceeded on the number of allowed image locations. "
+            "Attempted: 11, Maximum: 10",
+        )
 
+
+def requests_for(files: WebSource, urls: list[str]) -> dict[str, int]:
+    """How many requests for each of `urls` reached the web source."""
+    names = {url: url.rsplit("/", 1)[1] for url in urls}
+    return {url: sum(name in seen.path for seen in files.requests) for url, name in names.items()}
+
+
+def test_an_over_quota_patch_fetches_no_url(api: httpx.Client, web_files: WebSource) -> None:
+    urls = [published(web_files) for _ in range(11)]  # the quota is 10
+    image_id = new_image(api)
+
+    added = patch(api, image_id, *(add(url) for url in urls))
+    value = [{"url": url, "metadata": {}} for url in urls]
+    replaced = patch(api, image_id, {"op": "replace", "path": "/locations", "value": value})
+
+    for response in (added, replaced):
+        assert_error(
+            response,
+            413,
+            "The limit has been exceeded on the number of allowed image locations. "
+            "Attempted: 11, Maximum: 10",
+        )
+    assert requests_for(web_files, urls) == dict.fromkeys(urls, 0)
+    assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
+
+
+def test_a_patch_of_several_locations_reads_each_url_once(
+    api: httpx.Client, web_files: WebSource
+) -> None:
+    urls = [published(web_files) for _ in range(3)]
+    image_id = new_image(api)
+
+    response = patch(api, image_id, *(add(url) for url in urls))
+
+    assert response.status_code == 200, response.text
+    image = response.json()
+    assert (image["status"], image["size"]) == ("active", len(DATA))
+    assert [location["url"] for location in image["locations"]] == urls
+    assert requests_for(web_files, urls) == dict.fromkeys(urls, 1)
+
+
+def test_every_rule_without_network_refuses_before_an_earlier_url_is_read(
+    api: httpx.Client, web_files: WebSource
+) -> None:
+    """Unlike Glance, which reads each new location's URL as it comes to it (and so
+    answers these with the missing file's 400 "Invalid location"), a PATCH is refused
+    for its later changes' rules before any URL is read."""
+    missing = web_files.url(f"/files/{uuid.uuid4().hex}.img")
+    image_id = new_image(api)
+    over_quota = [add(missing), *(add(published(web_files)) for _ in range(10))]
+    unknown_property = [add(missing), {"op": "remove", "path": "/no_such_property"}]
+
+    assert patch(api, image_id, *over_quota).status_code == 413
     assert_error(
-        response,
-        413,
-        "The limit has been exceeded on the number of allowed image locations. "
-        "Attempted: 11, Maximum: 10",
+        patch(api, image_id, *unknown_property),
+        409,
+        "Property no_such_property does not exist.",
+        detail=True,
     )
+    assert requests_for(web_files, [missing]) == {missing: 0}
+    assert_error(patch(api, image_id, add(missing)), 400, "Invalid location")
+    assert requests_for(web_files, [missing]) == {missing: 1}
+
+
+def test_a_location_added_and_removed_in_one_patch_is_never_read(
+    http: ClientFactory, admin: Identity, web_files: WebSource
+) -> None:
+    api = http(admin)
+    kept, dropped = published(web_files), published(web_files)
+    image_id = located(api, kept)
+
+    response = patch(api, image_id, add(dropped), {"op": "remove", "path": "/locations/1"})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["locations"] == [{"url": kept, "metadata": {"store": "web"}}]
+    assert requests_for(web_files, [kept, dropped]) == {kept: 1, dropped: 0}
 
 
 def test_deleting_from_the_http_store_drops_the_url(
@@ -515,8 +621,7 @@ def test_post_locations_policy_and_lock_paths(
     assert second.status_code == 409, second.text
     # Locked to the first task; or, if that one already ended, active.
     assert second.json()["message"].split("<br")[0] in (
-        f"New operation on image '{image_id}' is not permitted as prior operation is still "
-        "in progress",
+        "Image has active task",  # Glance's `_enforce_import_lock`, as for an import
         "It's not allowed to add locations if image status is active.",
     )
     finished(api, image_id)

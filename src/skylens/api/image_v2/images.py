@@ -125,7 +125,9 @@ class ImageHandlers:
         if parsed.changes:
             changes = parsed.changes
             if any(change.name == "locations" for change in changes):
-                changes = await self.locations.prepare(context, image_id, changes)
+                changes = await self.locations.prepare(
+                    context, image_id, changes, add_replaces=parsed.add_replaces
+                )
             removed: list[Location] = []
             image = await self.writes(
                 self.service.update,

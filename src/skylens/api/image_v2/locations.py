@@ -70,9 +70,9 @@ class LocationHandlers:
         url = body["url"]
         validation = dict(body.get("validation_data") or {})
         image_id = request.path_params["image_id"]
-        image = await self.writes(self.service.check_add, context, image_id, url, validation)
+        add = await self.writes(self.service.check_add, context, image_id, url, validation)
         request_id = getattr(request.state, "request_id", None)
-        await self.writes(self.service.start_add, context, image, url, validation, request_id)
+        await self.writes(self.service.start_add, context, add, request_id)
         self.wake_runner()
         response = no_content()
         response.status_code = 202
