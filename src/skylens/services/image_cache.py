@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -371,7 +372,7 @@ class ImageCache:
         """Fetch this node's queued images, one at a time, until cancelled; once an
         hour (and at start-up), remove fills stalled for `stall_seconds`."""
         self._loop = asyncio.get_running_loop()
-        cleaned = 0.0
+        cleaned = -math.inf  # so the first pass sweeps: the monotonic clock may be young
         while True:
             self._wake.clear()  # before looking: a wake from now on is not lost
             try:
