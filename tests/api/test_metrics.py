@@ -5,6 +5,7 @@ worker process (issue 15)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.identities import member_of, new_project
-from tests.support.servers import RunningServer, dedicated_server
+from tests.support.images import PATCH_V21
+from tests.support.raw_http import wait_for
+from tests.support.servers import RunningServer, database_held, dedicated_server
 
 DATA = b"0123456789" * 100
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -98,6 +101,48 @@ def test_metrics_count_by_route_template_and_name_no_tenant(tmp_path: Path, back
     # Public: nothing in it names a tenant or an image.
     for secret in (project, image_id, staged_id, member_of(project).user):
         assert secret not in text
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_connections_in_use_and_their_most_count_the_same_pools(
+    tmp_path: Path, backend: str
+) -> None:
+    # The engine's pool (10, and 10 in overflow) and, on PostgreSQL, the pool of 10
+    # that shows and lists await, whose connections count as in use too.
+    most = {"sqlite": 20, "postgresql": 30}[backend]
+    held = {"sqlite": 1, "postgresql": 2}[backend]  # the PATCH's, and the show's
+    env = {"SKYLENS_STORAGE_SWEEP_INTERVAL_SECONDS": "-1"}  # no sweep at start-up
+    member = member_of(new_project())
+    with (
+        dedicated_server(tmp_path, backend, extra_env=env) as server,
+        httpx.Client(base_url=server.url, headers=member.headers, timeout=30) as api,
+        concurrent.futures.ThreadPoolExecutor(2) as requests,
+    ):
+        image = api.post("/v2/images", json={"disk_format": "raw", "container_format": "bare"})
+        path = f"/v2/images/{image.json()['id']}"
+        patch = [{"op": "add", "path": "/held", "value": "yes"}]
+        _, idle = _scrape(server)
+        # SQLite's write lock holds the PATCH; PostgreSQL's table lock the show too.
+        with database_held(server, "LOCK TABLE images IN ACCESS EXCLUSIVE MODE"):
+            patched = requests.submit(
+                api.patch, path, json=patch, headers={"Content-Type": PATCH_V21}
+            )
+            shown = requests.submit(api.get, path)
+
+            def in_use() -> float | None:
+                return _value(_scrape(server)[1], "skylens_database_connections_checked_out")
+
+            wait_for(lambda: in_use() == held, f"{held} connection(s) in use")
+            _, busy = _scrape(server)
+        assert patched.result().status_code == 200
+        assert shown.result().status_code == 200
+        _, after = _scrape(server)
+
+    for samples in (idle, busy, after):
+        assert _value(samples, "skylens_database_connections_max") == most
+    assert _value(idle, "skylens_database_connections_checked_out") == 0
+    assert _value(busy, "skylens_database_connections_checked_out") == held
+    assert _value(after, "skylens_database_connections_checked_out") == 0
 
 
 def test_every_worker_s_requests_are_counted(tmp_path: Path) -> None:

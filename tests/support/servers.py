@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -85,6 +86,30 @@ def dedicated_server(
         yield stack.enter_context(
             skylens_server(data_dir, url, backend, extra_env=extra_env, extra_args=extra_args)
         )
+
+
+@contextlib.contextmanager
+def database_held(server: RunningServer, lock: str, *values: object) -> Iterator[None]:
+    """While the block runs, every write waits: on SQLite for the database's write
+    lock; on PostgreSQL, what `lock` (with `values`) locks waits for its release."""
+    url = sa.make_url(server.database_url)
+    if url.get_backend_name() == "sqlite":
+        writer = sqlite3.connect(str(url.database), isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        return
+    with psycopg.connect(
+        host=url.host, port=url.port, dbname=url.database, user=url.username
+    ) as locker:
+        locker.execute(lock, values)
+        try:
+            yield
+        finally:
+            locker.rollback()
 
 
 # The default file store, in the server's data directory.

@@ -72,12 +72,9 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         upgrade(engine)
     check_metrics_path(settings.server.metrics_path)
     metrics = Metrics() if settings.server.metrics_path else None
-    if metrics is not None:
-        # create_engine's pools: pool_size connections, and as many more in overflow;
-        # on PostgreSQL show and list have a pool of up to pool_size of their own.
-        pools = 3 if engine.dialect.name == "postgresql" else 2
-        metrics.watch_pool(engine, pools * settings.database.pool_size)
     parts = components(settings, engine, metrics.observers() if metrics else None)
+    if metrics is not None:
+        metrics.watch_connections(engine, parts.read_pool)
     schemas = load_schemas(ims_profile=settings.images.ims_profile)
     image_api = _image_api(settings, parts, schemas)
     compute_api = _compute_api(settings, parts) if settings.compute.enabled else []
@@ -93,7 +90,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
         patch_operations=settings.images.patch_operations_max,
     )
     in_flight = InFlight()
-    closing = _Closing(engine, in_flight, parts.close_reads)
+    close_reads = None if parts.read_pool is None else parts.read_pool.close
+    closing = _Closing(engine, in_flight, close_reads)
     image_app = _image_app(image_api, parts, settings, limits, closing)
     own_paths = (settings.server.metrics_path,) if metrics_here else ()
     versions = _versions(settings)

@@ -9,7 +9,7 @@ import dataclasses
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -102,8 +102,8 @@ class Components:
     sweep: OrphanSweep
     runner: TaskRunner
     checks: tuple[Check, ...]  # readiness
-    # Closes what show and list await on PostgreSQL (its connection pool), at exit.
-    close_reads: Callable[[], Awaitable[None]] | None = None
+    # What show and list await on PostgreSQL (closed at exit); None on SQLite.
+    read_pool: ConnectionPool | None = None
 
 
 def components(
@@ -258,7 +258,7 @@ def components(
         sweep=orphan_sweep(settings, repository, stores, staging),
         runner=runner,
         checks=readiness_checks(settings, engine, stores),
-        close_reads=None if read_pool is None else read_pool.close,
+        read_pool=read_pool,
     )
 
 

@@ -5,8 +5,9 @@ duration by method, route *template* (`/v2/images/{image_id}`, never a path with
 id in it; `unmatched` when no route matched) and status, the bytes received and
 sent by route, and image data uploaded to and downloaded from each configured
 store, with each upload's outcome. Counted by the services: uploads and tasks under
-way, tasks ended by type and outcome, image cache hits and misses. Counted by the
-database pool: connections checked out, and how many the pools may open.
+way, tasks ended by type and outcome, image cache hits and misses. Read from the
+database pools (the engine's and, on PostgreSQL, the one show and list await):
+connections checked out, and how many the pools may open.
 
 Labels carry no project, user, image or token: the endpoint is public. A store
 label is always a configured store's id, never a name a client sent.
@@ -29,7 +30,7 @@ import socket
 import threading
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from prometheus_client import (
@@ -55,12 +56,36 @@ UNMATCHED = "unmatched"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 
+class Connections(Protocol):
+    """A pool of database connections, as the metrics see it."""
+
+    @property
+    def size(self) -> int:
+        """The most connections it opens."""
+
+    @property
+    def in_use(self) -> int:
+        """Its connections checked out."""
+
+
+def _capacity(pool: sa.pool.QueuePool | None) -> int:
+    """The most connections an engine's pool opens: its size and its overflow (which
+    SQLAlchemy keeps to itself: `max_overflow` has no public accessor)."""
+    return 0 if pool is None else pool.size() + pool._max_overflow
+
+
+def _within(count: int, most: int) -> int:
+    return min(max(count, 0), most)
+
+
 class Metrics:
     """One app's metrics. `observe` is an access-log observer; `observers` the
-    services' hooks; `watch_pool` follows an engine's connection pool."""
+    services' hooks; `watch_connections` follows the database connection pools."""
 
     def __init__(self) -> None:
         self._multiprocess = bool(os.environ.get(MULTIPROCESS_ENV))
+        self._engine_pool: sa.pool.QueuePool | None = None  # watch_connections'
+        self._reads: Connections | None = None
         # Multiprocess values live in files, not in a registry: a fresh one collects
         # them at each scrape.
         own = None if self._multiprocess else CollectorRegistry()
@@ -158,6 +183,8 @@ class Metrics:
         store = exchange.facts.store if exchange.facts else None
         if store is not None:
             self._image_data(exchange, store)
+        if self._reads is not None:
+            self.count_connections()  # the request's reads have given theirs back
 
     def _bytes_children(self, route: str) -> tuple[Any, Any]:
         children = (self.received.labels(route), self.sent.labels(route))
@@ -184,27 +211,45 @@ class Metrics:
             cache_lookups=lambda result: self.cache.labels(result).inc(),
         )
 
-    def watch_pool(self, engine: sa.Engine, capacity: int) -> None:
-        """Follow `engine`'s pool, which opens at most `capacity` connections.
+    def watch_connections(self, engine: sa.Engine, reads: Connections | None = None) -> None:
+        """Follow the connections of `engine`'s pool and of `reads` (the pool show and
+        list await on PostgreSQL): the most they may open, and how many are in use.
 
-        The gauge is set from the pool's own count at each checkout and checkin, not
-        counted up and down: when the database goes away, connections that failed
-        their ping are checked in without a checkout, and a count drifts below zero.
+        Both figures come from the same pools, so in use never exceeds the most. The
+        in-use gauge is set from the pools' own counts, not counted up and down (when
+        the database goes away, connections that failed their ping are checked in
+        without a checkout, and a count drifts below zero): at each of the engine's
+        checkouts and checkins, at the end of each request (`reads` has no events; a
+        request's reads are done by then) and before a scrape.
         """
-        self.pool_capacity.set(capacity)
         pool = engine.pool
-        if not isinstance(pool, sa.pool.QueuePool):
+        self._engine_pool = pool if isinstance(pool, sa.pool.QueuePool) else None
+        self._reads = reads
+        self.pool_capacity.set(_capacity(self._engine_pool) + (reads.size if reads else 0))
+        self.count_connections()
+        if self._engine_pool is None:
             return
 
         def checked_out(*_: object) -> None:
-            self.pool.set(pool.checkedout())
+            self.count_connections()
 
         def checked_in(*_: object) -> None:
             # The pool counts the connection back in just after this event.
-            self.pool.set(max(pool.checkedout() - 1, 0))
+            self.count_connections(returning=1)
 
         sa.event.listen(engine, "checkout", checked_out)
         sa.event.listen(engine, "checkin", checked_in)
+
+    def count_connections(self, returning: int = 0) -> None:
+        """Set the in-use gauge from the watched pools, less `returning` connections
+        the engine's pool is taking back: each pool's count kept within its size."""
+        engine, reads = self._engine_pool, self._reads
+        in_use = 0
+        if engine is not None:
+            in_use += _within(engine.checkedout() - returning, _capacity(engine))
+        if reads is not None:
+            in_use += _within(reads.in_use, reads.size)
+        self.pool.set(in_use)
 
     def exposition(self) -> bytes:
         """The text a scrape gets (blocking: it reads every worker's files)."""
@@ -214,6 +259,7 @@ class Metrics:
 
     def resource(self, path: str) -> Resource:
         async def metrics(_request: Request) -> Response:
+            self.count_connections()
             body = await asyncio.to_thread(self.exposition)
             # The classic text format (Prometheus 2 and 3 both read it).
             return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

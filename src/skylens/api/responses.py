@@ -15,12 +15,17 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
 
+def empty(status: int, headers: dict[str, str] | None = None) -> Response:
+    """Glance's empty answers (200, 202, 204): an HTML content type and an explicit zero
+    length, in Glance's order (Content-Type first), after any headers given."""
+    given = dict(headers or {})
+    given["Content-Type"] = "text/html; charset=UTF-8"
+    given["Content-Length"] = "0"
+    return Response(b"", status_code=status, headers=given)
+
+
 def no_content(headers: dict[str, str] | None = None) -> Response:
-    """Glance's 204s carry an HTML content type and an explicit zero length."""
-    response = Response(b"", status_code=204, headers=headers)
-    response.headers["Content-Type"] = "text/html; charset=UTF-8"
-    response.headers["Content-Length"] = "0"
-    return response
+    return empty(204, headers)
 
 
 def timestamp(value: dt.datetime) -> str:

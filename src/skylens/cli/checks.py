@@ -108,13 +108,16 @@ Check = tuple[str, Callable[[], str]]
 
 
 def _report(out: TextIO, name: str, run: Callable[[], str]) -> bool:
+    # Loaded by then (`_checks` imports the components): no cost to the CLI's start.
+    from skylens.db.engine import first_line
+
     try:
         found = run()
     except CheckFailed as failure:
         out.write(f"FAIL  {name}: {failure}\n")
         return False
     except Exception as error:  # a check must never stop the others
-        out.write(f"FAIL  {name}: {type(error).__name__}: {_first_line(error)}\n")
+        out.write(f"FAIL  {name}: {type(error).__name__}: {first_line(error)}\n")
         return False
     out.write(f"ok    {name}: {found}\n")
     return True
@@ -195,6 +198,7 @@ def _store_check(blob: Any) -> Callable[[], str]:
     and deleted, as an upload would."""
 
     def run() -> str:
+        from skylens.db.engine import first_line
         from skylens.domain.errors import BlobNotFound, StorageFull, StorageUnavailable
 
         key = f"skylens-config-check-{uuid.uuid4().hex}"
@@ -215,7 +219,7 @@ def _store_check(blob: Any) -> Callable[[], str]:
                 blob.delete(key)
         except (StorageUnavailable, StorageFull, BlobNotFound) as error:
             detail = getattr(error, "reason", "") or str(error)
-            raise CheckFailed(f"{type(error).__name__}: {_first_line(Exception(detail))}") from None
+            raise CheckFailed(f"{type(error).__name__}: {first_line(Exception(detail))}") from None
         details = blob.details()
         where = details.get("data_dir") or details.get("endpoint") or details.get("auth_endpoint")
         return f"reachable and writable ({where})" if where else "reachable and writable"
@@ -225,6 +229,7 @@ def _store_check(blob: Any) -> Callable[[], str]:
 
 def _keystone(settings: Settings) -> str:
     from skylens.api.components import service_credentials
+    from skylens.db.engine import first_line
 
     credentials = service_credentials(settings)
     try:
@@ -232,15 +237,10 @@ def _keystone(settings: Settings) -> str:
     except Exception as error:
         raise CheckFailed(
             f"cannot authenticate as {credentials.username!r} at {credentials.auth_url}: "
-            f"{type(error).__name__}: {_first_line(error)}"
+            f"{type(error).__name__}: {first_line(error)}"
         ) from None
     if not token:
         raise CheckFailed(f"no token for {credentials.username!r} at {credentials.auth_url}")
     return (
         f"{credentials.auth_url} answers; the service user {credentials.username!r} authenticates"
     )
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__

@@ -165,6 +165,16 @@ class ConnectionPool:
             self._opened -= 1
             await self._idle.pop().connection.close()
 
+    @property
+    def size(self) -> int:
+        """The most connections it opens."""
+        return self._size
+
+    @property
+    def in_use(self) -> int:
+        """Its connections checked out (those opening included)."""
+        return self._opened - len(self._idle)
+
 
 class PostgresImageReads:
     """`ImageReads` on PostgreSQL: show, membership and list without a thread."""

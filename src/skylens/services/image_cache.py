@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -51,6 +52,8 @@ HIT, MISS = "hit", "miss"
 _PIPELINE_DEPTH = 16
 # How often each process removes the node's stalled fills (besides POST /v2/cache/clean).
 _STALLED_SWEEP_SECONDS = 3600.0
+# Image ids per repository lookup of a clean (within every database's bind limit).
+_LOOKUP_BATCH = 1000
 
 
 def _ignore(_result: str) -> None:
@@ -318,12 +321,18 @@ class ImageCache:
         removed = self._files.delete_stalled(self._limits.stall_seconds)
         sizes = self._files.sizes()
         entries = {entry.image_id: entry for entry in self._index.entries(self.node)}
+        # Which of the images are still there (deleted ones are absent): one query per
+        # thousand files, not one each.
+        indexed = [image_id for image_id in sizes if image_id in entries]
+        live: set[str] = set()
+        for start in range(0, len(indexed), _LOOKUP_BATCH):
+            live.update(self._repository.data_locations(indexed[start : start + _LOOKUP_BATCH]))
         for image_id in sizes:
             entry = entries.get(image_id)
             if (
                 entry is None
                 or self._files.fingerprint(image_id) != entry.fingerprint
-                or self._repository.get(image_id) is None  # the image was deleted
+                or image_id not in live  # the image was deleted
             ):
                 self._files.delete(image_id)
                 self._index.remove(self.node, image_id)
@@ -363,7 +372,7 @@ class ImageCache:
         """Fetch this node's queued images, one at a time, until cancelled; once an
         hour (and at start-up), remove fills stalled for `stall_seconds`."""
         self._loop = asyncio.get_running_loop()
-        cleaned = 0.0
+        cleaned = -math.inf  # so the first pass sweeps: the monotonic clock may be young
         while True:
             self._wake.clear()  # before looking: a wake from now on is not lost
             try:

@@ -10,23 +10,20 @@ a database thread.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-import psycopg
-import sqlalchemy as sa
 
 from skylens.api.offload import database_threads
 from skylens.config import DatabaseSettings
 from tests.conftest import ClientFactory
 from tests.support.identities import Identity
 from tests.support.images import create_image, patch_image, show_image
-from tests.support.servers import RunningServer
+from tests.support.servers import RunningServer, database_held
 
 WRITERS = 90
 # Bounds on waits for a state that must come; reaching one fails the test, never passes it.
@@ -102,28 +99,10 @@ def test_concurrent_patches_tag_adds_and_member_adds_all_succeed(
     }
 
 
-@contextlib.contextmanager
-def writes_held(server: RunningServer, image_id: str) -> Iterator[None]:
+def writes_held(server: RunningServer, image_id: str) -> contextlib.AbstractContextManager[None]:
     """While the block runs, every write to `image_id` waits: on SQLite for the
     database's write lock, on PostgreSQL for the image's row."""
-    url = sa.make_url(server.database_url)
-    if url.get_backend_name() == "sqlite":
-        writer = sqlite3.connect(str(url.database), isolation_level=None)
-        try:
-            writer.execute("BEGIN IMMEDIATE")
-            yield
-        finally:
-            writer.execute("ROLLBACK")
-            writer.close()
-        return
-    with psycopg.connect(
-        host=url.host, port=url.port, dbname=url.database, user=url.username
-    ) as locker:
-        locker.execute("SELECT id FROM images WHERE id = %s FOR UPDATE", (image_id,))
-        try:
-            yield
-        finally:
-            locker.rollback()
+    return database_held(server, "SELECT id FROM images WHERE id = %s FOR UPDATE", image_id)
 
 
 def connections_in_use(client: httpx.Client) -> float:

@@ -16,21 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from skylens.api.offload import Offload
-from skylens.api.responses import json_response, no_content
+from skylens.api.responses import empty, json_response, no_content
 from skylens.api.routing import Handler, Operation, Resource
 from skylens.domain.access import RequestContext
 from skylens.domain.cache import CachedImage
 from skylens.services.image_cache import CacheApi
 
 CLEAR_TARGET = "x-image-cache-clear-target"
-
-
-def _empty(status: int) -> Response:
-    """Glance's empty answers: an HTML content type and an explicit zero length."""
-    response = Response(b"", status_code=status)
-    response.headers["Content-Type"] = "text/html; charset=UTF-8"
-    response.headers["Content-Length"] = "0"
-    return response
 
 
 def cached_image_view(entry: CachedImage) -> dict[str, object]:
@@ -66,7 +58,7 @@ class CacheHandlers:
 
     async def queue(self, request: Request, context: RequestContext) -> Response:
         await self.offload(self.cache.queue, context, request.path_params["image_id"])
-        return _empty(202)
+        return empty(202)
 
     async def delete(self, request: Request, context: RequestContext) -> Response:
         await self.offload(self.cache.delete, context, request.path_params["image_id"])
@@ -78,7 +70,7 @@ class CacheHandlers:
 
     async def clean(self, _request: Request, context: RequestContext) -> Response:
         await self.offload(self.cache.clean, context)
-        return _empty(200)
+        return empty(200)
 
     async def prune(self, _request: Request, context: RequestContext) -> Response:
         pruned = await self.offload(self.cache.prune, context)

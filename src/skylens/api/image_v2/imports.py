@@ -17,7 +17,7 @@ from skylens.api.image_v2.data import OCTET_STREAM, announced_size, check_upload
 from skylens.api.offload import Offload
 from skylens.api.request_body import request_body
 from skylens.api.requests import read_json
-from skylens.api.responses import json_response, no_content, timestamp
+from skylens.api.responses import empty, json_response, no_content, timestamp
 from skylens.api.routing import Operation, Resource
 from skylens.domain.access import RequestContext
 from skylens.domain.errors import ImageNotFound, InvalidRequest
@@ -79,9 +79,7 @@ class ImportHandlers:
         )
         if started.task_id is not None:
             self.wake_runner()
-        response = no_content()
-        response.status_code = 202
-        return response
+        return empty(202)
 
     async def image_tasks(self, request: Request, context: RequestContext) -> Response:
         image_id = request.path_params["image_id"]

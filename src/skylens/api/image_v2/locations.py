@@ -13,7 +13,7 @@ from starlette.responses import Response
 from skylens.api.image_v2.schemas import Schema
 from skylens.api.offload import Offload
 from skylens.api.requests import read_json
-from skylens.api.responses import json_response, no_content
+from skylens.api.responses import empty, json_response
 from skylens.api.routing import Operation, Resource
 from skylens.domain.access import RequestContext
 from skylens.domain.locations import VALIDATION_ALGORITHMS
@@ -74,9 +74,7 @@ class LocationHandlers:
         request_id = getattr(request.state, "request_id", None)
         await self.writes(self.service.start_add, context, add, request_id)
         self.wake_runner()
-        response = no_content()
-        response.status_code = 202
-        return response
+        return empty(202)
 
     async def index(self, request: Request, context: RequestContext) -> Response:
         image_id = request.path_params["image_id"]
