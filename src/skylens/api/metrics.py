@@ -95,6 +95,7 @@ class Metrics:
         # the routes, the methods the server accepts and the statuses it answers.
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._route_children: dict[str, tuple[Any, Any]] = {}
+        self._in_use = -1  # the in-use gauge's last value; none written yet
         request = ("method", "route", "status")
         self.requests = Counter(
             "skylens_http_requests", "HTTP requests answered", request, registry=own
@@ -249,7 +250,9 @@ class Metrics:
             in_use += _within(engine.checkedout() - returning, _capacity(engine))
         if reads is not None:
             in_use += _within(reads.in_use, reads.size)
-        self.pool.set(in_use)
+        if in_use != self._in_use:  # asked after every request: write only a change
+            self._in_use = in_use
+            self.pool.set(in_use)
 
     def exposition(self) -> bytes:
         """The text a scrape gets (blocking: it reads every worker's files)."""
