@@ -4,7 +4,7 @@
   reads of the file);
 - `requests`: `requests.put(url, data=file)`, as openstacksdk and keystoneauth upload:
   http.client sends the file in 8 KiB `sendall`s behind a Content-Length;
-- `glanceclient`: python-glanceclient's `images.upload`: a generator of 64 KiB chunks,
+- `glanceclient`: python-glanceclient's `images.upload`: a generator of 1 MiB chunks,
   which requests sends with `Transfer-Encoding: chunked`;
 - `sendfile`: the raw-socket client of `bench/transfer.py` (sendfile(2) behind a
   Content-Length), which costs the machine next to nothing: the best case.
