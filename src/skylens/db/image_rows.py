@@ -75,17 +75,29 @@ def page_statement(
 ) -> sa.Select[Any]:
     """One page of a list: the filtered, ordered, limited images as a subquery, and
     around it the children of its rows only (their subqueries run once per row of
-    the page, after the filtering and the limit)."""
-    conditions = listing.filter_conditions(context, query, dialect)
+    the page, after the filtering and the limit).
+
+    Where who may list the rows comes in branches (`listing.listed`), each branch
+    is ordered and limited on its own and the page is the first `limit` rows of
+    their union: the planner plans each branch for its own rows."""
+    conditions = listing.filter_conditions(query)
     if marker is not None:
         conditions.append(listing.after_marker(query.sort, marker))
-    page = (
-        sa.select(*COLUMNS)
-        .where(*conditions)
-        .order_by(*listing.order_by(query.sort, dialect))
-        .limit(query.limit)
-        .subquery("page")
-    )
+    order = listing.order_by(query.sort, dialect)
+    branches = [
+        sa.select(*COLUMNS).where(listed, *conditions).order_by(*order).limit(query.limit)
+        for listed in listing.listed(context, query, dialect)
+    ]
+    if len(branches) == 1:
+        page = branches[0].subquery("page")
+    else:
+        union = sa.union_all(*branches).subquery("branches")
+        page = (
+            sa.select(union)
+            .order_by(*listing.order_by(query.sort, dialect, union.c))
+            .limit(query.limit)
+            .subquery("page")
+        )
     return sa.select(page, *children(page.c.id)).order_by(
         *listing.order_by(query.sort, dialect, page.c)
     )
