@@ -34,16 +34,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import LRUCache
 
 from skylens.db.engine import unavailable
-from skylens.db.image_rows import (
-    ATTRIBUTES,
-    GET,
-    MEMBERSHIP,
-    image_of,
-    marker_statement,
-    page_statement,
-)
+from skylens.db.image_rows import GET, MEMBERSHIP, ListReading, image_of
 from skylens.domain.access import RequestContext
-from skylens.domain.errors import InvalidFilter, StatementTimedOut
+from skylens.domain.errors import StatementTimedOut
 from skylens.domain.images import Image, MemberStatus
 from skylens.domain.listing import ImagePage, ListQuery
 
@@ -167,23 +160,15 @@ class PostgresImageReads:
         return MemberStatus(row[0]) if row is not None and row[0] else None
 
     async def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
-        if query.limit <= 0:
-            return ImagePage(images=(), next_marker=None)
+        reading = ListReading(context, query, "postgresql")
 
-        async def page(connection: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
-            marker = None
-            if query.marker is not None:
-                found = await _one(connection, *_compiled(marker_statement(context, query.marker)))
-                if found is None:
-                    raise InvalidFilter(f"No image found with ID {query.marker}")
-                marker = dict(zip(ATTRIBUTES, found, strict=True))
-            statement = page_statement(context, query, "postgresql", marker)
-            return await _all(connection, *_compiled(statement))
+        async def run(connection: psycopg.AsyncConnection[Any]) -> None:
+            while reading.statement is not None:
+                reading.take(await _all(connection, *_compiled(reading.statement)))
 
-        rows = await self._attempt(page)
-        found_images = [image_of(row, row[-2], row[-1]) for row in rows]
-        next_marker = found_images[-1].id if len(found_images) == query.limit else None
-        return ImagePage(images=tuple(found_images), next_marker=next_marker)
+        if reading.statement is not None:
+            await self._attempt(run)
+        return reading.page
 
     async def _run(
         self,
