@@ -41,6 +41,9 @@ def listed(
     statement (see `visibility.listed_as`), never two admitting the same row."""
     shown = _shown(query)
     if shown is not None:
+        # One branch on SQLite: the branches' statement (a compound of
+        # parenthesised, limited SELECTs) is PostgreSQL's syntax; SQLite walks the
+        # visibility's index as before.
         return visibility.listed_as(
             context, shown, query.member_status, branches=dialect == "postgresql"
         )
