@@ -1,4 +1,5 @@
-"""Translate a `ListQuery` into one SELECT with keyset paging."""
+"""Translate a `ListQuery` into the conditions and order of a SELECT with keyset
+paging (`image_rows.page_statement` puts them together, in one branch or two)."""
 
 from __future__ import annotations
 
