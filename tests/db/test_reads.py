@@ -148,12 +148,18 @@ def test_a_statement_past_the_limit_is_statement_timed_out_and_the_pool_lives_on
     assert _run(url, lambda reads, _pool: reads.get(str(uuid.uuid4())), size=1) is None
 
 
+@pytest.mark.parametrize("read", ["show", "list after a marker"])
 def test_connections_the_server_closed_are_replaced_unseen(
-    url: str, repository: SqlImageRepository
+    url: str, repository: SqlImageRepository, read: str
 ) -> None:
-    image = _image("reads-restart", "kept")
+    owner = f"reads-restart-{uuid.uuid4().hex[:8]}"
+    image, marker = _image(owner, "kept"), _image(owner, "before")
     repository.add(image)
+    repository.add(marker)
     name = sa.make_url(url).database
+    context = RequestContext.create(owner, "user", ["member", "reader"])
+    by_name = complete_sort((SortKey("name", SortDirection.ASC),), SortDirection.ASC)
+    after_marker = ListQuery(limit=5, sort=by_name, marker=marker.id)
 
     async def across_a_restart(reads: PostgresImageReads, pool: ConnectionPool) -> Any:
         await asyncio.gather(reads.get(image.id), reads.get(image.id))  # two pooled
@@ -163,9 +169,14 @@ def test_connections_the_server_closed_are_replaced_unseen(
                 "WHERE datname = %s AND pid <> pg_backend_pid() AND application_name = ''",
                 (name,),
             )
-        return await reads.get(image.id)
+        if read == "show":
+            return await reads.get(image.id)
+        return await reads.list(context, after_marker)
 
-    assert _run(url, across_a_restart) == image
+    page = repository.list(context, after_marker)
+    assert page.images == (image,)
+    expected = image if read == "show" else page
+    assert _run(url, across_a_restart) == expected
 
 
 def test_a_database_that_refuses_connections_is_unavailable(url: str) -> None:

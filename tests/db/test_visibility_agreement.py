@@ -1,7 +1,7 @@
 """House rule 7: the visibility rules in Python and their SQL twins agree.
 
 `skylens.domain.access.is_visible` and `is_listed` judge one image in memory;
-`skylens.db.visibility.visible` and `listed` judge rows in a WHERE clause. Over
+`skylens.db.visibility.visible`, `listed` and `listed_as` judge rows in a WHERE clause. Over
 every combination of caller, image and list options, both pick the same images,
 on a real SQLite file and on the real PostgreSQL.
 """
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from skylens.db.engine import create_engine, upgrade
 from skylens.db.repository import SqlImageRepository
 from skylens.db.tables import image_members, images
-from skylens.db.visibility import listed, visible
+from skylens.db.visibility import listed, listed_as, visible
 from skylens.domain.access import RequestContext, is_listed, is_visible
 from skylens.domain.images import Image, ImageStatus, MemberStatus, Visibility
 from tests.support.servers import postgres_database
@@ -34,6 +34,8 @@ MEMBERS = {
     "accepted-member": MemberStatus.ACCEPTED,
     "rejected-member": MemberStatus.REJECTED,
 }
+# The owner is an accepted member too (Glance lets an owner add its own project).
+MEMBERSHIPS = {**MEMBERS, OWNER: MemberStatus.ACCEPTED}
 
 # The image side of the matrix: every visibility, with and without an owner.
 IMAGES = tuple(
@@ -64,7 +66,7 @@ MEMBER_STATUS_FILTERS = [None, *MemberStatus]
 
 def membership(image: Image, context: RequestContext) -> MemberStatus | None:
     """The caller project's member status on `image`, as the database holds it."""
-    return MEMBERS.get(context.project_id or "")
+    return MEMBERSHIPS.get(context.project_id or "")
 
 
 @contextlib.contextmanager
@@ -81,7 +83,7 @@ def throwaway_database(backend: str, directory: Path) -> Iterator[str]:
 def engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[sa.Engine]:
-    """A migrated database on each backend holding IMAGES and their MEMBERS."""
+    """A migrated database on each backend holding IMAGES and their MEMBERSHIPS."""
     with throwaway_database(request.param, tmp_path_factory.mktemp("agreement")) as url:
         engine = create_engine(url, pool_size=1)
         try:
@@ -96,7 +98,7 @@ def engine(
                         {"image_id": image.id, "member": project, "status": status.value,
                          "created_at": NOW, "updated_at": NOW}
                         for image in IMAGES
-                        for project, status in MEMBERS.items()
+                        for project, status in MEMBERSHIPS.items()
                     ],
                 )  # fmt: skip
             yield engine
@@ -124,23 +126,35 @@ def test_visible_agrees_with_is_visible(engine: sa.Engine, context: RequestConte
     assert selected(engine, visible(context)) == expected
 
 
-@pytest.mark.parametrize("visibility_filter_given", [False, True])
+@pytest.mark.parametrize("visibility_filter", [None, "all", *Visibility])
 @pytest.mark.parametrize("member_status", MEMBER_STATUS_FILTERS)
 @pytest.mark.parametrize("context", CALLERS)
 def test_listed_agrees_with_is_listed(
     engine: sa.Engine,
     context: RequestContext,
     member_status: MemberStatus | None,
-    visibility_filter_given: bool,
+    visibility_filter: str | None,
 ) -> None:
+    """`listed` without a visibility filter, with `all` and with each visibility
+    (the statement's `visibility = ...` condition added); with each visibility
+    `listed_as` too, in one branch or in two, which never both admit a row."""
+    given = visibility_filter is not None
+    shown = None if visibility_filter in (None, "all") else Visibility(visibility_filter)
     expected = {
         image.id
         for image in IMAGES
-        if is_listed(
-            image, context, membership(image, context), member_status, visibility_filter_given
-        )
+        if shown in (None, image.visibility)
+        and is_listed(image, context, membership(image, context), member_status, given)
     }
+    of_shown = sa.true() if shown is None else images.c.visibility == shown.value
 
-    condition = listed(context, member_status, visibility_filter_given)
-
-    assert selected(engine, condition) == expected
+    assert selected(engine, sa.and_(of_shown, listed(context, member_status, given))) == expected
+    in_branches = (
+        []
+        if shown is None
+        else [listed_as(context, shown, member_status, branches=two) for two in (False, True)]
+    )
+    for conditions in in_branches:
+        found = [selected(engine, sa.and_(of_shown, condition)) for condition in conditions]
+        assert set().union(*found) == expected
+        assert sum(len(ids) for ids in found) == len(expected), "a row in two branches"

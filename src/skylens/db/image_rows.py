@@ -7,7 +7,7 @@ reads (`db/reads.py`), so both read exactly the same columns the same way.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -17,8 +17,9 @@ from skylens.db import listing, visibility
 from skylens.db.expressions import json_array_agg, json_object_agg
 from skylens.db.tables import image_members, image_properties, image_tags, image_uploads, images
 from skylens.domain.access import RequestContext
+from skylens.domain.errors import InvalidFilter
 from skylens.domain.images import Image, ImageStatus, Location, Visibility
-from skylens.domain.listing import ListQuery
+from skylens.domain.listing import ImagePage, ListQuery
 
 COLUMNS = tuple(column for column in images.c if column.name != "version")
 ATTRIBUTES = tuple(column.name for column in COLUMNS)
@@ -62,6 +63,56 @@ def stale_upload(before: dt.datetime) -> sa.ColumnElement[bool]:
     )
 
 
+class ListReading:
+    """One list's reads, for the caller to run on its own connection: the marker
+    image's row (if the list has a marker), then the page after it. Shared by the
+    repository (SQLAlchemy, on a thread) and the PostgreSQL reads (psycopg,
+    awaited), so both page alike.
+
+    Run `statement` and `take` its rows until `statement` is None; then `page` is
+    the answer. A statement that failed may be run again (on another connection).
+    """
+
+    def __init__(self, context: RequestContext, query: ListQuery, dialect: str) -> None:
+        self._steps = _list_steps(context, query, dialect)
+        self._page: ImagePage | None = None
+        self.statement: sa.Select[Any] | None = None
+        self._advance(None)
+
+    def take(self, rows: Sequence[Sequence[Any]]) -> None:
+        """The rows `statement` returned: the next statement, or the page, follows."""
+        self._advance(rows)
+
+    @property
+    def page(self) -> ImagePage:
+        assert self._page is not None, "the page comes after the last statement"
+        return self._page
+
+    def _advance(self, rows: Sequence[Sequence[Any]] | None) -> None:
+        try:
+            self.statement = next(self._steps) if rows is None else self._steps.send(rows)
+        except StopIteration as done:
+            self.statement, self._page = None, done.value
+
+
+def _list_steps(
+    context: RequestContext, query: ListQuery, dialect: str
+) -> Generator[sa.Select[Any], Sequence[Sequence[Any]], ImagePage]:
+    """Yields each statement, is sent the rows it returned, returns the page."""
+    if query.limit <= 0:
+        return ImagePage(images=(), next_marker=None)
+    marker = None
+    if query.marker is not None:
+        found = yield marker_statement(context, query.marker)
+        if not found:
+            raise InvalidFilter(f"No image found with ID {query.marker}")
+        marker = dict(zip(ATTRIBUTES, found[0], strict=True))
+    rows = yield page_statement(context, query, dialect, marker)
+    listed = [image_of(row, row[-2], row[-1]) for row in rows]
+    next_marker = listed[-1].id if len(listed) == query.limit else None
+    return ImagePage(images=tuple(listed), next_marker=next_marker)
+
+
 def marker_statement(context: RequestContext, marker_id: str) -> sa.Select[Any]:
     """The columns of a list's marker image, if the caller may see it."""
     return sa.select(*COLUMNS).where(images.c.id == marker_id, visibility.visible(context))
@@ -75,17 +126,29 @@ def page_statement(
 ) -> sa.Select[Any]:
     """One page of a list: the filtered, ordered, limited images as a subquery, and
     around it the children of its rows only (their subqueries run once per row of
-    the page, after the filtering and the limit)."""
-    conditions = listing.filter_conditions(context, query, dialect)
+    the page, after the filtering and the limit).
+
+    Where who may list the rows comes in branches (`listing.listed`), each branch
+    is ordered and limited on its own and the page is the first `limit` rows of
+    their union: the planner plans each branch for its own rows."""
+    conditions = listing.filter_conditions(query)
     if marker is not None:
         conditions.append(listing.after_marker(query.sort, marker))
-    page = (
-        sa.select(*COLUMNS)
-        .where(*conditions)
-        .order_by(*listing.order_by(query.sort, dialect))
-        .limit(query.limit)
-        .subquery("page")
-    )
+    order = listing.order_by(query.sort, dialect)
+    branches = [
+        sa.select(*COLUMNS).where(listed, *conditions).order_by(*order).limit(query.limit)
+        for listed in listing.listed(context, query, dialect)
+    ]
+    if len(branches) == 1:
+        page = branches[0].subquery("page")
+    else:
+        union = sa.union_all(*branches).subquery("branches")
+        page = (
+            sa.select(union)
+            .order_by(*listing.order_by(query.sort, dialect, union.c))
+            .limit(query.limit)
+            .subquery("page")
+        )
     return sa.select(page, *children(page.c.id)).order_by(
         *listing.order_by(query.sort, dialect, page.c)
     )

@@ -1,4 +1,5 @@
-"""Translate a `ListQuery` into one SELECT with keyset paging."""
+"""Translate a `ListQuery` into the conditions and order of a SELECT with keyset
+paging (`image_rows.page_statement` puts them together, in one branch or two)."""
 
 from __future__ import annotations
 
@@ -34,28 +35,40 @@ _COMPARATORS = {
 }
 
 
-def filter_conditions(
+def listed(
     context: RequestContext, query: ListQuery, dialect: str
-) -> list[sa.ColumnElement[bool]]:
-    # PostgreSQL probes memberships per row (see `visibility._member`), except
-    # when only shared images are asked for: then most rows walked are shared, and
-    # for a project member of few images one hash beats 200,000 probes (1.8 s vs
-    # 2.5 s at a million images, both walking every shared image).
-    per_row = dialect == "postgresql" and query.visibility is not Visibility.SHARED
-    conditions = [
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """The rows the caller may list: one condition per branch of the page's
+    statement (see `visibility.listed_as`), never two admitting the same row."""
+    shown = _shown(query)
+    if shown is not None:
+        # One branch on SQLite: the branches' statement (a compound of
+        # parenthesised, limited SELECTs) is PostgreSQL's syntax; SQLite walks the
+        # visibility's index as before.
+        return visibility.listed_as(
+            context, shown, query.member_status, branches=dialect == "postgresql"
+        )
+    # PostgreSQL probes memberships per row (see `visibility._member`).
+    return (
         visibility.listed(
             context,
             query.member_status,
             query.visibility_filter_given,
-            per_row_membership=per_row,
+            per_row_membership=dialect == "postgresql",
         ),
+    )
+
+
+def filter_conditions(query: ListQuery) -> list[sa.ColumnElement[bool]]:
+    """Every condition of the list but who may see the rows (`listed`)."""
+    conditions = [
         images.c.os_hidden == query.os_hidden,
         # Killed images are never listed (they can still be shown), as in Glance.
         images.c.status != ImageStatus.KILLED.value,
     ]
-    widened = query.ims is not None and query.ims.visibilities
-    if query.visibility is not None and not widened:
-        conditions.append(images.c.visibility == query.visibility.value)
+    shown = _shown(query)
+    if shown is not None:
+        conditions.append(images.c.visibility == shown.value)
     conditions.extend(_attribute_condition(f) for f in query.attributes)
     conditions.extend(_time_condition(f) for f in query.times)
     if query.ims is not None:
@@ -63,6 +76,13 @@ def filter_conditions(
         return conditions + _property_conditions(query)
     tags = [image_tags.c.value == tag for tag in dict.fromkeys(query.tags)]
     return conditions + _all_of(image_tags, tags) + _property_conditions(query)
+
+
+def _shown(query: ListQuery) -> Visibility | None:
+    """The one visibility the list is filtered on; None when it is not, or when
+    the IMS profile's visibilities take the place of the filter."""
+    widened = query.ims is not None and query.ims.visibilities
+    return None if widened else query.visibility
 
 
 def _property_conditions(query: ListQuery) -> list[sa.ColumnElement[bool]]:

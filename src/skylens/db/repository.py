@@ -15,9 +15,8 @@ from skylens.db.image_rows import (
     ATTRIBUTES,
     GET,
     MEMBERSHIP,
+    ListReading,
     image_of,
-    marker_statement,
-    page_statement,
     stale_upload,
 )
 from skylens.db.tables import (
@@ -29,7 +28,7 @@ from skylens.db.tables import (
     images,
 )
 from skylens.domain.access import RequestContext
-from skylens.domain.errors import Conflict, ImageNotFound, InvalidFilter, MemberLimitExceeded
+from skylens.domain.errors import Conflict, ImageNotFound, MemberLimitExceeded
 from skylens.domain.images import Image, ImageStatus, Location, MemberStatus, utc_now
 from skylens.domain.listing import ImagePage, ListQuery
 from skylens.domain.members import ImageMember
@@ -99,20 +98,12 @@ class SqlImageRepository:
             return ims.shared_out(connection, list(image_ids))
 
     def list(self, context: RequestContext, query: ListQuery) -> ImagePage:
-        if query.limit <= 0:
-            return ImagePage(images=(), next_marker=None)
-        with connected(self._reader) as connection:
-            marker = None
-            if query.marker is not None:
-                found = connection.execute(marker_statement(context, query.marker)).first()
-                if found is None:
-                    raise InvalidFilter(f"No image found with ID {query.marker}")
-                marker = found._mapping
-            statement = page_statement(context, query, self._engine.dialect.name, marker)
-            rows = connection.execute(statement).all()
-        found_images = [image_of(row, row.properties, row.tags) for row in rows]
-        next_marker = found_images[-1].id if len(found_images) == query.limit else None
-        return ImagePage(images=tuple(found_images), next_marker=next_marker)
+        reading = ListReading(context, query, self._engine.dialect.name)
+        if reading.statement is not None:
+            with connected(self._reader) as connection:
+                while reading.statement is not None:
+                    reading.take(connection.execute(reading.statement).all())
+        return reading.page
 
     # -- writes ----------------------------------------------------------------
 

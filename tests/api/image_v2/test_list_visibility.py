@@ -12,6 +12,7 @@ Each test tags its images with a fresh tag and lists by it, so it sees only its 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 
@@ -22,7 +23,7 @@ from tests.conftest import ClientFactory
 from tests.support.errors import assert_error
 from tests.support.identities import Identity, admin_of, member_of, new_project, reader_of
 from tests.support.images import create_image, show_image
-from tests.support.listing import assert_bad_request, list_ids
+from tests.support.listing import assert_bad_request, list_ids, walk_pages
 from tests.support.seeding import add_member, insert_image, set_image_columns
 from tests.support.servers import RunningServer
 
@@ -239,6 +240,43 @@ def test_a_member_lists_a_shared_image_with_visibility_shared(
 
     assert listed(consumer, visibility="shared") == {image_id}
     assert listed(consumer, visibility="private") == set()
+
+
+@pytest.mark.parametrize("sort", ["created_at:desc", "name:asc"])
+def test_visibility_shared_pages_through_own_and_shared_in_images_once_each(
+    server: RunningServer, http: ClientFactory, member: Identity, tag: str, sort: str
+) -> None:
+    """The project's own shared images and those shared with it come in one order,
+    page after page, each once: also an own image the project is a member of."""
+    other = new_project()
+    start = dt.datetime(2026, 1, 1)
+    expected = []
+    for n in range(8):
+        owner = member.project if n % 3 == 0 else other
+        image_id = insert_image(
+            server,
+            owner=owner,
+            visibility="shared",
+            name=f"image-{(5 * n) % 8}",
+            created_at=start + dt.timedelta(minutes=n),
+            tags=[tag],
+        )
+        if owner == other or n == 3:  # image 3: its owner shares it with itself
+            add_member(server, image_id, member.project)
+        expected.append((f"image-{(5 * n) % 8}", start + dt.timedelta(minutes=n), image_id))
+    unlisted = insert_image(server, owner=other, visibility="shared", tags=[tag])
+    add_member(server, unlisted, member.project, "pending")
+    if sort == "name:asc":
+        expected.sort()
+    else:
+        expected.sort(key=lambda row: row[1], reverse=True)
+
+    pages = walk_pages(
+        http(member), {"tag": tag, "visibility": "shared", "limit": "3", "sort": sort}
+    )
+
+    assert [image_id for page in pages for image_id in page] == [row[2] for row in expected]
+    assert [len(page) for page in pages] == [3, 3, 2]
 
 
 def test_membership_of_a_private_image_does_not_list_it(
