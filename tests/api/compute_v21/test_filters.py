@@ -20,18 +20,27 @@ def _ids(api: httpx.Client, path: str = "/v2.1/images", **params: str) -> list[s
     return [image["id"] for image in response.json()["images"]]
 
 
+def _listed_of(
+    api: httpx.Client, mine: set[str], path: str = "/v2.1/images", **params: str
+) -> list[str]:
+    """Which of `mine` the list holds: the servers are shared, and other tests' public
+    images are listed too."""
+    return [image_id for image_id in _ids(api, path, **params) if image_id in mine]
+
+
 def test_name_status_and_sizes_filter(api: httpx.Client, server: RunningServer) -> None:
     tag = uuid.uuid4().hex[:8]
     small = create_image(api, name=f"small-{tag}", min_ram=256, min_disk=1)["id"]
     large = create_image(api, name=f"large-{tag}", min_ram=2048, min_disk=20)["id"]
     set_image_columns(server, large, status="active")
+    mine = {small, large}
 
     assert _ids(api, name=f"small-{tag}") == [small]
-    assert _ids(api, status="ACTIVE") == [large]  # any case: statuses are lower-cased
-    assert _ids(api, status="queued") == [small]
+    assert _listed_of(api, mine, status="ACTIVE") == [large]  # statuses are lower-cased
+    assert _listed_of(api, mine, status="queued") == [small]
     # As through the Image API: the Compute API passes minRam/minDisk on unchanged.
-    assert _ids(api, minRam="2048") == [large]
-    assert _ids(api, "/v2.1/images/detail", minDisk="1") == [small]
+    assert _listed_of(api, mine, minRam="2048") == [large]
+    assert _listed_of(api, mine, "/v2.1/images/detail", minDisk="1") == [small]
 
 
 def test_server_type_and_property_filters(api: httpx.Client) -> None:
@@ -52,8 +61,9 @@ def test_changes_since_lists_images_updated_since(api: httpx.Client, server: Run
     set_image_columns(server, old, updated_at=dt.datetime.fromisoformat("2020-01-01T00:00:00"))
     set_image_columns(server, new, updated_at=dt.datetime.fromisoformat("2024-06-01T00:00:00"))
 
-    assert _ids(api, **{"changes-since": "2024-01-01T00:00:00Z"}) == [new]
-    assert set(_ids(api, **{"changes-since": "2019-12-31"})) == {old, new}
+    mine = {old, new}
+    assert _listed_of(api, mine, **{"changes-since": "2024-01-01T00:00:00Z"}) == [new]
+    assert set(_listed_of(api, mine, **{"changes-since": "2019-12-31"})) == mine
 
 
 def test_a_bad_changes_since_is_400(api: httpx.Client) -> None:
@@ -120,9 +130,10 @@ def test_a_last_full_page_still_links_to_an_empty_one(api: httpx.Client) -> None
 
 
 def test_limit_zero_lists_without_a_link(api: httpx.Client) -> None:
-    create_image(api)
+    """As Nova: a limit of 0 is no limit (the list is not empty), and no link."""
+    image_id = create_image(api)["id"]
 
     body = api.get("/v2.1/images", params={"limit": "0"}).json()
 
-    assert len(body["images"]) == 1
+    assert image_id in [image["id"] for image in body["images"]]
     assert "images_links" not in body
