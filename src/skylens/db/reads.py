@@ -26,7 +26,7 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -47,7 +47,6 @@ _DIALECT: sa.Dialect = psycopg_dialect.dialect()  # type: ignore[no-untyped-call
 # How long a read waits for a connection when all `size` are busy (the engine's too).
 _CHECKOUT_TIMEOUT_SECONDS = 30.0
 
-T = TypeVar("T")
 Cursor = psycopg.AsyncCursor[tuple[Any, ...]]
 
 
